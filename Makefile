@@ -1,0 +1,50 @@
+# leadml: `make help` lists the targets. Everything runs inside .venv, created on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+LEADS ?= 20000
+SEED ?= 42
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint format mlflow-ui bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install leadml with its dev tools
+
+demo: $(STAMP) ## synthetic sample -> train -> register -> score, with a summary
+	$(BIN)/leadml synth --out data/sample --leads $(LEADS) --seed $(SEED)
+	$(BIN)/leadml train --data data/sample
+	$(BIN)/leadml score --data data/sample --out out/sample_scores.csv
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) ## unit and contract tests only (no MLflow, no end-to-end)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP) ## apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+mlflow-ui: $(STAMP) ## open the MLflow UI on the embedded store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000
+
+bench: $(STAMP) ## run the benchmarks and print figures (see benchmarks/RESULTS.md)
+	$(BIN)/python benchmarks/run.py
+
+clean: ## remove generated data, models, MLflow store and outputs (keeps .venv)
+	rm -rf data/sample mlruns models/champion out benchmarks/_work

@@ -1,0 +1,435 @@
+"""Read leads and events, or a flat CRM export, and enforce the input contract.
+
+Two shapes come in:
+
+* CRM tables: a folder holding `leads.csv|parquet` (one row per lead) and
+  `events.csv|parquet` (one row per activity).
+* A flat export: one file, one row per lead, any columns, a named target column.
+
+A file that breaks the contract as a whole (missing column, empty file, a target that is not
+binary, duplicated ids, a date column that mostly does not parse) raises `ContractError`
+with the file, the column, example rows and the fix. A bad value in a single row only
+removes that row: it goes to the rejects table with its reason, and the good rows go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LEAD_COLUMNS = ["lead_id", "created_at"]
+OUTCOME_COLUMNS = ["converted", "converted_at"]
+PROFILE_COLUMNS = ["job_title", "company_size", "industry", "country", "lead_source"]
+EVENT_COLUMNS = ["lead_id", "occurred_at", "event_type"]
+EVENT_TYPES = (
+    "page_view", "email_open", "email_click", "content_download", "webinar", "form_submit",
+    "demo_request", "trial_start", "cart_add", "unsubscribe", "bounce",
+)  # fmt: skip
+PAGE_KINDS = ("pricing", "product", "blog", "other")
+TRUE_WORDS = {"1", "1.0", "yes", "y", "true", "t", "converted", "won"}
+FALSE_WORDS = {"0", "0.0", "no", "n", "false", "f", "not converted", "lost"}
+PII_PATTERN = re.compile(r"(e-?mail|phone|mobile|first.?name|last.?name|full.?name|^name$|address|ip.?addr)", re.I)
+REJECT_COLUMNS = ["file", "row", "lead_id", "field", "value", "reason"]
+# more than this share of bad values in a required column is a broken file, not bad rows
+MAX_BAD_SHARE = 0.2
+
+
+class ContractError(ValueError):
+    """The input as a whole breaks the contract; the message says what to fix."""
+
+
+@dataclass
+class Rejects:
+    """Rows that could not be used, each with the file, row number, field and reason."""
+
+    parts: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, file: str, rows: np.ndarray, ids, field_name: str, values, reason: str) -> None:
+        if len(rows) == 0:
+            return
+        self.parts.append(
+            pd.DataFrame(
+                {
+                    "file": file,
+                    "row": np.asarray(rows) + 1,  # 1 = first data row after the header
+                    "lead_id": pd.Series(np.asarray(ids, dtype=object)).astype(str).to_numpy(),
+                    "field": field_name,
+                    "value": pd.Series(np.asarray(values, dtype=object)).astype(str).str.slice(0, 80).to_numpy(),
+                    "reason": reason,
+                }
+            )
+        )
+
+    def extend(self, other: Rejects) -> None:
+        self.parts.extend(other.parts)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS})
+        return pd.concat(self.parts, ignore_index=True)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def summary(self) -> list[str]:
+        """One line per (file, reason) with its count: what a person reads first."""
+        f = self.frame
+        if f.empty:
+            return []
+        counts = f.groupby(["file", "field", "reason"], sort=False).size()
+        return [f"{file}: {n} row(s) rejected, {fld}: {reason}" for (file, fld, reason), n in counts.items()]
+
+
+@dataclass
+class LeadData:
+    """Leads (and events) that passed the contract, plus what was rejected."""
+
+    kind: str  # "crm" or "flat"
+    leads: pd.DataFrame
+    events: pd.DataFrame | None
+    id_column: str
+    target: str | None
+    date_column: str | None
+    rejects: Rejects
+    source: dict
+
+
+def file_hash(paths: list[Path]) -> str:
+    """sha256 over the files' bytes, so a run records exactly which data it saw."""
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def sniff_sep(path: Path) -> str:
+    """Guess the delimiter from the first lines among , ; tab |."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        sample = fh.read(65536)
+    if not sample.strip():
+        raise ContractError(f"{path}: the file is empty. Export the leads again, with a header row.")
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _read_table(path: Path, sep: str | None = None, strings: bool = False, missing=()) -> pd.DataFrame:
+    if path.suffix.lower() == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        sep = sep or sniff_sep(path)
+        kwargs = {"dtype": str} if strings else {}
+        try:
+            frame = pd.read_csv(path, sep=sep, na_values=list(missing) or None, keep_default_na=True, low_memory=False, **kwargs)
+        except pd.errors.EmptyDataError:
+            raise ContractError(f"{path}: the file is empty. Export the leads again, with a header row.") from None
+        except pd.errors.ParserError as exc:
+            raise ContractError(f"{path}: cannot be parsed as delimited text with separator {sep!r} ({exc}). Pass the right separator with --sep.") from None
+        frame = frame.loc[:, [c for c in frame.columns if not str(c).startswith("Unnamed:") or frame[c].notna().any()]]
+        frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise ContractError(f"{path}: the file has a header but no rows. Export at least one lead.")
+    return frame
+
+
+def _missing_column(path: Path, column: str, frame: pd.DataFrame, role: str, flag: str | None = None) -> ContractError:
+    close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    fix = f" Pass the right name with {flag}." if flag else f" Rename the column to {column!r}."
+    cols = ", ".join(repr(str(c)) for c in list(frame.columns)[:12])
+    return ContractError(f"{path}: required column {column!r} ({role}) is missing.{hint}{fix} Columns found: {cols}{' ...' if frame.shape[1] > 12 else ''}")
+
+
+def _examples(frame: pd.DataFrame, rows: np.ndarray, column: str, id_col: str | None = None, k: int = 3) -> str:
+    parts = []
+    for r in rows[:k]:
+        ident = f" ({id_col}={frame[id_col].iat[r]})" if id_col and id_col in frame else ""
+        parts.append(f"row {r + 1}{ident}: {frame[column].iat[r]!r}")
+    return "; ".join(parts)
+
+
+def parse_binary(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Map 0/1, yes/no, true/false (any case) to 1.0/0.0; return (parsed, bad mask). Missing is bad."""
+    text = values.astype("string").str.strip().str.lower()
+    out = np.full(len(values), np.nan)
+    out[text.isin(TRUE_WORDS).fillna(False).to_numpy(bool)] = 1.0
+    out[text.isin(FALSE_WORDS).fillna(False).to_numpy(bool)] = 0.0
+    return out, np.isnan(out)
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Parse timestamps (ISO or anything pandas reads); return (parsed, bad mask for non-missing values)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+    else:
+        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+    parsed = parsed.astype("datetime64[ns]")
+    bad = (parsed.isna() & values.notna()).to_numpy(bool).copy()
+    return parsed, bad
+
+
+def _check_share(path: Path, frame: pd.DataFrame, column: str, bad: np.ndarray, what: str, fix: str, id_col: str | None) -> None:
+    if bad.mean() > MAX_BAD_SHARE:
+        rows = np.flatnonzero(bad)
+        raise ContractError(
+            f"{path}: column {column!r}: {bad.sum()} of {len(bad)} rows are not {what} "
+            f"(e.g. {_examples(frame, rows, column, id_col)}). {fix}"
+        )
+
+
+def _check_unique_ids(path: Path, frame: pd.DataFrame, id_col: str) -> None:
+    dup = frame[id_col].duplicated(keep=False).to_numpy(bool)
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        raise ContractError(
+            f"{path}: column {id_col!r} must identify one lead per row, but {frame[id_col][dup].nunique()} id(s) "
+            f"repeat ({_examples(frame, rows, id_col)}). De-duplicate the export (keep the latest row per lead) "
+            f"or name the right id column with --id."
+        )
+
+
+def _table_file(folder: Path, name: str) -> Path:
+    found = [p for p in sorted(folder.glob(f"{name}.*")) if p.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt")]
+    if not found:
+        raise ContractError(
+            f"{folder}: no {name}.csv or {name}.parquet. A CRM folder holds leads.csv|parquet and "
+            f"events.csv|parquet; for a single flat export pass the file itself to --data."
+        )
+    if len(found) > 1:
+        raise ContractError(f"{folder}: several {name} files ({', '.join(p.name for p in found)}); keep one.")
+    return found[0]
+
+
+def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True) -> LeadData:
+    """Read `leads` and `events` from a folder and enforce their contract."""
+    rejects = Rejects()
+    leads_path, events_path = _table_file(folder, "leads"), _table_file(folder, "events")
+    leads = _read_table(leads_path, sep)
+    for col in LEAD_COLUMNS + (OUTCOME_COLUMNS[:1] if require_outcome else []):
+        if col not in leads:
+            raise _missing_column(leads_path, col, leads, "lead id, creation time and outcome are required")
+    leads = leads.reset_index(drop=True)
+    keep = np.ones(len(leads), bool)
+    miss_id = leads["lead_id"].isna().to_numpy(bool)
+    rejects.add(leads_path.name, np.flatnonzero(miss_id), leads["lead_id"][miss_id], "lead_id", [""] * miss_id.sum(), "missing lead id")
+    keep &= ~miss_id
+    _check_unique_ids(leads_path, leads[keep], "lead_id")
+    created, bad = parse_dates(leads["created_at"])
+    bad |= created.isna().to_numpy(bool) & keep
+    _check_share(leads_path, leads, "created_at", bad, "dates", "Export timestamps as ISO 8601 (2026-05-31 14:02:00).", "lead_id")
+    rows = np.flatnonzero(bad & keep)
+    rejects.add(leads_path.name, rows, leads["lead_id"].to_numpy()[rows], "created_at", leads["created_at"].to_numpy()[rows], "not a date")
+    keep &= ~bad
+    leads["created_at"] = created
+    if "converted" in leads:
+        conv, bad = parse_binary(leads["converted"])
+        _check_share(leads_path, leads, "converted", bad, "binary (0/1, yes/no, true/false)", "Map the outcome to 0/1.", "lead_id")
+        rows = np.flatnonzero(bad & keep)
+        rejects.add(leads_path.name, rows, leads["lead_id"].to_numpy()[rows], "converted", leads["converted"].to_numpy()[rows], "not 0/1, yes/no or true/false")
+        keep &= ~bad
+        leads["converted"] = conv
+        if require_outcome and "converted_at" not in leads:
+            raise _missing_column(leads_path, "converted_at", leads, "needed to know whether a conversion happened after the cut-off")
+        if "converted_at" in leads:
+            conv_at, bad = parse_dates(leads["converted_at"])
+            bad |= (conv == 1) & conv_at.isna().to_numpy(bool) & require_outcome
+            rows = np.flatnonzero(bad & keep)
+            rejects.add(leads_path.name, rows, leads["lead_id"].to_numpy()[rows], "converted_at", leads["converted_at"].to_numpy()[rows], "converted lead without a valid conversion date")
+            keep &= ~bad
+            leads["converted_at"] = conv_at
+    for col in PROFILE_COLUMNS:
+        if col not in leads:
+            leads[col] = pd.Series(pd.NA, index=leads.index, dtype="string")
+    leads = leads.loc[keep]  # the index keeps each row's position in the file, for rejects
+    events = _load_events(events_path, leads, sep, rejects)
+    return LeadData(
+        kind="crm",
+        leads=leads,
+        events=events,
+        id_column="lead_id",
+        target="converted" if "converted" in leads else None,
+        date_column="created_at",
+        rejects=rejects,
+        source={"paths": [str(leads_path), str(events_path)], "hash": file_hash([leads_path, events_path])},
+    )
+
+
+def _load_events(path: Path, leads: pd.DataFrame, sep: str | None, rejects: Rejects) -> pd.DataFrame:
+    events = _read_table(path, sep)
+    for col in EVENT_COLUMNS:
+        if col not in events:
+            raise _missing_column(path, col, events, "every event needs a lead id, a time and a type")
+    events = events.reset_index(drop=True)
+    if "page" not in events:
+        events["page"] = ""
+    keep = np.ones(len(events), bool)
+    when, bad = parse_dates(events["occurred_at"])
+    bad |= when.isna().to_numpy(bool)
+    _check_share(path, events, "occurred_at", bad, "dates", "Export timestamps as ISO 8601.", "lead_id")
+    rows = np.flatnonzero(bad)
+    rejects.add(path.name, rows, events["lead_id"].to_numpy()[rows], "occurred_at", events["occurred_at"].to_numpy()[rows], "not a date")
+    keep &= ~bad
+    etype = events["event_type"].astype("string").str.strip().str.lower()
+    known = etype.isin(EVENT_TYPES).fillna(False).to_numpy(bool)
+    rows = np.flatnonzero(~known & keep)
+    rejects.add(path.name, rows, events["lead_id"].to_numpy()[rows], "event_type", events["event_type"].to_numpy()[rows], f"unknown event type; expected one of {', '.join(EVENT_TYPES)}")
+    keep &= known
+    owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
+    rows = np.flatnonzero((owner < 0) & keep)
+    rejects.add(path.name, rows, events["lead_id"].to_numpy()[rows], "lead_id", events["lead_id"].to_numpy()[rows], "no lead with this id in leads (or the lead was rejected)")
+    keep &= owner >= 0
+    page = events["page"].astype("string").str.strip().str.lower().fillna("")
+    page = page.where(page.isin(PAGE_KINDS) | (etype != "page_view"), "other")
+    out = pd.DataFrame(
+        {
+            "lead_id": events["lead_id"].to_numpy()[keep],
+            "occurred_at": when.to_numpy()[keep],
+            "event_type": pd.Categorical(etype.to_numpy()[keep], categories=EVENT_TYPES),
+            "page": pd.Categorical(page.to_numpy()[keep], categories=("", *PAGE_KINDS)),
+        }
+    )
+    return out
+
+
+def load_flat(
+    path: Path,
+    target: str | None,
+    id_column: str | None = None,
+    drop: list[str] | tuple[str, ...] = (),
+    sep: str | None = None,
+    missing_values: list[str] | tuple[str, ...] = (),
+    date_column: str | None = None,
+    require_target: bool = True,
+) -> LeadData:
+    """Read a flat CRM export (one row per lead) as text columns and check id and target."""
+    frame = _read_table(path, sep, strings=True, missing=missing_values)
+    frame = frame.reset_index(drop=True)
+    rejects = Rejects()
+    for col in drop:
+        if col not in frame:
+            raise _missing_column(path, col, frame, "named in --drop", "--drop")
+    frame = frame.drop(columns=list(drop))
+    if require_target and target is None:
+        raise ContractError(f"{path}: a flat export needs the outcome column: pass --target COLUMN (0/1, yes/no or true/false).")
+    if id_column is not None and id_column not in frame:
+        raise _missing_column(path, id_column, frame, "lead id", "--id")
+    keep = np.ones(len(frame), bool)
+    if id_column is None:
+        id_column = "row_id"
+        frame.insert(0, id_column, (np.arange(len(frame)) + 1).astype(str))
+    miss = frame[id_column].isna().to_numpy(bool)
+    rejects.add(path.name, np.flatnonzero(miss), [""] * miss.sum(), id_column, [""] * miss.sum(), "missing lead id")
+    keep &= ~miss
+    _check_unique_ids(path, frame[keep], id_column)
+    if target is not None and target in frame:
+        y, bad = parse_binary(frame[target])
+        values = frame[target].dropna().astype(str).unique()[:8]
+        _check_share(path, frame, target, bad, "binary (0/1, yes/no, true/false)", f"Values seen: {', '.join(map(repr, values))}. Map the outcome to 0/1 or pick the right --target.", id_column)
+        if require_target:
+            rows = np.flatnonzero(bad & keep)
+            rejects.add(path.name, rows, frame[id_column].to_numpy()[rows], target, frame[target].to_numpy()[rows], "target is not 0/1, yes/no or true/false")
+            keep &= ~bad
+        frame[target] = y
+    elif require_target:
+        raise _missing_column(path, target, frame, "the outcome to learn", "--target")
+    if date_column is not None:
+        if date_column not in frame:
+            raise _missing_column(path, date_column, frame, "creation date for the time split", "split.date_column")
+        when, bad = parse_dates(frame[date_column])
+        bad |= when.isna().to_numpy(bool)
+        _check_share(path, frame, date_column, bad, "dates", "Export dates as ISO 8601 or drop split.date_column.", id_column)
+        rows = np.flatnonzero(bad & keep)
+        rejects.add(path.name, rows, frame[id_column].to_numpy()[rows], date_column, frame[date_column].to_numpy()[rows], "not a date")
+        keep &= ~bad
+        frame[date_column] = when
+    frame = frame.loc[keep]  # the index keeps each row's position in the file, for rejects
+    return LeadData(
+        kind="flat",
+        leads=frame,
+        events=None,
+        id_column=id_column,
+        target=target if target in frame else None,
+        date_column=date_column,
+        rejects=rejects,
+        source={"paths": [str(path)], "hash": file_hash([path]), "rows_read": int(len(keep))},
+    )
+
+
+def load(path: Path | str, **flat_options) -> LeadData:
+    """A folder is read as CRM tables, a file as a flat export."""
+    path = Path(path)
+    if not path.exists():
+        raise ContractError(f"{path}: no such file or folder. Pass a folder with leads and events, or a flat CSV/Parquet file, to --data.")
+    if path.is_dir():
+        return load_crm(path, flat_options.get("sep"), flat_options.get("require_target", True))
+    return load_flat(path, **flat_options)
+
+
+def pii_columns(columns) -> list[str]:
+    """Columns whose name says they hold personal data; never used as features or logged."""
+    return [c for c in columns if PII_PATTERN.search(str(c))]
+
+
+def events_from_records(frame: pd.DataFrame, crm: bool) -> tuple[pd.DataFrame, pd.DataFrame | None, np.ndarray | None]:
+    """Split request rows into (leads, events, as_of) for the feature function.
+
+    CRM rows may carry their recent activity in an `events` column: a JSON string or a list of
+    {occurred_at, event_type, page} per lead, and a cut-off in `as_of` (now when missing).
+    """
+    if not crm:
+        return frame, None, None
+    import json
+
+    leads = frame.drop(columns=[c for c in ("events", "as_of") if c in frame]).reset_index(drop=True)
+    if "lead_id" not in leads:
+        leads.insert(0, "lead_id", np.arange(1, len(leads) + 1).astype(str))
+    for col in PROFILE_COLUMNS + ["created_at"]:
+        if col not in leads:
+            leads[col] = None
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    if "as_of" in frame:
+        as_of = pd.to_datetime(frame["as_of"], errors="coerce", utc=True).dt.tz_localize(None).fillna(now)
+        as_of = as_of.to_numpy("datetime64[ns]")
+    else:
+        as_of = np.full(len(leads), now.to_datetime64().astype("datetime64[ns]"))
+    rows = []
+    if "events" in frame:
+        for lead_id, evs in zip(leads["lead_id"], frame["events"], strict=True):
+            if isinstance(evs, str):
+                evs = json.loads(evs) if evs.strip() else []
+            for e in evs if isinstance(evs, list | tuple) else []:
+                rows.append((lead_id, e.get("occurred_at"), e.get("event_type"), e.get("page") or ""))
+    events = pd.DataFrame(rows, columns=["lead_id", "occurred_at", "event_type", "page"])
+    events["occurred_at"] = pd.to_datetime(events["occurred_at"], errors="coerce", utc=True).dt.tz_localize(None)
+    events["event_type"] = pd.Categorical(events["event_type"].astype("string").str.lower(), categories=EVENT_TYPES)
+    events["page"] = pd.Categorical(events["page"].astype("string").str.lower(), categories=("", *PAGE_KINDS))
+    return leads, events, as_of
+
+
+def events_to_records(leads: pd.DataFrame, events: pd.DataFrame | None, as_of) -> pd.DataFrame:
+    """The inverse of `events_from_records`: lead rows with an `events` JSON column and `as_of`."""
+    import json
+
+    out = leads.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    grouped: dict = {}
+    if events is not None and len(events):
+        ev = events.assign(occurred_at=pd.to_datetime(events["occurred_at"]).dt.strftime("%Y-%m-%dT%H:%M:%S"))
+        for lead_id, part in ev.groupby("lead_id", sort=False, observed=True):
+            grouped[lead_id] = part[["occurred_at", "event_type", "page"]].astype(str).to_dict("records")
+    out["events"] = [json.dumps(grouped.get(i, [])) for i in out["lead_id"]]
+    out["as_of"] = pd.Timestamp(as_of).strftime("%Y-%m-%dT%H:%M:%S") if not isinstance(as_of, np.ndarray | pd.Series) else pd.to_datetime(as_of).strftime("%Y-%m-%dT%H:%M:%S")
+    return out

@@ -1,0 +1,157 @@
+"""How good the probabilities are: discrimination, calibration, lift, bands, and leaks.
+
+Pure functions over (labels, probabilities); plots are written as PNG files for MLflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score, roc_curve
+
+from leadml.bands import BANDS
+
+ECE_BINS = 10
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Share-weighted mean |observed - predicted| over equal-width probability bins."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    total = np.bincount(idx, minlength=bins)
+    gap = np.abs(np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=p, minlength=bins))
+    return float(gap.sum() / max(total.sum(), 1))
+
+
+def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p),
+        "conversion_rate": float(y.mean()),
+        "leads": int(len(y)),
+    }
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> pd.DataFrame:
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    frame = pd.DataFrame({"bin": idx, "y": y, "p": p})
+    out = frame.groupby("bin").agg(leads=("y", "size"), predicted=("p", "mean"), observed=("y", "mean")).reset_index()
+    out["range"] = [f"{b / bins:.1f}-{(b + 1) / bins:.1f}" for b in out["bin"]]
+    return out[["range", "leads", "predicted", "observed"]]
+
+
+def lift_table(y: np.ndarray, p: np.ndarray, groups: int = 10) -> pd.DataFrame:
+    """Deciles from the highest probability down: conversion, lift and cumulative gains."""
+    y, p = np.asarray(y, float), np.asarray(p, float)
+    order = np.argsort(-p, kind="stable")
+    decile = np.arange(len(p)) * groups // max(len(p), 1)
+    frame = pd.DataFrame({"decile": decile + 1, "y": y[order], "p": p[order]})
+    out = frame.groupby("decile").agg(leads=("y", "size"), predicted=("p", "mean"), observed=("y", "mean"), converted=("y", "sum"))
+    base = y.mean() if y.size else 0.0
+    out["lift"] = out["observed"] / base if base > 0 else np.nan
+    out["gains"] = out["converted"].cumsum() / max(y.sum(), 1)
+    return out.reset_index()
+
+
+def band_backtest(y: np.ndarray, p: np.ndarray, band: np.ndarray) -> pd.DataFrame:
+    """Per band: leads, share, predicted and observed conversion, lift over all leads."""
+    y, p, band = np.asarray(y, float), np.asarray(p, float), np.asarray(band)
+    base = y.mean() if y.size else 0.0
+    rows = []
+    for b in BANDS:
+        m = band == b
+        n = int(m.sum())
+        rows.append(
+            {
+                "band": b,
+                "leads": n,
+                "share": n / max(len(y), 1),
+                "predicted": float(p[m].mean()) if n else np.nan,
+                "observed": float(y[m].mean()) if n else np.nan,
+                "lift": float(y[m].mean() / base) if n and base > 0 else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def find_leaks(X: pd.DataFrame, y: np.ndarray, labels: dict[str, str], threshold: float) -> list[tuple[str, float]]:
+    """Columns that alone rank the outcome almost perfectly (AUC >= threshold).
+
+    Such a column is usually filled in after the outcome is known (a sales note, a status),
+    so a model would be useless on new leads. Numbers are ranked as they are; categories by
+    their conversion rate.
+    """
+    y = np.asarray(y, float)
+    if len(np.unique(y)) < 2:
+        return []
+    found = []
+    for col in X.columns:
+        v = X[col].to_numpy(float)
+        v = np.where(np.isnan(v), -1e18, v)
+        if len(np.unique(v)) < 2:
+            continue
+        if len(np.unique(v)) <= 300:  # categorical-like: rank categories by their conversion rate
+            codes, inv = np.unique(v, return_inverse=True)
+            rate = np.bincount(inv, weights=y) / np.bincount(inv)
+            v = rate[inv]
+        auc = roc_auc_score(y, v)
+        auc = max(auc, 1 - auc)
+        if auc >= threshold:
+            found.append((labels.get(col, col), float(auc)))
+    return sorted(found, key=lambda t: -t[1])
+
+
+def plot_all(out_dir: Path, y: np.ndarray, p: np.ndarray, p_base: np.ndarray | None, importance: pd.DataFrame, reliability: pd.DataFrame, lift: pd.DataFrame) -> list[Path]:
+    """ROC, reliability, lift and feature-importance PNGs; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, prob in (("LightGBM (calibrated)", p), ("logistic baseline", p_base)):
+        if prob is not None:
+            fpr, tpr, _ = roc_curve(y, prob)
+            ax.plot(fpr, tpr, label=f"{name} AUC {roc_auc_score(y, prob):.3f}")
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on the test slice")
+    ax.legend(loc="lower right")
+    paths.append(out_dir / "roc.png")
+    fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect calibration")
+    ax.plot(reliability["predicted"], reliability["observed"], "o-", label="model")
+    ax.set(xlabel="predicted conversion", ylabel="observed conversion", title="Reliability (test slice)")
+    ax.legend(loc="upper left")
+    paths.append(out_dir / "reliability.png")
+    fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(lift["decile"], lift["lift"])
+    ax.axhline(1, color="k", ls=":", lw=1)
+    ax.set(xlabel="decile (1 = highest scores)", ylabel="lift over average", title="Lift by decile (test slice)")
+    paths.append(out_dir / "lift.png")
+    fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    top = importance.head(20).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.barh(top["feature"], top["gain_share"])
+    ax.set(xlabel="share of total gain", title="Feature importance (LightGBM gain)")
+    paths.append(out_dir / "feature_importance.png")
+    fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return paths

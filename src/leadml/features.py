@@ -1,0 +1,395 @@
+"""Fit and engagement features as of a cut-off: the one feature function.
+
+`fit_spec` looks at training leads once and freezes what the features are (column kinds,
+category vocabularies, windows, half-life). `build_features(leads, events, spec, as_of)`
+then turns any leads into the feature matrix the model reads; training, `leadml score` and
+the service all call it, so a lead gets the same features wherever it is scored.
+
+Only events strictly before a lead's cut-off (`as_of`) and inside the observation window are
+counted, so nothing that happened afterwards can leak into a score.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from leadml.dataset import EVENT_TYPES, FALSE_WORDS, TRUE_WORDS, Rejects, pii_columns
+
+KINDS = [
+    "pricing_view", "product_view", "blog_view", "other_view", "email_open", "email_click",
+    "content_download", "webinar", "form_submit", "demo_request", "trial_start", "cart_add",
+    "unsubscribe", "bounce",
+]  # fmt: skip
+NEGATIVE_KINDS = ("unsubscribe", "bounce")
+INTENT_KINDS = ("pricing_view", "demo_request", "trial_start", "cart_add")
+KIND_LABELS = {
+    "pricing_view": "Pricing page views", "product_view": "Product page views", "blog_view": "Blog page views",
+    "other_view": "Other page views", "email_open": "Email opens", "email_click": "Email clicks",
+    "content_download": "Content downloads", "webinar": "Webinars", "form_submit": "Form submits",
+    "demo_request": "Demo requests", "trial_start": "Trial starts", "cart_add": "Cart adds",
+    "unsubscribe": "Unsubscribes", "bounce": "Email bounces",
+}  # fmt: skip
+CRM_CATEGORIES = ["seniority", "department", "company_size", "industry", "region", "lead_source"]
+SENIORITY_LEVELS = ["C-level", "VP", "Director", "Manager", "Individual", "Student", "Unknown"]
+_SENIORITY_RULES = [
+    ("Student", r"\b(?:student|intern|candidate|trainee)\b"),
+    ("VP", r"\b(?:vp|svp|evp|avp)\b|v\.p\.|vice.?president"),
+    ("C-level", r"\bchief\b|\bc[a-z]{1,2}o\b|\bfounder\b|\bco-founder\b|\bowner\b|\bpresident\b|\bpartner\b"),
+    ("Director", r"\bdirector\b|\bhead of\b|\bdir\b\.?"),
+    ("Manager", r"\bmanager\b|\bmgr\b|\blead\b|\bsupervisor\b"),
+]
+_DEPARTMENT_RULES = [
+    ("Marketing", r"marketing|\bcmo\b|growth|brand"),
+    ("Sales", r"sales|\bcro\b|account exec|business development|\bbdr\b|\bsdr\b|revenue"),
+    ("Engineering", r"engineer|\bcto\b|developer|software|technology"),
+    ("Finance", r"financ|\bcfo\b|accounting|controller"),
+    ("Operations", r"operation|\bcoo\b|supply|logistics"),
+    ("HR", r"\bhr\b|human resources|people|talent|recruit|\bchro\b"),
+    ("IT", r"\bit\b|\bcio\b|information|systems|security"),
+    ("Executive", r"\bceo\b|chief executive|founder|owner|president"),
+]
+REGIONS = {
+    "NA": ["us", "usa", "united states", "united states of america", "canada", "ca"],
+    "LATAM": ["mexico", "brazil", "argentina", "chile", "colombia", "peru"],
+    "EMEA": ["uk", "united kingdom", "gb", "germany", "de", "france", "fr", "netherlands", "nl", "spain", "italy",
+             "sweden", "ireland", "switzerland", "poland", "south africa", "uae", "united arab emirates", "nigeria",
+             "saudi arabia", "qatar", "kuwait", "oman", "bahrain", "belgium", "denmark", "norway", "finland"],
+    "APAC": ["india", "in", "singapore", "sg", "australia", "au", "japan", "china", "hong kong", "new zealand",
+             "indonesia", "philippines", "malaysia", "south korea", "sri lanka", "bangladesh", "vietnam"],
+}  # fmt: skip
+_REGION_OF = {c: r for r, names in REGIONS.items() for c in names}
+MIN_CATEGORY_COUNT = 5
+
+
+def normalise_seniority(titles: pd.Series) -> pd.Series:
+    """Messy job titles ("vp of marketing", "Sr. Director, Sales", "CMO") to a seniority level."""
+    text = titles.astype("string").str.lower().str.strip()
+    out = pd.Series(np.where(text.fillna("").str.len() > 0, "Individual", "Unknown"), index=titles.index, dtype=object)
+    for level, pattern in reversed(_SENIORITY_RULES):  # earlier rules win: apply them last
+        out[text.str.contains(pattern, regex=True).fillna(False).to_numpy(bool)] = level
+    return out
+
+
+def normalise_department(titles: pd.Series) -> pd.Series:
+    text = titles.astype("string").str.lower().str.strip()
+    out = pd.Series(np.where(text.fillna("").str.len() > 0, "Other", "Unknown"), index=titles.index, dtype=object)
+    for dept, pattern in reversed(_DEPARTMENT_RULES):
+        out[text.str.contains(pattern, regex=True).fillna(False).to_numpy(bool)] = dept
+    return out
+
+
+def region_of(countries: pd.Series) -> pd.Series:
+    text = countries.astype("string").str.lower().str.strip()
+    return text.map(_REGION_OF).astype(object).where(text.notna(), "Unknown").fillna("Other")
+
+
+@dataclass
+class ColumnSpec:
+    """One input column of a flat export and how it becomes features."""
+
+    name: str
+    kind: str  # "numeric", "binary", "category" or "title"
+    categories: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FeatureSpec:
+    """What the features are, frozen at training time and saved with the model."""
+
+    kind: str  # "crm" or "flat"
+    id_column: str
+    feature_names: list[str]
+    categorical: list[str]
+    categories: dict[str, list[str]]
+    labels: dict[str, str]
+    columns: list[ColumnSpec] = field(default_factory=list)
+    windows_days: list[int] = field(default_factory=lambda: [7, 30, 90])
+    observation_days: int = 180
+    half_life_days: float = 14.0
+    velocity_days: int = 14
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def monotone_constraints(self) -> list[int]:
+        """+1 for positive engagement, -1 for negatives and recency gaps, 0 for the rest."""
+        out = []
+        for name in self.feature_names:
+            kind = next((k for k in KINDS if name.startswith(k + "_")), None)
+            if kind is not None:
+                out.append(-1 if kind in NEGATIVE_KINDS else 1)
+            elif name in ("engagement_decayed", "intent_decayed"):
+                out.append(1)
+            elif name.startswith("days_since") or name in ("unsubscribed", "bounced"):
+                out.append(-1)
+            else:
+                out.append(0)
+        return out
+
+    def input_fields(self) -> list[str]:
+        """The raw lead fields a caller sends (besides events for CRM models)."""
+        if self.kind == "crm":
+            return ["lead_id", "created_at", "job_title", "company_size", "industry", "country", "lead_source"]
+        return [self.id_column] + [c.name for c in self.columns]
+
+
+@dataclass
+class Features:
+    """The feature matrix for the leads that could be scored, and those that could not."""
+
+    X: pd.DataFrame  # index: the leads' index; columns: spec.feature_names; float64, categories as codes
+    ids: np.ndarray
+    rejects: Rejects
+    unseen: dict[str, int] = field(default_factory=dict)  # field -> how many values were new
+
+
+def _vocabulary(values: pd.Series, max_categories: int) -> list[str]:
+    counts = values.dropna().astype(str).value_counts()
+    counts = counts[counts >= MIN_CATEGORY_COUNT]
+    return sorted(counts.index[:max_categories].tolist())
+
+
+def _crm_fit_columns(leads: pd.DataFrame) -> dict[str, pd.Series]:
+    titles = leads["job_title"]
+    return {
+        "seniority": normalise_seniority(titles),
+        "department": normalise_department(titles),
+        "company_size": leads["company_size"].astype("string").str.strip().astype(object),
+        "industry": leads["industry"].astype("string").str.strip().astype(object),
+        "region": region_of(leads["country"]),
+        "lead_source": leads["lead_source"].astype("string").str.strip().astype(object),
+    }
+
+
+def _engagement_names(windows: list[int]) -> list[str]:
+    names = [f"{k}_{w}d" for k in KINDS for w in windows] + [f"{k}_decayed" for k in KINDS]
+    return names + [
+        "engagement_decayed", "intent_decayed", "days_since_last_event", "days_since_last_intent",
+        "velocity", "email_click_rate", "unsubscribed", "bounced",
+    ]  # fmt: skip
+
+
+def _infer_flat_columns(frame: pd.DataFrame, exclude: set[str], max_categories: int) -> tuple[list[ColumnSpec], dict[str, str]]:
+    specs, skipped = [], {}
+    for col in frame.columns:
+        if col in exclude:
+            continue
+        values = frame[col]
+        present = values.dropna().astype(str).str.strip()
+        present = present[present != ""]
+        if col in pii_columns([col]):
+            skipped[col] = "personal data: never used as a feature"
+        elif present.empty or present.nunique() < 2:
+            skipped[col] = "constant or empty"
+        elif pd.to_numeric(present, errors="coerce").notna().mean() >= 0.95:
+            numbers = pd.to_numeric(present, errors="coerce")
+            looks_like_id = present.nunique() == len(frame) and (numbers.round() == numbers).all()
+            if looks_like_id:
+                skipped[col] = "a unique integer per row: looks like an id (pass it with --id)"
+            else:
+                specs.append(ColumnSpec(col, "numeric"))
+        elif present.str.lower().isin(TRUE_WORDS | FALSE_WORDS).mean() >= 0.95:
+            specs.append(ColumnSpec(col, "binary"))
+        elif present.nunique() > max(50, 0.5 * len(present)):
+            skipped[col] = "free text or an id (too many distinct values)"
+        elif re.search(r"title|position|role", str(col), re.I):
+            specs.append(ColumnSpec(col, "title"))
+        else:
+            specs.append(ColumnSpec(col, "category", _vocabulary(present, max_categories)))
+    return specs, skipped
+
+
+def fit_spec(data, config) -> FeatureSpec:
+    """Decide the features from the training leads (column kinds, vocabularies, windows)."""
+    fc = config.features
+    if data.kind == "crm":
+        fit = _crm_fit_columns(data.leads)
+        cats = {name: _vocabulary(series, config.flat.max_categories) for name, series in fit.items()}
+        names = CRM_CATEGORIES + ["lead_age_days"] + _engagement_names(fc.windows_days)
+        labels = {n: n.replace("_", " ").capitalize() for n in CRM_CATEGORIES}
+        labels |= {"lead_age_days": "Days since the lead was created"}
+        for k in KINDS:
+            for w in fc.windows_days:
+                labels[f"{k}_{w}d"] = f"{KIND_LABELS[k]} (last {w} days)"
+            labels[f"{k}_decayed"] = f"{KIND_LABELS[k]} (recent-weighted)"
+        labels |= {
+            "engagement_decayed": "Overall engagement (recent-weighted)", "intent_decayed": "Buying intent (pricing, demo, trial, cart)",
+            "days_since_last_event": "Days since last activity", "days_since_last_intent": "Days since last buying signal",
+            "velocity": "Engagement trend (recent vs before)", "email_click_rate": "Email click rate",
+            "unsubscribed": "Unsubscribed", "bounced": "Email bounced",
+        }  # fmt: skip
+        return FeatureSpec(
+            kind="crm", id_column="lead_id", feature_names=names, categorical=list(CRM_CATEGORIES), categories=cats,
+            labels=labels, windows_days=list(fc.windows_days), observation_days=fc.observation_days,
+            half_life_days=fc.half_life_days, velocity_days=fc.velocity_days,
+        )  # fmt: skip
+    exclude = {data.id_column, data.target, data.date_column} - {None}
+    columns, skipped = _infer_flat_columns(data.leads, exclude, config.flat.max_categories)
+    names, categorical, cats, labels = [], [], {}, {}
+    for c in columns:
+        if c.kind == "title":
+            for part, fn in (("seniority", normalise_seniority), ("department", normalise_department)):
+                fname = f"{c.name} ({part})"
+                names.append(fname)
+                categorical.append(fname)
+                cats[fname] = _vocabulary(fn(data.leads[c.name]), config.flat.max_categories)
+                labels[fname] = fname
+        else:
+            names.append(c.name)
+            labels[c.name] = c.name
+            if c.kind == "category":
+                categorical.append(c.name)
+                cats[c.name] = c.categories
+    return FeatureSpec(
+        kind="flat", id_column=data.id_column, feature_names=names, categorical=categorical, categories=cats,
+        labels=labels, columns=columns, skipped=skipped,
+    )  # fmt: skip
+
+
+def _codes(values: pd.Series, vocabulary: list[str]) -> tuple[np.ndarray, int]:
+    """Category codes: index in the vocabulary, len(vocabulary) for other/unseen, NaN when missing."""
+    text = values.astype("string").str.strip()
+    missing = (text.isna() | (text == "")).to_numpy(bool)
+    idx = pd.Index(vocabulary).get_indexer(text.fillna("").to_numpy(object)).astype(float)
+    other = (idx < 0) & ~missing
+    idx[other] = len(vocabulary)
+    idx[missing] = np.nan
+    return idx, int(other.sum())
+
+
+def _engagement(leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Engagement matrix (n_leads x engagement features) from events strictly before each lead's cut-off.
+
+    The same lead may appear once per cut-off (training snapshots): rows are then handled
+    one cut-off at a time, so each event is matched to exactly one row per cut-off.
+    """
+    ids = leads["lead_id"]
+    if not ids.is_unique:
+        out = np.zeros((len(leads), len(_engagement_names(spec.windows_days))))
+        for cut in np.unique(as_of):
+            rows = np.flatnonzero(as_of == cut)
+            sub = leads.iloc[rows]
+            if not sub["lead_id"].is_unique:
+                dup = sub["lead_id"][sub["lead_id"].duplicated()].iloc[0]
+                raise ValueError(f"lead_id {dup!r} appears twice with the same cut-off; each lead needs one row per as_of")
+            out[rows] = _engagement_unique(sub, events, as_of[rows], spec)
+        return out
+    return _engagement_unique(leads, events, as_of, spec)
+
+
+def _engagement_unique(leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    n, K, windows = len(leads), len(KINDS), spec.windows_days
+    out_names = _engagement_names(windows)
+    out = np.zeros((n, len(out_names)))
+    if events is None or events.empty:
+        counts = {w: np.zeros((n, K)) for w in windows}
+        decayed = np.zeros((n, K))
+        last_any = last_intent = np.full(n, np.nan)
+        recent = previous = unsub = bounced = np.zeros(n)
+    else:
+        owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
+        etype = pd.Categorical(events["event_type"], categories=EVENT_TYPES).codes.astype(np.int64)
+        page = pd.Categorical(events["page"], categories=("pricing", "product", "blog")).codes.astype(np.int64)
+        # kind index: page views split by page kind, other events shifted after the four page kinds
+        kind = np.where(etype == 0, np.where(page >= 0, page, 3), etype + 3)
+        when = events["occurred_at"].to_numpy("datetime64[ns]")
+        valid = (owner >= 0) & (etype >= 0)
+        cut = as_of[np.clip(owner, 0, None)]
+        age = (cut - when).astype("timedelta64[s]").astype(np.float64) / 86400.0
+        before = valid & (age > 0) & ~np.isnan(age)  # strictly before the cut-off: nothing later leaks
+        unsub = np.bincount(owner[before & (kind == KINDS.index("unsubscribe"))], minlength=n) > 0
+        bounced = np.bincount(owner[before & (kind == KINDS.index("bounce"))], minlength=n) > 0
+        inwin = before & (age <= spec.observation_days)
+        o, k, a = owner[inwin], kind[inwin], age[inwin]
+        flat_ix = o * K + k
+        counts = {w: np.bincount(flat_ix[a <= w], minlength=n * K).reshape(n, K) for w in windows}
+        decayed = np.bincount(flat_ix, weights=np.exp2(-a / spec.half_life_days), minlength=n * K).reshape(n, K)
+        last_any = np.full(n, np.inf)
+        np.minimum.at(last_any, o, a)
+        intent = np.isin(k, [KINDS.index(x) for x in INTENT_KINDS])
+        last_intent = np.full(n, np.inf)
+        np.minimum.at(last_intent, o[intent], a[intent])
+        last_any[np.isinf(last_any)] = np.nan
+        last_intent[np.isinf(last_intent)] = np.nan
+        v = spec.velocity_days
+        recent = np.bincount(o[a <= v], minlength=n)
+        previous = np.bincount(o[(a > v) & (a <= 2 * v)], minlength=n)
+    col = 0
+    for w in windows:
+        out[:, col : col + K] = counts[w]
+        col += K
+    # names are kind-major ({kind}_{w}d for each kind, then window): reorder the window-major blocks
+    block = out[:, : K * len(windows)].reshape(n, len(windows), K).transpose(0, 2, 1).reshape(n, K * len(windows))
+    out[:, : K * len(windows)] = block
+    out[:, col : col + K] = decayed
+    col += K
+    positive = [i for i, k in enumerate(KINDS) if k not in NEGATIVE_KINDS]
+    out[:, col] = decayed[:, positive].sum(axis=1)
+    out[:, col + 1] = decayed[:, [KINDS.index(x) for x in INTENT_KINDS]].sum(axis=1)
+    out[:, col + 2] = last_any
+    out[:, col + 3] = last_intent
+    out[:, col + 4] = np.log((recent + 1.0) / (previous + 1.0))
+    longest = counts[max(windows)]
+    out[:, col + 5] = longest[:, KINDS.index("email_click")] / (longest[:, KINDS.index("email_open")] + 1.0)
+    out[:, col + 6] = unsub
+    out[:, col + 7] = bounced
+    return out
+
+
+def _as_of_array(leads: pd.DataFrame, as_of) -> np.ndarray:
+    if as_of is None:
+        raise ValueError("CRM features need a cut-off: pass as_of (a timestamp, or one per lead)")
+    if isinstance(as_of, pd.Series | np.ndarray | list):
+        return pd.to_datetime(pd.Series(as_of)).to_numpy("datetime64[ns]")
+    return np.full(len(leads), pd.Timestamp(as_of).to_datetime64().astype("datetime64[ns]"))
+
+
+def build_features(leads: pd.DataFrame, events: pd.DataFrame | None, spec: FeatureSpec, as_of=None, source: str = "leads") -> Features:
+    """The feature matrix for `leads` as of `as_of`; rows with unusable values go to rejects.
+
+    For CRM models `events` are the leads' activities (columns lead_id, occurred_at,
+    event_type, page) and `as_of` is the cut-off, one timestamp or one per lead. Flat models
+    read only the lead columns.
+    """
+    rejects = Rejects()
+    unseen: dict[str, int] = {}
+    cols: dict[str, np.ndarray] = {}
+    keep = np.ones(len(leads), bool)
+    ids = leads[spec.id_column].to_numpy() if spec.id_column in leads else np.arange(1, len(leads) + 1)
+    if spec.kind == "crm":
+        cut = _as_of_array(leads, as_of)
+        for name, series in _crm_fit_columns(leads).items():
+            cols[name], unseen[name] = _codes(series, spec.categories[name])
+        created = pd.to_datetime(leads["created_at"]).to_numpy("datetime64[ns]") if "created_at" in leads else np.full(len(leads), np.datetime64("NaT"), "datetime64[ns]")
+        cols["lead_age_days"] = (cut - created).astype("timedelta64[s]").astype(np.float64) / 86400.0
+        eng = _engagement(leads, events, cut, spec)
+        for i, name in enumerate(_engagement_names(spec.windows_days)):
+            cols[name] = eng[:, i]
+    else:
+        for c in spec.columns:
+            if c.name not in leads:
+                values = pd.Series(pd.NA, index=leads.index, dtype="string")
+            else:
+                values = leads[c.name]
+            if c.kind == "numeric":
+                raw = values.astype("string").str.strip()
+                num = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+                bad = (np.isnan(num) & raw.notna().to_numpy(bool) & (raw != "").fillna(False).to_numpy(bool)) | np.isinf(num)
+                rows = np.flatnonzero(bad & keep)
+                rejects.add(source, leads.index.to_numpy()[rows], ids[rows], c.name, values.to_numpy()[rows], "not a finite number")
+                keep &= ~bad
+                cols[c.name] = num
+            elif c.kind == "binary":
+                text = values.astype("string").str.strip().str.lower()
+                b = np.where(text.isin(TRUE_WORDS).fillna(False), 1.0, np.where(text.isin(FALSE_WORDS).fillna(False), 0.0, np.nan))
+                cols[c.name] = b
+            elif c.kind == "title":
+                for part, fn in (("seniority", normalise_seniority), ("department", normalise_department)):
+                    fname = f"{c.name} ({part})"
+                    cols[fname], unseen[fname] = _codes(fn(values), spec.categories[fname])
+            else:
+                cols[c.name], unseen[c.name] = _codes(values, spec.categories[c.name])
+    X = pd.DataFrame({n: cols[n] for n in spec.feature_names}, index=leads.index)
+    return Features(X=X.loc[keep], ids=ids[keep], rejects=rejects, unseen={k: v for k, v in unseen.items() if v})

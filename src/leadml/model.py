@@ -1,0 +1,233 @@
+"""LightGBM conversion model, its calibration, and the logistic-regression baseline.
+
+`LeadScorer` is what gets saved, registered and served: the frozen feature spec, the
+LightGBM booster, the calibrator and the band thresholds. It is stored as plain files
+(booster text + JSON), not a pickle, so any leadml version that reads the format can load it,
+and scoring a feature matrix is one `Booster.predict` plus a cheap interpolation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from leadml.bands import BandThresholds, to_band, to_score
+from leadml.config import ModelConfig
+from leadml.features import ColumnSpec, FeatureSpec, build_features
+
+FORMAT_VERSION = 1
+_EPS = 1e-6
+
+
+def _logloss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+class Calibrator:
+    """Maps the booster's raw score (log-odds) to a calibrated probability.
+
+    method "auto" compares isotonic and sigmoid (Platt) by 5-fold cross-validated log loss
+    on the calibration slice and keeps the better one, so the choice is not made on the very
+    rows each candidate was fitted to.
+    """
+
+    def __init__(self, method: str = "auto", seed: int = 0):
+        self.method = method
+        self.seed = seed
+
+    @staticmethod
+    def _fit_one(method: str, raw: np.ndarray, y: np.ndarray) -> dict:
+        if method == "sigmoid":
+            lr = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), y)
+            return {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=_EPS, y_max=1 - _EPS).fit(raw, y)
+        return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+
+    @staticmethod
+    def _apply(method: str, params: dict, raw: np.ndarray) -> np.ndarray:
+        if method == "sigmoid":
+            return 1.0 / (1.0 + np.exp(-(params["a"] * raw + params["b"])))
+        return np.interp(raw, params["x"], params["y"])
+
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
+        raw, y = np.asarray(raw, float), np.asarray(y, float)
+        candidates = ["isotonic", "sigmoid"] if self.method == "auto" else [self.method]
+        self.cv_log_loss_ = {}
+        if len(candidates) > 1:
+            folds = StratifiedKFold(5, shuffle=True, random_state=self.seed)
+            for m in candidates:
+                pred = np.empty_like(raw)
+                for tr, te in folds.split(raw, y):
+                    pred[te] = self._apply(m, self._fit_one(m, raw[tr], y[tr]), raw[te])
+                self.cv_log_loss_[m] = _logloss(y, pred)
+        self.method_ = min(self.cv_log_loss_, key=self.cv_log_loss_.get) if self.cv_log_loss_ else candidates[0]
+        self.params_ = self._fit_one(self.method_, raw, y)
+        return self
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        return np.clip(self._apply(self.method_, self.params_, np.asarray(raw, float)), _EPS, 1 - _EPS)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method_, "params": self.params_, "cv_log_loss": self.cv_log_loss_}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibrator:
+        c = cls(d["method"])
+        c.method_, c.params_, c.cv_log_loss_ = d["method"], d["params"], d.get("cv_log_loss", {})
+        return c
+
+
+class _ProgressCallback:
+    """tqdm bar over boosting rounds (LightGBM callback protocol)."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.order = 30
+
+    def __call__(self, env) -> None:
+        self.bar.update(1)
+
+
+def fit_booster(
+    X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray | None, y_valid: np.ndarray | None,
+    spec: FeatureSpec, cfg: ModelConfig, seed: int = 7, progress: bool = False,
+) -> lgb.Booster:  # fmt: skip
+    """LightGBM with early stopping on the validation slice (none: exactly max_rounds); native categories."""
+    cat_idx = [spec.feature_names.index(c) for c in spec.categorical]
+    params = {
+        "objective": "binary", "metric": "binary_logloss", "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves, "min_data_in_leaf": cfg.min_child_samples,
+        "feature_fraction": cfg.feature_fraction, "bagging_fraction": cfg.bagging_fraction, "bagging_freq": 1,
+        "lambda_l2": cfg.lambda_l2, "cat_smooth": cfg.cat_smooth, "min_data_per_group": cfg.min_data_per_group,
+        "num_threads": cfg.threads, "seed": seed, "verbosity": -1, "deterministic": True, "force_row_wise": True,
+    }  # fmt: skip
+    if cfg.monotone:
+        params["monotone_constraints"] = spec.monotone_constraints()
+        params["monotone_constraints_method"] = "advanced"
+    names = [f"f{i}" for i in range(len(spec.feature_names))]  # LightGBM-safe names; labels live in the spec
+    dtrain = lgb.Dataset(X_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
+    valid_sets, callbacks = [], []
+    if X_valid is not None:
+        valid_sets = [lgb.Dataset(X_valid, y_valid, reference=dtrain)]
+        callbacks = [lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_rounds, desc="boosting rounds", unit="round", leave=False)
+        callbacks.append(_ProgressCallback(bar))
+    try:
+        booster = lgb.train(params, dtrain, cfg.max_rounds, valid_sets=valid_sets, callbacks=callbacks)
+    finally:
+        if bar is not None:
+            bar.close()
+    return booster
+
+
+def fit_crossfit(
+    X: np.ndarray, y: np.ndarray, spec: FeatureSpec, cfg: ModelConfig, folds: int, seed: int = 7, progress: bool = False,
+) -> tuple[lgb.Booster, np.ndarray]:  # fmt: skip
+    """Cross-fitted LightGBM for data without a time order.
+
+    Each of `folds` models is early-stopped on its own held-out fold, which gives an
+    out-of-fold raw score for every row (for calibration and band thresholds). The final
+    booster is refitted on all rows with the mean best iteration, so it learns from every
+    row and is still one booster to score with.
+    """
+    oof = np.empty(len(y))
+    iters = []
+    for tr, va in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
+        b = fit_booster(X[tr], y[tr], X[va], y[va], spec, cfg, seed, progress)
+        oof[va] = b.predict(X[va], raw_score=True)
+        iters.append(b.best_iteration or b.current_iteration())
+    rounds = max(int(np.mean(iters) * folds / (folds - 1)), 1)  # a bit more data, a few more rounds
+    final = fit_booster(X, y, None, None, spec, cfg.model_copy(update={"max_rounds": rounds}), seed, progress)
+    return final, oof
+
+
+def fit_baseline(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, seed: int = 7) -> Pipeline:
+    """Logistic regression on the same features: one-hot categories, log-scaled numbers."""
+    cats = [c for c in spec.feature_names if c in spec.categorical]
+    nums = [c for c in spec.feature_names if c not in spec.categorical]
+    signed_log = FunctionTransformer(lambda a: np.sign(a) * np.log1p(np.abs(a)), feature_names_out="one-to-one")
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), signed_log, StandardScaler()), nums),
+            ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value=-1), OneHotEncoder(handle_unknown="ignore", min_frequency=5)), cats),
+        ]
+    )  # fmt: skip
+    model = Pipeline([("pre", pre), ("lr", LogisticRegression(C=1.0, max_iter=2000))])
+    return model.fit(X, y)
+
+
+@dataclass
+class LeadScorer:
+    """The deployable model: features spec, booster, calibrator, band thresholds, model card."""
+
+    spec: FeatureSpec
+    booster: lgb.Booster
+    calibrator: Calibrator
+    thresholds: BandThresholds
+    card: dict = field(default_factory=dict)
+
+    def raw_score(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
+        return self.booster.predict(X, raw_score=True, num_threads=0)
+
+    def probability(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Calibrated conversion probability for a feature matrix."""
+        return self.calibrator.transform(self.raw_score(X))
+
+    def score_features(self, X: np.ndarray | pd.DataFrame) -> dict[str, np.ndarray]:
+        p = self.probability(X)
+        return {"probability": p, "score": to_score(p), "band": to_band(p, self.thresholds)}
+
+    def score_leads(self, leads: pd.DataFrame, events: pd.DataFrame | None = None, as_of=None, source: str = "leads"):
+        """Score raw leads (same shape as training) -> (DataFrame id/probability/score/band, features)."""
+        feats = build_features(leads, events, self.spec, as_of=as_of, source=source)
+        out = self.score_features(feats.X)
+        frame = pd.DataFrame({self.spec.id_column: feats.ids, **out}, index=feats.X.index)
+        return frame, feats
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(path / "booster.txt"))
+        spec = asdict(self.spec)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "spec": spec,
+            "calibrator": self.calibrator.to_dict(),
+            "thresholds": self.thresholds.as_dict(),
+            "card": self.card,
+        }
+        (path / "scorer.json").write_text(json.dumps(meta, indent=1, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> LeadScorer:
+        path = Path(path)
+        if not (path / "scorer.json").exists():
+            raise FileNotFoundError(f"{path}: no leadml model here (scorer.json missing). Train one with `leadml train` or point --model at an export.")
+        meta = json.loads((path / "scorer.json").read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: model format {meta.get('format_version')} is not {FORMAT_VERSION}; retrain with this leadml version.")
+        s = meta["spec"]
+        s["columns"] = [ColumnSpec(**c) for c in s.get("columns", [])]
+        spec = FeatureSpec(**s)
+        booster = lgb.Booster(model_file=str(path / "booster.txt"))
+        t = meta["thresholds"]
+        return cls(spec, booster, Calibrator.from_dict(meta["calibrator"]), BandThresholds(t["sql"], t["mql"], t["policy"]), meta.get("card", {}))

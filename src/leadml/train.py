@@ -1,0 +1,398 @@
+"""`train(data_path, config, settings) -> TrainResult`: the training pipeline, step by step.
+
+load and check the data -> label as of the cut-off -> split (by time when there are dates)
+-> features -> leakage guard -> LightGBM + logistic baseline -> calibration -> bands ->
+evaluation (and the Bayes-optimal figures on synthetic data) -> MLflow run, registry,
+promotion and export.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from leadml import bands, dataset, evaluate, features, synth
+from leadml.config import Settings, TrainConfig
+from leadml.model import Calibrator, LeadScorer, fit_baseline, fit_booster, fit_crossfit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    metrics: dict
+    baseline: dict | None
+    bayes: dict | None
+    band_table: pd.DataFrame
+    thresholds: bands.BandThresholds
+    data_summary: dict
+    warnings: list[str]
+    rejects_path: Path | None
+    run_id: str | None = None
+    version: str | None = None
+    promoted: bool = False
+    promotion_note: str = ""
+    export_path: Path | None = None
+    scorer: LeadScorer | None = field(default=None, repr=False)
+
+
+@dataclass
+class Labelled:
+    """The rows to learn from (one per lead and cut-off), their labels and the order to split in."""
+
+    leads: pd.DataFrame
+    events: pd.DataFrame | None
+    y: np.ndarray
+    as_of: np.ndarray | None  # cut-off per row (CRM)
+    snapshot: np.ndarray | None  # 0 = newest cut-off (CRM)
+    order: np.ndarray | None  # time order (oldest first) when the data has dates
+    summary: dict
+
+
+MIN_SNAPSHOT_ROWS = 100
+AUTO_SNAPSHOT_ROWS = 200_000
+
+
+def crm_cutoff(data: dataset.LeadData, horizon_days: int) -> pd.Timestamp:
+    """Latest timestamp in the data minus the horizon, rounded up to midnight."""
+    stamps = [data.leads["created_at"].max()]
+    if "converted_at" in data.leads:
+        stamps.append(data.leads["converted_at"].max())
+    if data.events is not None and len(data.events):
+        stamps.append(data.events["occurred_at"].max())
+    last = max(pd.Timestamp(s) for s in stamps if pd.notna(s))
+    return (last - pd.Timedelta(days=horizon_days)).ceil("D")
+
+
+def _population(leads: pd.DataFrame, cut: np.datetime64, horizon: np.timedelta64) -> tuple[np.ndarray, np.ndarray]:
+    """Leads that exist and have not converted at `cut`, and whether they convert within the horizon."""
+    conv = leads["converted"].to_numpy(float) == 1
+    conv_at = leads["converted_at"].to_numpy("datetime64[ns]")
+    created = leads["created_at"].to_numpy("datetime64[ns]")
+    pop = (created < cut) & ~(conv & (conv_at <= cut))
+    y = conv & (conv_at > cut) & (conv_at <= cut + horizon)
+    return pop, y
+
+
+def label(data: dataset.LeadData, config: TrainConfig) -> Labelled:
+    """Training rows and labels.
+
+    Flat exports: one row per lead, the target as given. CRM tables: one row per lead and
+    cut-off; a row exists when the lead was created before the cut-off and had not
+    converted yet, and its label is a conversion within the horizon after the cut-off.
+    Cut-offs go back from `as_of` every `snapshot_every_days`, so the newest ones can be
+    held out as a genuinely later period.
+    """
+    if data.kind == "flat":
+        order = None
+        if data.date_column:
+            order = np.argsort(data.leads[data.date_column].to_numpy(), kind="stable")
+        y = data.leads[data.target].to_numpy(float)
+        summary = {"rows": len(y), "conversion_rate": round(float(y.mean()), 4)}
+        if data.date_column:
+            summary |= {"date_min": str(data.leads[data.date_column].min()), "date_max": str(data.leads[data.date_column].max())}
+        return Labelled(data.leads, None, y, None, None, order, summary)
+    lc = config.label
+    horizon = np.timedelta64(lc.horizon_days, "D")
+    every = pd.Timedelta(days=lc.snapshot_every_days or lc.horizon_days)
+    last = pd.Timestamp(lc.as_of) if lc.as_of else crm_cutoff(data, lc.horizon_days)
+    pop0, _ = _population(data.leads, last.to_datetime64(), horizon)
+    if lc.snapshots == "auto":
+        wanted = int(np.clip(np.ceil(AUTO_SNAPSHOT_ROWS / max(pop0.sum(), 1)), 4, 8))
+    else:
+        wanted = lc.snapshots
+    frames, ys, cuts, snaps = [], [], [], []
+    for j in range(wanted):
+        cut = (last - j * every).to_datetime64()
+        pop, y = _population(data.leads, cut, horizon)
+        if pop.sum() < MIN_SNAPSHOT_ROWS and j > 0:
+            break
+        frames.append(data.leads.loc[pop])
+        ys.append(y[pop])
+        cuts.append(np.full(pop.sum(), cut, dtype="datetime64[ns]"))
+        snaps.append(np.full(pop.sum(), j))
+    if not frames or len(frames[0]) == 0:
+        raise dataset.ContractError(f"no lead was created before the cut-off {last} without having converted already; set label.as_of to a later date")
+    leads = pd.concat(frames, ignore_index=True)
+    as_of, snapshot, y = np.concatenate(cuts), np.concatenate(snaps), np.concatenate(ys).astype(float)
+    order = np.lexsort((leads["created_at"].to_numpy(), as_of))
+    summary = {
+        "rows": int(len(y)),
+        "leads": int(leads["lead_id"].nunique()),
+        "as_of": str(last),
+        "cutoffs": [str(pd.Timestamp(last - j * every).date()) for j in range(len(frames))],
+        "horizon_days": lc.horizon_days,
+        "events": int(len(data.events)) if data.events is not None else 0,
+        "date_min": str(leads["created_at"].min()),
+        "date_max": str(leads["created_at"].max()),
+        "conversion_rate": round(float(y.mean()), 4),
+    }
+    return Labelled(leads, data.events, y, as_of, snapshot, order, summary)
+
+
+def split(lab: Labelled, config: TrainConfig) -> dict[str, np.ndarray]:
+    """Row positions of train / valid / calibration / test.
+
+    With four or more CRM cut-offs: the newest cut-off is the test slice, the one before it
+    calibration, the one before that validation, the rest training, so every slice is a
+    later period than the ones it is judged against. Otherwise: by time order when the data
+    has dates (oldest to train, newest to test), else stratified random.
+    """
+    n, s = len(lab.y), config.split
+    if lab.snapshot is not None and lab.snapshot.max() >= 3:
+        out = {name: np.flatnonzero(lab.snapshot == j) for j, name in enumerate(("test", "calibration", "valid"))}
+        out["train"] = np.flatnonzero(lab.snapshot >= 3)
+        out["method"] = np.array(["time (by cut-off)"])
+        return out
+    sizes = {"test": s.test, "calibration": s.calibration, "valid": s.valid}
+    if lab.order is not None:
+        order, out, end = lab.order, {}, n
+        for name, share in sizes.items():  # newest first
+            k = max(int(round(share * n)), 1)
+            out[name] = np.sort(order[end - k : end])
+            end -= k
+        out["train"] = np.sort(order[:end])
+        out["method"] = np.array(["time"])
+        return out
+    from sklearn.model_selection import train_test_split
+
+    rest = np.arange(n)
+    out = {}
+    for name, share in sizes.items():
+        k = max(int(round(share * n)), 1)
+        rest, part = train_test_split(rest, test_size=k, stratify=lab.y[rest], random_state=s.seed)
+        out[name] = np.sort(part)
+    out["train"] = np.sort(rest)
+    out["method"] = np.array(["stratified random"])
+    return out
+
+
+def _truth_metrics(data_path: Path, lab: Labelled, rows: np.ndarray, y: np.ndarray) -> tuple[dict | None, str]:
+    """Bayes-optimal metrics on the test rows from the synthetic truth file, when there is one."""
+    found = synth.read_truth(data_path) if data_path.is_dir() else None
+    if found is None:
+        return None, ""
+    truth, meta = found
+    if lab.as_of is None or lab.summary["horizon_days"] != meta["horizon_days"]:
+        return None, f"truth file is for a {meta['horizon_days']}-day horizon; Bayes-optimal figures skipped"
+    key = pd.MultiIndex.from_arrays([truth["lead_id"].astype(str), truth["as_of"].astype(str)])
+    want = pd.MultiIndex.from_arrays([lab.leads["lead_id"].iloc[rows].astype(str).to_numpy(), pd.to_datetime(lab.as_of[rows]).strftime("%Y-%m-%d")])
+    p = pd.Series(truth["true_probability"].to_numpy(), index=key).reindex(want).to_numpy()
+    if np.isnan(p).any():
+        return None, "the truth file has no probability for some test rows (different cut-offs?); Bayes-optimal figures skipped"
+    return evaluate.metrics(y, p), ""
+
+
+def _input_example(scorer: LeadScorer, lab: Labelled, rows: np.ndarray) -> pd.DataFrame:
+    """A few raw test leads in the shape the pyfunc takes (no personal data)."""
+    spec = scorer.spec
+    fields = [c for c in spec.input_fields() if c in lab.leads]
+    leads = lab.leads.iloc[rows][fields]
+    leads = leads.assign(**{spec.id_column: leads[spec.id_column].astype(str)})
+    if spec.kind != "crm":
+        return leads.astype(object).where(leads.notna(), None).reset_index(drop=True)
+    cut = pd.Timestamp(lab.as_of[rows].max())
+    ev = lab.events
+    ev = ev[ev["lead_id"].isin(leads["lead_id"]) & (ev["occurred_at"] < cut)]
+    return dataset.events_to_records(leads, ev, lab.as_of[rows]).reset_index(drop=True)
+
+
+def _importance(scorer: LeadScorer) -> pd.DataFrame:
+    gain = scorer.booster.feature_importance("gain")
+    frame = pd.DataFrame({"feature": [scorer.spec.labels.get(n, n) for n in scorer.spec.feature_names], "column": scorer.spec.feature_names, "gain": gain})
+    frame["gain_share"] = frame["gain"] / max(frame["gain"].sum(), 1e-12)
+    return frame.sort_values("gain", ascending=False).reset_index(drop=True)
+
+
+def load_for_training(data_path: Path, config: TrainConfig) -> dataset.LeadData:
+    f = config.flat
+    return dataset.load(
+        data_path, target=f.target, id_column=f.id_column, drop=f.drop, sep=f.sep,
+        missing_values=f.missing_values, date_column=config.split.date_column,
+    )  # fmt: skip
+
+
+def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[TrainResult, dict]:
+    """Everything up to (not including) MLflow: returns the result and the files to log."""
+    data = load_for_training(data_path, config)
+    lab = label(data, config)
+    if len(np.unique(lab.y)) < 2:
+        raise dataset.ContractError(f"{data_path}: every lead in the training population has the same outcome ({lab.y[0]:.0f}); a model needs both conversions and non-conversions")
+    parts = split(lab, config)
+    warnings: list[str] = []
+    train_ix = np.concatenate([parts["train"], parts["valid"]])
+    spec_data = dataset.LeadData(data.kind, lab.leads.iloc[parts["train"]], None, data.id_column, data.target, data.date_column, data.rejects, data.source)
+    spec = features.fit_spec(spec_data, config)
+    feats = features.build_features(lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name)
+    assert feats.X.index.equals(lab.leads.index[lab.leads.index.isin(feats.X.index)])
+    data.rejects.extend(feats.rejects)
+    usable = lab.leads.index.isin(feats.X.index)
+    pos = {k: v[usable[v]] for k, v in parts.items() if k != "method"}
+    Xall = feats.X.reindex(lab.leads.index)
+    X = {k: Xall.iloc[v] for k, v in pos.items()}
+    Y = {k: lab.y[v] for k, v in pos.items()}
+    for name, rows in X.items():
+        if len(np.unique(Y[name])) < 2:
+            raise dataset.ContractError(f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed")
+
+    for col, auc in evaluate.find_leaks(X["train"], Y["train"], spec.labels, config.leakage_auc):
+        warnings.append(f"leakage guard: column {col!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored.")
+    for col, why in spec.skipped.items():
+        log.info("column %r not used: %s", col, why)
+
+    sc = config.split
+    crossfit = str(parts["method"][0]) == "stratified random" and sc.crossfit_folds >= 2 and len(lab.y) <= sc.crossfit_max_rows
+    if crossfit:
+        fit_rows = ("train", "valid", "calibration")
+        X_fit = np.concatenate([X[k].to_numpy() for k in fit_rows])
+        Y_fit = np.concatenate([Y[k] for k in fit_rows])
+        booster, raw_cal = fit_crossfit(X_fit, Y_fit, spec, config.model, sc.crossfit_folds, sc.seed, progress)
+        y_cal = Y_fit
+    else:
+        booster = fit_booster(X["train"].to_numpy(), Y["train"], X["valid"].to_numpy(), Y["valid"], spec, config.model, sc.seed, progress)
+        raw_cal, y_cal = booster.predict(X["calibration"].to_numpy(), raw_score=True), Y["calibration"]
+    cal = Calibrator(config.model.calibration, sc.seed).fit(raw_cal, y_cal)
+    p_cal = cal.transform(raw_cal)
+    thresholds = bands.fit_thresholds(config.bands, p_cal)
+    scorer = LeadScorer(spec, booster, cal, thresholds)
+    p_test = scorer.probability(X["test"])
+    band_test = bands.to_band(p_test, thresholds)
+    m = evaluate.metrics(Y["test"], p_test)
+    baseline = None
+    if config.model.baseline:
+        Xb = pd.concat([X["train"], X["valid"]])
+        Yb = np.concatenate([Y["train"], Y["valid"]])
+        if len(Yb) > config.model.baseline_max_rows:
+            keep = np.random.default_rng(0).choice(len(Yb), config.model.baseline_max_rows, replace=False)
+            Xb, Yb = Xb.iloc[keep], Yb[keep]
+        p_base = fit_baseline(Xb, Yb, spec, config.split.seed).predict_proba(X["test"])[:, 1]
+        baseline = evaluate.metrics(Y["test"], p_base)
+    else:
+        p_base = None
+    bayes, note = _truth_metrics(data_path, lab, pos["test"], Y["test"])
+    if note:
+        warnings.append(note)
+
+    band_table = evaluate.band_backtest(Y["test"], p_test, band_test)
+    reliability = evaluate.reliability_table(Y["test"], p_test)
+    lift = evaluate.lift_table(Y["test"], p_test)
+    importance = _importance(scorer)
+    summary = {
+        **lab.summary,
+        "kind": data.kind,
+        "path": str(data_path),
+        "hash": data.source["hash"],
+        "rejected_rows": len(data.rejects),
+        "split": str(parts["method"][0]),
+        "slices": {k: int(len(v)) for k, v in pos.items()},
+        "features": len(spec.feature_names),
+        "best_iteration": int(booster.best_iteration or booster.current_iteration()),
+        "calibration": cal.method_,
+        "crossfit_folds": sc.crossfit_folds if crossfit else 0,
+    }
+    scorer.card = {
+        "trained_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+        "data": summary,
+        "metrics": m,
+        "baseline_metrics": baseline,
+        "bayes_metrics": bayes,
+        "thresholds": thresholds.as_dict(),
+        "band_backtest": band_table.to_dict("records"),
+        "features": [{"name": n, "label": spec.labels.get(n, n)} for n in spec.feature_names],
+        "target": data.target,
+        "missing_values": list(config.flat.missing_values),
+        "horizon_days": config.label.horizon_days,
+        "warnings": warnings,
+    }
+    result = TrainResult(m, baseline, bayes, band_table, thresholds, summary, warnings, None, scorer=scorer)
+    files = {
+        "reliability": reliability, "lift": lift, "importance": importance, "bands": band_table,
+        "rejects": data.rejects.frame, "lab": lab, "test_rows": pos["test"], "y_test": Y["test"],
+        "p_test": p_test, "p_base": p_base, "config": config,
+    }  # fmt: skip
+    return result, files
+
+
+def _write_artefacts(out: Path, result: TrainResult, files: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(files["config"].model_dump(), sort_keys=False))
+    (out / "data_summary.json").write_text(json.dumps(result.data_summary, indent=2, default=str))
+    all_metrics = {"model": result.metrics, "baseline": result.baseline, "bayes_optimal": result.bayes}
+    (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
+    for name in ("reliability", "lift", "importance", "bands", "rejects"):
+        files[name].to_csv(out / f"{name}.csv", index=False)
+    (out / "warnings.txt").write_text("\n".join(result.warnings) + "\n")
+    evaluate.plot_all(out / "plots", files["y_test"], files["p_test"], files["p_base"], files["importance"], files["reliability"], files["lift"])
+
+
+def _champion_metric(settings: Settings, version: str, result: TrainResult, files: dict, metric: str) -> float | None:
+    """The current champion's metric on the new test leads, or None when it cannot score them."""
+    from leadml import tracking
+
+    try:
+        champ = tracking.load_scorer(settings, f"models:/{settings.model_name}/{version}")
+        lab = files["lab"]
+        leads = lab.leads.iloc[files["test_rows"]]
+        out, _ = champ.score_leads(leads, lab.events, as_of=None if lab.as_of is None else lab.as_of[files["test_rows"]])
+        if len(out) != len(leads):
+            return None
+        return evaluate.metrics(files["y_test"], out["probability"].to_numpy())[metric]
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        log.warning("champion v%s cannot score the new test leads (%s)", version, type(exc).__name__)
+        return None
+
+
+def train(data_path: Path | str, config: TrainConfig, settings: Settings, progress: bool = False, register: bool = True) -> TrainResult:
+    """Train, evaluate, log to MLflow, register as challenger, promote to champion when as good."""
+    from leadml import tracking
+
+    data_path = Path(data_path)
+    result, files = fit(data_path, config, progress)
+    rejects_dir = settings.home / "out"
+    rejects_dir.mkdir(parents=True, exist_ok=True)
+    result.rejects_path = rejects_dir / "train-rejects.csv"
+    files["rejects"].to_csv(result.rejects_path, index=False)
+    if not register:
+        return result
+    with tempfile.TemporaryDirectory() as tmp:
+        art = Path(tmp) / "evaluation"
+        _write_artefacts(art, result, files)
+        scorer_dir = result.scorer.save(Path(tmp) / "scorer")
+        example = _input_example(result.scorer, files["lab"], files["test_rows"][:3])
+        flat_metrics = {f"test_{k}": v for k, v in result.metrics.items()}
+        flat_metrics |= {f"baseline_{k}": v for k, v in (result.baseline or {}).items()}
+        flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
+        result.run_id, result.version = tracking.log_training(
+            settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
+            artefact_dir=art, scorer_dir=scorer_dir, input_example=example,
+            output_example=tracking.score_records(result.scorer, example), tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
+        )  # fmt: skip
+    promote_if_better(settings, result, files, config.promote_metric)
+    return result
+
+
+def promote_if_better(settings: Settings, result: TrainResult, files: dict, metric: str) -> None:
+    from leadml import tracking
+
+    current = tracking.alias_version(settings, tracking.CHAMPION)
+    mine = result.metrics[metric]
+    if current is None:
+        result.promoted, result.promotion_note = True, "no champion yet"
+    else:
+        theirs = _champion_metric(settings, current, result, files, metric)
+        if theirs is None:
+            result.promotion_note = f"champion v{current} cannot score this data; promote by hand with `leadml promote --version {result.version}`"
+        else:
+            better = mine >= theirs if metric == "roc_auc" else mine <= theirs
+            result.promoted = better
+            result.promotion_note = f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
+    if result.promoted:
+        tracking.set_alias(settings, tracking.CHAMPION, result.version)
+        result.export_path = tracking.export(settings, result.version)
