@@ -40,7 +40,9 @@ def to_band(probability: np.ndarray, thresholds: BandThresholds) -> np.ndarray:
     return np.asarray(BANDS, dtype=object)[code]
 
 
-def _lowest_threshold_reaching(p_sorted_desc: np.ndarray, rate: float, start: int = 0) -> float | None:
+def _lowest_threshold_reaching(
+    p_sorted_desc: np.ndarray, rate: float, start: int = 0
+) -> float | None:
     """Lowest cut t such that leads ranked start..i (p >= t) have mean probability >= rate."""
     tail = p_sorted_desc[start:]
     if tail.size == 0:

@@ -6,8 +6,8 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 import time
+import warnings
 from pathlib import Path
 
 EPILOG = """examples:
@@ -39,8 +39,12 @@ def cmd_synth(args) -> int:
     steps.update(1)
     steps.close()
     m = result.meta
-    print(f"wrote {len(result.leads):,} leads and {len(result.events):,} events to {args.out} in {time.perf_counter() - t0:.1f}s")
-    print(f"  cut-off {m['as_of']}, {m['snapshots']} monthly snapshots, conversion within {m['horizon_days']} days: {m['snapshot_conversion_rate']:.1%} of eligible leads")
+    print(
+        f"wrote {len(result.leads):,} leads and {len(result.events):,} events to {args.out} in {time.perf_counter() - t0:.1f}s"
+    )
+    print(
+        f"  cut-off {m['as_of']}, {m['snapshots']} monthly snapshots, conversion within {m['horizon_days']} days: {m['snapshot_conversion_rate']:.1%} of eligible leads"
+    )
     print(f"  truth (true probabilities and effects): {paths['truth'].parent}")
     return 0
 
@@ -61,7 +65,9 @@ def _config(args):
             for k, v in {
                 "target": args.target,
                 "id_column": args.id,
-                "drop": [c.strip() for c in args.drop.split(",") if c.strip()] if args.drop else None,
+                "drop": [c.strip() for c in args.drop.split(",") if c.strip()]
+                if args.drop
+                else None,
                 "sep": args.sep,
             }.items()
             if v is not None
@@ -78,17 +84,25 @@ def print_train_report(result, settings) -> None:
     m, b, o = result.metrics, result.baseline or {}, result.bayes or {}
     d = result.data_summary
     print()
-    print(f"data: {d['kind']} {d['path']} | {d['rows']:,} training rows, conversion {d['conversion_rate']:.1%}, split {d['split']}, {d['rejected_rows']} rejected")
+    print(
+        f"data: {d['kind']} {d['path']} | {d['rows']:,} training rows, conversion {d['conversion_rate']:.1%}, split {d['split']}, {d['rejected_rows']} rejected"
+    )
     if d.get("cutoffs"):
-        print(f"      cut-offs {d['cutoffs'][-1]} .. {d['cutoffs'][0]}, horizon {d['horizon_days']} days")
+        print(
+            f"      cut-offs {d['cutoffs'][-1]} .. {d['cutoffs'][0]}, horizon {d['horizon_days']} days"
+        )
     print(f"test slice: {m['leads']:,} leads")
     print(f"{'metric':<10} {'LightGBM':>10} {'baseline':>10} {'best possible':>14}")
     for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"):
         print(f"{k:<10} {_fmt(m[k]):>10} {_fmt(b.get(k)):>10} {_fmt(o.get(k)):>14}")
     if o:
-        print(f"  ('best possible' is the Bayes-optimal model using the generator's true probabilities; AUC gap {o['roc_auc'] - m['roc_auc']:+.4f})")
+        print(
+            f"  ('best possible' is the Bayes-optimal model using the generator's true probabilities; AUC gap {o['roc_auc'] - m['roc_auc']:+.4f})"
+        )
     t = result.thresholds
-    print(f"\nbands ({t.policy}: SQL at p >= {t.sql:.3f}, MQL at p >= {t.mql:.3f}), backtest on the test slice:")
+    print(
+        f"\nbands ({t.policy}: SQL at p >= {t.sql:.3f}, MQL at p >= {t.mql:.3f}), backtest on the test slice:"
+    )
     print(result.band_table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     for w in result.warnings:
         print(f"WARNING: {w}")
@@ -96,7 +110,11 @@ def print_train_report(result, settings) -> None:
         print(f"rejected rows and reasons: {result.rejects_path}")
     if result.run_id:
         print(f"\nMLflow run {result.run_id} in {settings.tracking_uri} (make mlflow-ui)")
-        print(f"registered {settings.model_name} v{result.version} as challenger; " + ("promoted to champion" if result.promoted else "not promoted") + f" ({result.promotion_note})")
+        print(
+            f"registered {settings.model_name} v{result.version} as challenger; "
+            + ("promoted to champion" if result.promoted else "not promoted")
+            + f" ({result.promotion_note})"
+        )
     if result.export_path:
         print(f"champion exported to {result.export_path}")
 
@@ -119,7 +137,10 @@ def cmd_score(args) -> int:
     settings = _settings()
     t0 = time.perf_counter()
     s = score_file(args.data, args.out, settings, args.model, args.sep, args.as_of)
-    print(f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s" + (f" (as of {s.as_of})" if s.as_of else ""))
+    print(
+        f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s"
+        + (f" (as of {s.as_of})" if s.as_of else "")
+    )
     print("  bands: " + ", ".join(f"{b} {n:,}" for b, n in sorted(s.bands.items())))
     print(f"  output: {s.out_path}")
     print(f"  rejects: {s.rejects_path} ({s.rejected:,} rows)")
@@ -132,7 +153,10 @@ def cmd_promote(args) -> int:
     settings = _settings()
     version = args.version or tracking.alias_version(settings, tracking.CHALLENGER)
     if version is None:
-        print(f"error: no version given and no challenger alias on model {settings.model_name!r}; train first or pass --version", file=sys.stderr)
+        print(
+            f"error: no version given and no challenger alias on model {settings.model_name!r}; train first or pass --version",
+            file=sys.stderr,
+        )
         return 2
     tracking.set_alias(settings, tracking.CHAMPION, version)
     path = tracking.export(settings, version)
@@ -152,41 +176,99 @@ def cmd_config(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(prog="leadml", description="Learn lead conversion from history; score leads with a calibrated probability, a 1-99 score and an SQL/MQL band.", epilog=EPILOG, formatter_class=fmt)
+    p = argparse.ArgumentParser(
+        prog="leadml",
+        description="Learn lead conversion from history; score leads with a calibrated probability, a 1-99 score and an SQL/MQL band.",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("synth", help="write synthetic CRM tables with known true probabilities", description="Write leads, events and a truth folder (true conversion probabilities, true effect of each behaviour). Deterministic by seed.", formatter_class=fmt)
-    s.add_argument("--out", required=True, type=Path, help="folder to write leads, events and truth/ into")
-    s.add_argument("--leads", type=int, default=20_000, help="number of leads (default 20000; 1000000+ works)")
+    s = sub.add_parser(
+        "synth",
+        help="write synthetic CRM tables with known true probabilities",
+        description="Write leads, events and a truth folder (true conversion probabilities, true effect of each behaviour). Deterministic by seed.",
+        formatter_class=fmt,
+    )
+    s.add_argument(
+        "--out", required=True, type=Path, help="folder to write leads, events and truth/ into"
+    )
+    s.add_argument(
+        "--leads", type=int, default=20_000, help="number of leads (default 20000; 1000000+ works)"
+    )
     s.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    s.add_argument("--format", choices=["auto", "csv", "parquet"], default="auto", help="file format (auto: Parquet from 100k leads)")
+    s.add_argument(
+        "--format",
+        choices=["auto", "csv", "parquet"],
+        default="auto",
+        help="file format (auto: Parquet from 100k leads)",
+    )
     s.set_defaults(func=cmd_synth)
 
-    t = sub.add_parser("train", help="train, evaluate, log to MLflow, register and maybe promote", description="Train a calibrated conversion model. PATH is a folder of CRM tables (leads + events) or one flat CSV/Parquet export.", formatter_class=fmt)
+    t = sub.add_parser(
+        "train",
+        help="train, evaluate, log to MLflow, register and maybe promote",
+        description="Train a calibrated conversion model. PATH is a folder of CRM tables (leads + events) or one flat CSV/Parquet export.",
+        formatter_class=fmt,
+    )
     t.add_argument("--data", required=True, type=Path, help="CRM folder or flat export file")
     t.add_argument("--target", help="flat export: outcome column (0/1, yes/no, true/false)")
     t.add_argument("--id", help="flat export: lead id column (default: row number)")
-    t.add_argument("--drop", help="flat export: comma-separated columns to leave out (e.g. ones filled in after contact)")
+    t.add_argument(
+        "--drop",
+        help="flat export: comma-separated columns to leave out (e.g. ones filled in after contact)",
+    )
     t.add_argument("--sep", help="delimiter of CSV files (default: sniffed)")
-    t.add_argument("--config", type=Path, help="YAML training config (`leadml config` prints the defaults)")
-    t.add_argument("--no-register", action="store_true", help="fit and evaluate only; nothing goes to MLflow")
+    t.add_argument(
+        "--config", type=Path, help="YAML training config (`leadml config` prints the defaults)"
+    )
+    t.add_argument(
+        "--no-register", action="store_true", help="fit and evaluate only; nothing goes to MLflow"
+    )
     t.set_defaults(func=cmd_train)
 
-    c = sub.add_parser("score", help="score new leads in batch", description="Score leads in the training shape. Every input row is in the output or in <out>.rejects.csv with its reason.", formatter_class=fmt)
+    c = sub.add_parser(
+        "score",
+        help="score new leads in batch",
+        description="Score leads in the training shape. Every input row is in the output or in <out>.rejects.csv with its reason.",
+        formatter_class=fmt,
+    )
     c.add_argument("--data", required=True, type=Path, help="CRM folder or flat export file")
-    c.add_argument("--out", required=True, type=Path, help="output .csv or .parquet (id, probability, score, band)")
-    c.add_argument("--model", help="model URI: models:/leadml@champion, runs:/ID/model or an exported folder (default: models/champion, else the registry champion)")
+    c.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output .csv or .parquet (id, probability, score, band)",
+    )
+    c.add_argument(
+        "--model",
+        help="model URI: models:/leadml@champion, runs:/ID/model or an exported folder (default: models/champion, else the registry champion)",
+    )
     c.add_argument("--sep", help="delimiter of CSV files (default: sniffed)")
-    c.add_argument("--as-of", help="CRM: cut-off time for engagement features (default: latest activity in the data)")
+    c.add_argument(
+        "--as-of",
+        help="CRM: cut-off time for engagement features (default: latest activity in the data)",
+    )
     c.set_defaults(func=cmd_score)
 
-    r = sub.add_parser("promote", help="move the champion alias to a version (default: the challenger) and export it", formatter_class=fmt)
-    r.add_argument("--version", help="registered version to promote (default: the current challenger)")
+    r = sub.add_parser(
+        "promote",
+        help="move the champion alias to a version (default: the challenger) and export it",
+        formatter_class=fmt,
+    )
+    r.add_argument(
+        "--version", help="registered version to promote (default: the current challenger)"
+    )
     r.set_defaults(func=cmd_promote)
 
-    g = sub.add_parser("config", help="print the default training config as YAML", description="Print every training setting with its default; save it, edit it, pass it to train --config.", formatter_class=fmt)
+    g = sub.add_parser(
+        "config",
+        help="print the default training config as YAML",
+        description="Print every training setting with its default; save it, edit it, pass it to train --config.",
+        formatter_class=fmt,
+    )
     g.set_defaults(func=cmd_config)
     return p
 
@@ -200,7 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", module=r"mlflow\..*")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:

@@ -43,7 +43,8 @@ class Settings(BaseModel):
         store = root / "mlruns"
         return cls(
             home=root,
-            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store / 'mlflow.db'}",
+            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{store / 'mlflow.db'}",
             artifact_root=os.environ.get("LEADML_ARTIFACT_ROOT") or (store / "artifacts").as_uri(),
             model_name=os.environ.get("LEADML_MODEL_NAME", "leadml"),
             experiment=os.environ.get("LEADML_EXPERIMENT", "leadml"),
@@ -57,9 +58,15 @@ class FeatureConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     windows_days: list[int] = Field(default=[7, 30, 90], min_length=1)
-    observation_days: int = Field(default=180, gt=0, description="events older than this before the cut-off are ignored")
-    half_life_days: float = Field(default=14.0, gt=0, description="half-life of the decayed engagement")
-    velocity_days: int = Field(default=14, gt=0, description="recent window compared with the one before it")
+    observation_days: int = Field(
+        default=180, gt=0, description="events older than this before the cut-off are ignored"
+    )
+    half_life_days: float = Field(
+        default=14.0, gt=0, description="half-life of the decayed engagement"
+    )
+    velocity_days: int = Field(
+        default=14, gt=0, description="recent window compared with the one before it"
+    )
 
 
 class LabelConfig(BaseModel):
@@ -67,30 +74,52 @@ class LabelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    as_of: str | None = Field(default=None, description="cut-off; default: latest timestamp in the data minus the horizon")
-    horizon_days: int = Field(default=30, gt=0, description="conversion must happen within this many days after the cut-off")
+    as_of: str | None = Field(
+        default=None, description="cut-off; default: latest timestamp in the data minus the horizon"
+    )
+    horizon_days: int = Field(
+        default=30,
+        gt=0,
+        description="conversion must happen within this many days after the cut-off",
+    )
     snapshots: int | Literal["auto"] = Field(
         default="auto",
         description="cut-offs to learn from, one every snapshot_every_days back from as_of; auto: 4-8 depending on volume",
     )
-    snapshot_every_days: int | None = Field(default=None, gt=0, description="default: the horizon, so labels never overlap")
+    snapshot_every_days: int | None = Field(
+        default=None, gt=0, description="default: the horizon, so labels never overlap"
+    )
 
 
 class SplitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    valid: float = Field(default=0.1, gt=0, lt=0.5, description="early-stopping slice (share of all rows)")
+    valid: float = Field(
+        default=0.1, gt=0, lt=0.5, description="early-stopping slice (share of all rows)"
+    )
     calibration: float = Field(default=0.2, gt=0, lt=0.5)
     test: float = Field(default=0.2, gt=0, lt=0.5)
-    date_column: str | None = Field(default=None, description="flat files: creation date for a time split")
-    crossfit_folds: int = Field(default=5, ge=0, description="no time order: cross-fit over the non-test rows (0 = fixed slices)")
-    crossfit_max_rows: int = Field(default=300_000, ge=0, description="above this, fixed slices (cross-fitting costs folds+1 fits)")
+    date_column: str | None = Field(
+        default=None, description="flat files: creation date for a time split"
+    )
+    crossfit_folds: int = Field(
+        default=5,
+        ge=0,
+        description="no time order: cross-fit over the non-test rows (0 = fixed slices)",
+    )
+    crossfit_max_rows: int = Field(
+        default=300_000,
+        ge=0,
+        description="above this, fixed slices (cross-fitting costs folds+1 fits)",
+    )
     seed: int = 7
 
     @model_validator(mode="after")
     def _leaves_training_rows(self) -> SplitConfig:
         if self.valid + self.calibration + self.test >= 0.8:
-            raise ValueError("valid + calibration + test must leave at least 20 % of rows for training")
+            raise ValueError(
+                "valid + calibration + test must leave at least 20 % of rows for training"
+            )
         return self
 
 
@@ -107,7 +136,9 @@ class ModelConfig(BaseModel):
     lambda_l2: float = Field(default=1.0, ge=0)
     cat_smooth: float = Field(default=10.0, ge=0)
     min_data_per_group: int = Field(default=50, ge=1)
-    monotone: bool = Field(default=False, description="more positive engagement never lowers a score")
+    monotone: bool = Field(
+        default=False, description="more positive engagement never lowers a score"
+    )
     calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
     threads: int = Field(default=0, ge=0, description="0 = all cores")
     baseline: bool = Field(default=True, description="also fit the logistic-regression baseline")
@@ -134,10 +165,14 @@ class BandConfig(BaseModel):
     def _ordered(self) -> BandConfig:
         if self.policy in ("fixed", "rate"):
             if not (0 < self.mql < self.sql < 1):
-                raise ValueError(f"bands: need 0 < mql < sql < 1 for policy {self.policy!r}, got mql={self.mql}, sql={self.sql}")
+                raise ValueError(
+                    f"bands: need 0 < mql < sql < 1 for policy {self.policy!r}, got mql={self.mql}, sql={self.sql}"
+                )
         elif self.leads_per_period is None:
             if not (0 < self.sql < self.mql <= 1):
-                raise ValueError("bands: capacity shares need 0 < sql < mql <= 1 (SQL is the top slice)")
+                raise ValueError(
+                    "bands: capacity shares need 0 < sql < mql <= 1 (SQL is the top slice)"
+                )
         elif not (self.sql < self.mql <= self.leads_per_period):
             raise ValueError("bands: capacity counts need sql < mql <= leads_per_period")
         return self
@@ -152,7 +187,9 @@ class FlatConfig(BaseModel):
     id_column: str | None = None
     drop: list[str] = Field(default_factory=list)
     sep: str | None = Field(default=None, description="delimiter; sniffed when not given")
-    missing_values: list[str] = Field(default_factory=lambda: ["Select", "select", "N/A", "n/a", "NA", "null", "NULL", "-", "?"])
+    missing_values: list[str] = Field(
+        default_factory=lambda: ["Select", "select", "N/A", "n/a", "NA", "null", "NULL", "-", "?"]
+    )
     max_categories: int = Field(default=200, ge=2)
 
 
@@ -167,7 +204,9 @@ class TrainConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     bands: BandConfig = Field(default_factory=BandConfig)
     flat: FlatConfig = Field(default_factory=FlatConfig)
-    leakage_auc: float = Field(default=0.95, gt=0.5, le=1, description="warn when one column alone reaches this AUC")
+    leakage_auc: float = Field(
+        default=0.95, gt=0.5, le=1, description="warn when one column alone reaches this AUC"
+    )
     promote_metric: Literal["roc_auc", "log_loss"] = "roc_auc"
 
     @classmethod
@@ -177,13 +216,17 @@ class TrainConfig(BaseModel):
             return cls()
         path = Path(path)
         if not path.exists():
-            raise ConfigError(f"{path}: config file not found. Pass an existing YAML file to --config.")
+            raise ConfigError(
+                f"{path}: config file not found. Pass an existing YAML file to --config."
+            )
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections (features, label, split, model, bands, flat)")
+            raise ConfigError(
+                f"{path}: expected a mapping of sections (features, label, split, model, bands, flat)"
+            )
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

@@ -35,7 +35,9 @@ EVENT_TYPES = (
 PAGE_KINDS = ("pricing", "product", "blog", "other")
 TRUE_WORDS = {"1", "1.0", "yes", "y", "true", "t", "converted", "won"}
 FALSE_WORDS = {"0", "0.0", "no", "n", "false", "f", "not converted", "lost"}
-PII_PATTERN = re.compile(r"(e-?mail|phone|mobile|first.?name|last.?name|full.?name|^name$|address|ip.?addr)", re.I)
+PII_PATTERN = re.compile(
+    r"(e-?mail|phone|mobile|first.?name|last.?name|full.?name|^name$|address|ip.?addr)", re.I
+)
 REJECT_COLUMNS = ["file", "row", "lead_id", "field", "value", "reason"]
 # more than this share of bad values in a required column is a broken file, not bad rows
 MAX_BAD_SHARE = 0.2
@@ -61,7 +63,10 @@ class Rejects:
                     "row": np.asarray(rows) + 1,  # 1 = first data row after the header
                     "lead_id": pd.Series(np.asarray(ids, dtype=object)).astype(str).to_numpy(),
                     "field": field_name,
-                    "value": pd.Series(np.asarray(values, dtype=object)).astype(str).str.slice(0, 80).to_numpy(),
+                    "value": pd.Series(np.asarray(values, dtype=object))
+                    .astype(str)
+                    .str.slice(0, 80)
+                    .to_numpy(),
                     "reason": reason,
                 }
             )
@@ -85,7 +90,10 @@ class Rejects:
         if f.empty:
             return []
         counts = f.groupby(["file", "field", "reason"], sort=False).size()
-        return [f"{file}: {n} row(s) rejected, {fld}: {reason}" for (file, fld, reason), n in counts.items()]
+        return [
+            f"{file}: {n} row(s) rejected, {fld}: {reason}"
+            for (file, fld, reason), n in counts.items()
+        ]
 
 
 @dataclass
@@ -117,41 +125,69 @@ def sniff_sep(path: Path) -> str:
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         sample = fh.read(65536)
     if not sample.strip():
-        raise ContractError(f"{path}: the file is empty. Export the leads again, with a header row.")
+        raise ContractError(
+            f"{path}: the file is empty. Export the leads again, with a header row."
+        )
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         return ","
 
 
-def _read_table(path: Path, sep: str | None = None, strings: bool = False, missing=()) -> pd.DataFrame:
+def _read_table(
+    path: Path, sep: str | None = None, strings: bool = False, missing=()
+) -> pd.DataFrame:
     if path.suffix.lower() == ".parquet":
         frame = pd.read_parquet(path)
     else:
         sep = sep or sniff_sep(path)
         kwargs = {"dtype": str} if strings else {}
         try:
-            frame = pd.read_csv(path, sep=sep, na_values=list(missing) or None, keep_default_na=True, low_memory=False, **kwargs)
+            frame = pd.read_csv(
+                path,
+                sep=sep,
+                na_values=list(missing) or None,
+                keep_default_na=True,
+                low_memory=False,
+                **kwargs,
+            )
         except pd.errors.EmptyDataError:
-            raise ContractError(f"{path}: the file is empty. Export the leads again, with a header row.") from None
+            raise ContractError(
+                f"{path}: the file is empty. Export the leads again, with a header row."
+            ) from None
         except pd.errors.ParserError as exc:
-            raise ContractError(f"{path}: cannot be parsed as delimited text with separator {sep!r} ({exc}). Pass the right separator with --sep.") from None
-        frame = frame.loc[:, [c for c in frame.columns if not str(c).startswith("Unnamed:") or frame[c].notna().any()]]
+            raise ContractError(
+                f"{path}: cannot be parsed as delimited text with separator {sep!r} ({exc}). Pass the right separator with --sep."
+            ) from None
+        frame = frame.loc[
+            :,
+            [
+                c
+                for c in frame.columns
+                if not str(c).startswith("Unnamed:") or frame[c].notna().any()
+            ],
+        ]
         frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise ContractError(f"{path}: the file has a header but no rows. Export at least one lead.")
     return frame
 
 
-def _missing_column(path: Path, column: str, frame: pd.DataFrame, role: str, flag: str | None = None) -> ContractError:
+def _missing_column(
+    path: Path, column: str, frame: pd.DataFrame, role: str, flag: str | None = None
+) -> ContractError:
     close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     fix = f" Pass the right name with {flag}." if flag else f" Rename the column to {column!r}."
     cols = ", ".join(repr(str(c)) for c in list(frame.columns)[:12])
-    return ContractError(f"{path}: required column {column!r} ({role}) is missing.{hint}{fix} Columns found: {cols}{' ...' if frame.shape[1] > 12 else ''}")
+    return ContractError(
+        f"{path}: required column {column!r} ({role}) is missing.{hint}{fix} Columns found: {cols}{' ...' if frame.shape[1] > 12 else ''}"
+    )
 
 
-def _examples(frame: pd.DataFrame, rows: np.ndarray, column: str, id_col: str | None = None, k: int = 3) -> str:
+def _examples(
+    frame: pd.DataFrame, rows: np.ndarray, column: str, id_col: str | None = None, k: int = 3
+) -> str:
     parts = []
     for r in rows[:k]:
         ident = f" ({id_col}={frame[id_col].iat[r]})" if id_col and id_col in frame else ""
@@ -171,15 +207,27 @@ def parse_binary(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Parse timestamps (ISO or anything pandas reads); return (parsed, bad mask for non-missing values)."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+        parsed = (
+            values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+        )
     else:
-        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed").dt.tz_localize(
+            None
+        )
     parsed = parsed.astype("datetime64[ns]")
     bad = (parsed.isna() & values.notna()).to_numpy(bool).copy()
     return parsed, bad
 
 
-def _check_share(path: Path, frame: pd.DataFrame, column: str, bad: np.ndarray, what: str, fix: str, id_col: str | None) -> None:
+def _check_share(
+    path: Path,
+    frame: pd.DataFrame,
+    column: str,
+    bad: np.ndarray,
+    what: str,
+    fix: str,
+    id_col: str | None,
+) -> None:
     if bad.mean() > MAX_BAD_SHARE:
         rows = np.flatnonzero(bad)
         raise ContractError(
@@ -200,14 +248,20 @@ def _check_unique_ids(path: Path, frame: pd.DataFrame, id_col: str) -> None:
 
 
 def _table_file(folder: Path, name: str) -> Path:
-    found = [p for p in sorted(folder.glob(f"{name}.*")) if p.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt")]
+    found = [
+        p
+        for p in sorted(folder.glob(f"{name}.*"))
+        if p.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt")
+    ]
     if not found:
         raise ContractError(
             f"{folder}: no {name}.csv or {name}.parquet. A CRM folder holds leads.csv|parquet and "
             f"events.csv|parquet; for a single flat export pass the file itself to --data."
         )
     if len(found) > 1:
-        raise ContractError(f"{folder}: several {name} files ({', '.join(p.name for p in found)}); keep one.")
+        raise ContractError(
+            f"{folder}: several {name} files ({', '.join(p.name for p in found)}); keep one."
+        )
     return found[0]
 
 
@@ -218,34 +272,85 @@ def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True)
     leads = _read_table(leads_path, sep)
     for col in LEAD_COLUMNS + (OUTCOME_COLUMNS[:1] if require_outcome else []):
         if col not in leads:
-            raise _missing_column(leads_path, col, leads, "lead id, creation time and outcome are required")
+            raise _missing_column(
+                leads_path, col, leads, "lead id, creation time and outcome are required"
+            )
     leads = leads.reset_index(drop=True)
     keep = np.ones(len(leads), bool)
     miss_id = leads["lead_id"].isna().to_numpy(bool)
-    rejects.add(leads_path.name, np.flatnonzero(miss_id), leads["lead_id"][miss_id], "lead_id", [""] * miss_id.sum(), "missing lead id")
+    rejects.add(
+        leads_path.name,
+        np.flatnonzero(miss_id),
+        leads["lead_id"][miss_id],
+        "lead_id",
+        [""] * miss_id.sum(),
+        "missing lead id",
+    )
     keep &= ~miss_id
     _check_unique_ids(leads_path, leads[keep], "lead_id")
     created, bad = parse_dates(leads["created_at"])
     bad |= created.isna().to_numpy(bool) & keep
-    _check_share(leads_path, leads, "created_at", bad, "dates", "Export timestamps as ISO 8601 (2026-05-31 14:02:00).", "lead_id")
+    _check_share(
+        leads_path,
+        leads,
+        "created_at",
+        bad,
+        "dates",
+        "Export timestamps as ISO 8601 (2026-05-31 14:02:00).",
+        "lead_id",
+    )
     rows = np.flatnonzero(bad & keep)
-    rejects.add(leads_path.name, rows, leads["lead_id"].to_numpy()[rows], "created_at", leads["created_at"].to_numpy()[rows], "not a date")
+    rejects.add(
+        leads_path.name,
+        rows,
+        leads["lead_id"].to_numpy()[rows],
+        "created_at",
+        leads["created_at"].to_numpy()[rows],
+        "not a date",
+    )
     keep &= ~bad
     leads["created_at"] = created
     if "converted" in leads:
         conv, bad = parse_binary(leads["converted"])
-        _check_share(leads_path, leads, "converted", bad, "binary (0/1, yes/no, true/false)", "Map the outcome to 0/1.", "lead_id")
+        _check_share(
+            leads_path,
+            leads,
+            "converted",
+            bad,
+            "binary (0/1, yes/no, true/false)",
+            "Map the outcome to 0/1.",
+            "lead_id",
+        )
         rows = np.flatnonzero(bad & keep)
-        rejects.add(leads_path.name, rows, leads["lead_id"].to_numpy()[rows], "converted", leads["converted"].to_numpy()[rows], "not 0/1, yes/no or true/false")
+        rejects.add(
+            leads_path.name,
+            rows,
+            leads["lead_id"].to_numpy()[rows],
+            "converted",
+            leads["converted"].to_numpy()[rows],
+            "not 0/1, yes/no or true/false",
+        )
         keep &= ~bad
         leads["converted"] = conv
         if require_outcome and "converted_at" not in leads:
-            raise _missing_column(leads_path, "converted_at", leads, "needed to know whether a conversion happened after the cut-off")
+            raise _missing_column(
+                leads_path,
+                "converted_at",
+                leads,
+                "needed to know whether a conversion happened after the cut-off",
+            )
         if "converted_at" in leads:
             conv_at, bad = parse_dates(leads["converted_at"])
             bad |= (conv == 1) & conv_at.isna().to_numpy(bool) & require_outcome
             rows = np.flatnonzero(bad & keep)
-            rejects.add(leads_path.name, rows, leads["lead_id"].to_numpy()[rows], "converted_at", leads["converted_at"].to_numpy()[rows], "converted lead without a valid conversion date")
+            rejects.add(
+                leads_path.name,
+                rows,
+                leads["lead_id"].to_numpy()[rows],
+                "converted_at",
+                leads["converted_at"].to_numpy()[rows],
+                "converted lead without a valid conversion date",
+            )
             keep &= ~bad
             leads["converted_at"] = conv_at
     for col in PROFILE_COLUMNS:
@@ -261,33 +366,63 @@ def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True)
         target="converted" if "converted" in leads else None,
         date_column="created_at",
         rejects=rejects,
-        source={"paths": [str(leads_path), str(events_path)], "hash": file_hash([leads_path, events_path])},
+        source={
+            "paths": [str(leads_path), str(events_path)],
+            "hash": file_hash([leads_path, events_path]),
+        },
     )
 
 
-def _load_events(path: Path, leads: pd.DataFrame, sep: str | None, rejects: Rejects) -> pd.DataFrame:
+def _load_events(
+    path: Path, leads: pd.DataFrame, sep: str | None, rejects: Rejects
+) -> pd.DataFrame:
     events = _read_table(path, sep)
     for col in EVENT_COLUMNS:
         if col not in events:
-            raise _missing_column(path, col, events, "every event needs a lead id, a time and a type")
+            raise _missing_column(
+                path, col, events, "every event needs a lead id, a time and a type"
+            )
     events = events.reset_index(drop=True)
     if "page" not in events:
         events["page"] = ""
     keep = np.ones(len(events), bool)
     when, bad = parse_dates(events["occurred_at"])
     bad |= when.isna().to_numpy(bool)
-    _check_share(path, events, "occurred_at", bad, "dates", "Export timestamps as ISO 8601.", "lead_id")
+    _check_share(
+        path, events, "occurred_at", bad, "dates", "Export timestamps as ISO 8601.", "lead_id"
+    )
     rows = np.flatnonzero(bad)
-    rejects.add(path.name, rows, events["lead_id"].to_numpy()[rows], "occurred_at", events["occurred_at"].to_numpy()[rows], "not a date")
+    rejects.add(
+        path.name,
+        rows,
+        events["lead_id"].to_numpy()[rows],
+        "occurred_at",
+        events["occurred_at"].to_numpy()[rows],
+        "not a date",
+    )
     keep &= ~bad
     etype = events["event_type"].astype("string").str.strip().str.lower()
     known = etype.isin(EVENT_TYPES).fillna(False).to_numpy(bool)
     rows = np.flatnonzero(~known & keep)
-    rejects.add(path.name, rows, events["lead_id"].to_numpy()[rows], "event_type", events["event_type"].to_numpy()[rows], f"unknown event type; expected one of {', '.join(EVENT_TYPES)}")
+    rejects.add(
+        path.name,
+        rows,
+        events["lead_id"].to_numpy()[rows],
+        "event_type",
+        events["event_type"].to_numpy()[rows],
+        f"unknown event type; expected one of {', '.join(EVENT_TYPES)}",
+    )
     keep &= known
     owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
     rows = np.flatnonzero((owner < 0) & keep)
-    rejects.add(path.name, rows, events["lead_id"].to_numpy()[rows], "lead_id", events["lead_id"].to_numpy()[rows], "no lead with this id in leads (or the lead was rejected)")
+    rejects.add(
+        path.name,
+        rows,
+        events["lead_id"].to_numpy()[rows],
+        "lead_id",
+        events["lead_id"].to_numpy()[rows],
+        "no lead with this id in leads (or the lead was rejected)",
+    )
     keep &= owner >= 0
     page = events["page"].astype("string").str.strip().str.lower().fillna("")
     page = page.where(page.isin(PAGE_KINDS) | (etype != "page_view"), "other")
@@ -321,7 +456,9 @@ def load_flat(
             raise _missing_column(path, col, frame, "named in --drop", "--drop")
     frame = frame.drop(columns=list(drop))
     if require_target and target is None:
-        raise ContractError(f"{path}: a flat export needs the outcome column: pass --target COLUMN (0/1, yes/no or true/false).")
+        raise ContractError(
+            f"{path}: a flat export needs the outcome column: pass --target COLUMN (0/1, yes/no or true/false)."
+        )
     if id_column is not None and id_column not in frame:
         raise _missing_column(path, id_column, frame, "lead id", "--id")
     keep = np.ones(len(frame), bool)
@@ -329,28 +466,67 @@ def load_flat(
         id_column = "row_id"
         frame.insert(0, id_column, (np.arange(len(frame)) + 1).astype(str))
     miss = frame[id_column].isna().to_numpy(bool)
-    rejects.add(path.name, np.flatnonzero(miss), [""] * miss.sum(), id_column, [""] * miss.sum(), "missing lead id")
+    rejects.add(
+        path.name,
+        np.flatnonzero(miss),
+        [""] * miss.sum(),
+        id_column,
+        [""] * miss.sum(),
+        "missing lead id",
+    )
     keep &= ~miss
     _check_unique_ids(path, frame[keep], id_column)
     if target is not None and target in frame:
         y, bad = parse_binary(frame[target])
         values = frame[target].dropna().astype(str).unique()[:8]
-        _check_share(path, frame, target, bad, "binary (0/1, yes/no, true/false)", f"Values seen: {', '.join(map(repr, values))}. Map the outcome to 0/1 or pick the right --target.", id_column)
+        _check_share(
+            path,
+            frame,
+            target,
+            bad,
+            "binary (0/1, yes/no, true/false)",
+            f"Values seen: {', '.join(map(repr, values))}. Map the outcome to 0/1 or pick the right --target.",
+            id_column,
+        )
         if require_target:
             rows = np.flatnonzero(bad & keep)
-            rejects.add(path.name, rows, frame[id_column].to_numpy()[rows], target, frame[target].to_numpy()[rows], "target is not 0/1, yes/no or true/false")
+            rejects.add(
+                path.name,
+                rows,
+                frame[id_column].to_numpy()[rows],
+                target,
+                frame[target].to_numpy()[rows],
+                "target is not 0/1, yes/no or true/false",
+            )
             keep &= ~bad
         frame[target] = y
     elif require_target:
         raise _missing_column(path, target, frame, "the outcome to learn", "--target")
     if date_column is not None:
         if date_column not in frame:
-            raise _missing_column(path, date_column, frame, "creation date for the time split", "split.date_column")
+            raise _missing_column(
+                path, date_column, frame, "creation date for the time split", "split.date_column"
+            )
         when, bad = parse_dates(frame[date_column])
         bad |= when.isna().to_numpy(bool)
-        _check_share(path, frame, date_column, bad, "dates", "Export dates as ISO 8601 or drop split.date_column.", id_column)
+        _check_share(
+            path,
+            frame,
+            date_column,
+            bad,
+            "dates",
+            "Export dates as ISO 8601 or drop split.date_column.",
+            id_column,
+        )
         rows = np.flatnonzero(bad & keep)
-        rejects.add(path.name, rows, frame[id_column].to_numpy()[rows], date_column, frame[date_column].to_numpy()[rows], "not a date")
+        rejects.add(
+            path.name,
+            rows,
+            frame[id_column].to_numpy()[rows],
+            date_column,
+            frame[date_column].to_numpy()[rows],
+            "not a date",
+        )
         keep &= ~bad
         frame[date_column] = when
     frame = frame.loc[keep]  # the index keeps each row's position in the file, for rejects
@@ -370,7 +546,9 @@ def load(path: Path | str, **flat_options) -> LeadData:
     """A folder is read as CRM tables, a file as a flat export."""
     path = Path(path)
     if not path.exists():
-        raise ContractError(f"{path}: no such file or folder. Pass a folder with leads and events, or a flat CSV/Parquet file, to --data.")
+        raise ContractError(
+            f"{path}: no such file or folder. Pass a folder with leads and events, or a flat CSV/Parquet file, to --data."
+        )
     if path.is_dir():
         return load_crm(path, flat_options.get("sep"), flat_options.get("require_target", True))
     return load_flat(path, **flat_options)
@@ -381,7 +559,9 @@ def pii_columns(columns) -> list[str]:
     return [c for c in columns if PII_PATTERN.search(str(c))]
 
 
-def events_from_records(frame: pd.DataFrame, crm: bool) -> tuple[pd.DataFrame, pd.DataFrame | None, np.ndarray | None]:
+def events_from_records(
+    frame: pd.DataFrame, crm: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None, np.ndarray | None]:
     """Split request rows into (leads, events, as_of) for the feature function.
 
     CRM rows may carry their recent activity in an `events` column: a JSON string or a list of
@@ -391,7 +571,9 @@ def events_from_records(frame: pd.DataFrame, crm: bool) -> tuple[pd.DataFrame, p
         return frame, None, None
     import json
 
-    leads = frame.drop(columns=[c for c in ("events", "as_of") if c in frame]).reset_index(drop=True)
+    leads = frame.drop(columns=[c for c in ("events", "as_of") if c in frame]).reset_index(
+        drop=True
+    )
     if "lead_id" not in leads:
         leads.insert(0, "lead_id", np.arange(1, len(leads) + 1).astype(str))
     for col in PROFILE_COLUMNS + ["created_at"]:
@@ -399,7 +581,11 @@ def events_from_records(frame: pd.DataFrame, crm: bool) -> tuple[pd.DataFrame, p
             leads[col] = None
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
     if "as_of" in frame:
-        as_of = pd.to_datetime(frame["as_of"], errors="coerce", utc=True).dt.tz_localize(None).fillna(now)
+        as_of = (
+            pd.to_datetime(frame["as_of"], errors="coerce", utc=True)
+            .dt.tz_localize(None)
+            .fillna(now)
+        )
         as_of = as_of.to_numpy("datetime64[ns]")
     else:
         as_of = np.full(len(leads), now.to_datetime64().astype("datetime64[ns]"))
@@ -409,11 +595,19 @@ def events_from_records(frame: pd.DataFrame, crm: bool) -> tuple[pd.DataFrame, p
             if isinstance(evs, str):
                 evs = json.loads(evs) if evs.strip() else []
             for e in evs if isinstance(evs, list | tuple) else []:
-                rows.append((lead_id, e.get("occurred_at"), e.get("event_type"), e.get("page") or ""))
+                rows.append(
+                    (lead_id, e.get("occurred_at"), e.get("event_type"), e.get("page") or "")
+                )
     events = pd.DataFrame(rows, columns=["lead_id", "occurred_at", "event_type", "page"])
-    events["occurred_at"] = pd.to_datetime(events["occurred_at"], errors="coerce", utc=True).dt.tz_localize(None)
-    events["event_type"] = pd.Categorical(events["event_type"].astype("string").str.lower(), categories=EVENT_TYPES)
-    events["page"] = pd.Categorical(events["page"].astype("string").str.lower(), categories=("", *PAGE_KINDS))
+    events["occurred_at"] = pd.to_datetime(
+        events["occurred_at"], errors="coerce", utc=True
+    ).dt.tz_localize(None)
+    events["event_type"] = pd.Categorical(
+        events["event_type"].astype("string").str.lower(), categories=EVENT_TYPES
+    )
+    events["page"] = pd.Categorical(
+        events["page"].astype("string").str.lower(), categories=("", *PAGE_KINDS)
+    )
     return leads, events, as_of
 
 
@@ -427,9 +621,17 @@ def events_to_records(leads: pd.DataFrame, events: pd.DataFrame | None, as_of) -
             out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%S")
     grouped: dict = {}
     if events is not None and len(events):
-        ev = events.assign(occurred_at=pd.to_datetime(events["occurred_at"]).dt.strftime("%Y-%m-%dT%H:%M:%S"))
+        ev = events.assign(
+            occurred_at=pd.to_datetime(events["occurred_at"]).dt.strftime("%Y-%m-%dT%H:%M:%S")
+        )
         for lead_id, part in ev.groupby("lead_id", sort=False, observed=True):
-            grouped[lead_id] = part[["occurred_at", "event_type", "page"]].astype(str).to_dict("records")
-    out["events"] = [json.dumps(grouped.get(i, [])) for i in out["lead_id"]]
-    out["as_of"] = pd.Timestamp(as_of).strftime("%Y-%m-%dT%H:%M:%S") if not isinstance(as_of, np.ndarray | pd.Series) else pd.to_datetime(as_of).strftime("%Y-%m-%dT%H:%M:%S")
+            grouped[str(lead_id)] = (
+                part[["occurred_at", "event_type", "page"]].astype(str).to_dict("records")
+            )
+    out["events"] = [json.dumps(grouped.get(str(i), [])) for i in out["lead_id"]]
+    out["as_of"] = (
+        pd.Timestamp(as_of).strftime("%Y-%m-%dT%H:%M:%S")
+        if not isinstance(as_of, np.ndarray | pd.Series)
+        else pd.to_datetime(as_of).strftime("%Y-%m-%dT%H:%M:%S")
+    )
     return out

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    roc_auc_score,
+    roc_curve,
+)
 
 from leadml.bands import BANDS
 
@@ -21,7 +27,9 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BIN
     y, p = np.asarray(y, float), np.asarray(p, float)
     idx = np.minimum((p * bins).astype(int), bins - 1)
     total = np.bincount(idx, minlength=bins)
-    gap = np.abs(np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=p, minlength=bins))
+    gap = np.abs(
+        np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=p, minlength=bins)
+    )
     return float(gap.sum() / max(total.sum(), 1))
 
 
@@ -42,7 +50,11 @@ def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> pd.
     y, p = np.asarray(y, float), np.asarray(p, float)
     idx = np.minimum((p * bins).astype(int), bins - 1)
     frame = pd.DataFrame({"bin": idx, "y": y, "p": p})
-    out = frame.groupby("bin").agg(leads=("y", "size"), predicted=("p", "mean"), observed=("y", "mean")).reset_index()
+    out = (
+        frame.groupby("bin")
+        .agg(leads=("y", "size"), predicted=("p", "mean"), observed=("y", "mean"))
+        .reset_index()
+    )
     out["range"] = [f"{b / bins:.1f}-{(b + 1) / bins:.1f}" for b in out["bin"]]
     return out[["range", "leads", "predicted", "observed"]]
 
@@ -53,7 +65,9 @@ def lift_table(y: np.ndarray, p: np.ndarray, groups: int = 10) -> pd.DataFrame:
     order = np.argsort(-p, kind="stable")
     decile = np.arange(len(p)) * groups // max(len(p), 1)
     frame = pd.DataFrame({"decile": decile + 1, "y": y[order], "p": p[order]})
-    out = frame.groupby("decile").agg(leads=("y", "size"), predicted=("p", "mean"), observed=("y", "mean"), converted=("y", "sum"))
+    out = frame.groupby("decile").agg(
+        leads=("y", "size"), predicted=("p", "mean"), observed=("y", "mean"), converted=("y", "sum")
+    )
     base = y.mean() if y.size else 0.0
     out["lift"] = out["observed"] / base if base > 0 else np.nan
     out["gains"] = out["converted"].cumsum() / max(y.sum(), 1)
@@ -81,34 +95,52 @@ def band_backtest(y: np.ndarray, p: np.ndarray, band: np.ndarray) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def find_leaks(X: pd.DataFrame, y: np.ndarray, labels: dict[str, str], threshold: float) -> list[tuple[str, float]]:
+def _single_column_auc(v: np.ndarray, y: np.ndarray) -> float:
+    if len(np.unique(v)) < 2 or len(np.unique(y)) < 2:
+        return 0.5
+    if len(np.unique(v)) <= 300:  # categorical-like: rank categories by their conversion rate
+        _, inv = np.unique(v, return_inverse=True)
+        v = (np.bincount(inv, weights=y) / np.bincount(inv))[inv]
+    auc = roc_auc_score(y, v)
+    return max(auc, 1 - auc)
+
+
+def find_leaks(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    labels: dict[str, str],
+    threshold: float,
+    min_coverage: float = 0.1,
+) -> list[tuple[str, float]]:
     """Columns that alone rank the outcome almost perfectly (AUC >= threshold).
 
     Such a column is usually filled in after the outcome is known (a sales note, a status),
-    so a model would be useless on new leads. Numbers are ranked as they are; categories by
-    their conversion rate.
+    so a model would be useless on new leads. A sales-filled column is often blank for
+    many leads, so the AUC is also taken over the rows where it is filled in (when at least
+    `min_coverage` of rows are). Numbers rank as they are; categories by conversion rate.
     """
     y = np.asarray(y, float)
-    if len(np.unique(y)) < 2:
-        return []
     found = []
     for col in X.columns:
         v = X[col].to_numpy(float)
-        v = np.where(np.isnan(v), -1e18, v)
-        if len(np.unique(v)) < 2:
-            continue
-        if len(np.unique(v)) <= 300:  # categorical-like: rank categories by their conversion rate
-            codes, inv = np.unique(v, return_inverse=True)
-            rate = np.bincount(inv, weights=y) / np.bincount(inv)
-            v = rate[inv]
-        auc = roc_auc_score(y, v)
-        auc = max(auc, 1 - auc)
+        present = ~np.isnan(v)
+        auc = _single_column_auc(np.where(present, v, -1e18), y)
+        if min_coverage <= present.mean() < 1:
+            auc = max(auc, _single_column_auc(v[present], y[present]))
         if auc >= threshold:
             found.append((labels.get(col, col), float(auc)))
     return sorted(found, key=lambda t: -t[1])
 
 
-def plot_all(out_dir: Path, y: np.ndarray, p: np.ndarray, p_base: np.ndarray | None, importance: pd.DataFrame, reliability: pd.DataFrame, lift: pd.DataFrame) -> list[Path]:
+def plot_all(
+    out_dir: Path,
+    y: np.ndarray,
+    p: np.ndarray,
+    p_base: np.ndarray | None,
+    importance: pd.DataFrame,
+    reliability: pd.DataFrame,
+    lift: pd.DataFrame,
+) -> list[Path]:
     """ROC, reliability, lift and feature-importance PNGs; returns their paths."""
     import matplotlib
 
@@ -133,7 +165,11 @@ def plot_all(out_dir: Path, y: np.ndarray, p: np.ndarray, p_base: np.ndarray | N
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="perfect calibration")
     ax.plot(reliability["predicted"], reliability["observed"], "o-", label="model")
-    ax.set(xlabel="predicted conversion", ylabel="observed conversion", title="Reliability (test slice)")
+    ax.set(
+        xlabel="predicted conversion",
+        ylabel="observed conversion",
+        title="Reliability (test slice)",
+    )
     ax.legend(loc="upper left")
     paths.append(out_dir / "reliability.png")
     fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
@@ -142,7 +178,11 @@ def plot_all(out_dir: Path, y: np.ndarray, p: np.ndarray, p_base: np.ndarray | N
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.bar(lift["decile"], lift["lift"])
     ax.axhline(1, color="k", ls=":", lw=1)
-    ax.set(xlabel="decile (1 = highest scores)", ylabel="lift over average", title="Lift by decile (test slice)")
+    ax.set(
+        xlabel="decile (1 = highest scores)",
+        ylabel="lift over average",
+        title="Lift by decile (test slice)",
+    )
     paths.append(out_dir / "lift.png")
     fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -26,6 +26,7 @@ KINDS = [
 ]  # fmt: skip
 NEGATIVE_KINDS = ("unsubscribe", "bounce")
 INTENT_KINDS = ("pricing_view", "demo_request", "trial_start", "cart_add")
+RATIO_FEATURES = ("velocity", "email_click_rate")
 KIND_LABELS = {
     "pricing_view": "Pricing page views", "product_view": "Product page views", "blog_view": "Blog page views",
     "other_view": "Other page views", "email_open": "Email opens", "email_click": "Email clicks",
@@ -38,7 +39,10 @@ SENIORITY_LEVELS = ["C-level", "VP", "Director", "Manager", "Individual", "Stude
 _SENIORITY_RULES = [
     ("Student", r"\b(?:student|intern|candidate|trainee)\b"),
     ("VP", r"\b(?:vp|svp|evp|avp)\b|v\.p\.|vice.?president"),
-    ("C-level", r"\bchief\b|\bc[a-z]{1,2}o\b|\bfounder\b|\bco-founder\b|\bowner\b|\bpresident\b|\bpartner\b"),
+    (
+        "C-level",
+        r"\bchief\b|\bc[a-z]{1,2}o\b|\bfounder\b|\bco-founder\b|\bowner\b|\bpresident\b|\bpartner\b",
+    ),
     ("Director", r"\bdirector\b|\bhead of\b|\bdir\b\.?"),
     ("Manager", r"\bmanager\b|\bmgr\b|\blead\b|\bsupervisor\b"),
 ]
@@ -68,7 +72,11 @@ MIN_CATEGORY_COUNT = 5
 def normalise_seniority(titles: pd.Series) -> pd.Series:
     """Messy job titles ("vp of marketing", "Sr. Director, Sales", "CMO") to a seniority level."""
     text = titles.astype("string").str.lower().str.strip()
-    out = pd.Series(np.where(text.fillna("").str.len() > 0, "Individual", "Unknown"), index=titles.index, dtype=object)
+    out = pd.Series(
+        np.where(text.fillna("").str.len() > 0, "Individual", "Unknown"),
+        index=titles.index,
+        dtype=object,
+    )
     for level, pattern in reversed(_SENIORITY_RULES):  # earlier rules win: apply them last
         out[text.str.contains(pattern, regex=True).fillna(False).to_numpy(bool)] = level
     return out
@@ -76,7 +84,11 @@ def normalise_seniority(titles: pd.Series) -> pd.Series:
 
 def normalise_department(titles: pd.Series) -> pd.Series:
     text = titles.astype("string").str.lower().str.strip()
-    out = pd.Series(np.where(text.fillna("").str.len() > 0, "Other", "Unknown"), index=titles.index, dtype=object)
+    out = pd.Series(
+        np.where(text.fillna("").str.len() > 0, "Other", "Unknown"),
+        index=titles.index,
+        dtype=object,
+    )
     for dept, pattern in reversed(_DEPARTMENT_RULES):
         out[text.str.contains(pattern, regex=True).fillna(False).to_numpy(bool)] = dept
     return out
@@ -131,7 +143,15 @@ class FeatureSpec:
     def input_fields(self) -> list[str]:
         """The raw lead fields a caller sends (besides events for CRM models)."""
         if self.kind == "crm":
-            return ["lead_id", "created_at", "job_title", "company_size", "industry", "country", "lead_source"]
+            return [
+                "lead_id",
+                "created_at",
+                "job_title",
+                "company_size",
+                "industry",
+                "country",
+                "lead_source",
+            ]
         return [self.id_column] + [c.name for c in self.columns]
 
 
@@ -139,7 +159,9 @@ class FeatureSpec:
 class Features:
     """The feature matrix for the leads that could be scored, and those that could not."""
 
-    X: pd.DataFrame  # index: the leads' index; columns: spec.feature_names; float64, categories as codes
+    X: (
+        pd.DataFrame
+    )  # index: the leads' index; columns: spec.feature_names; float64, categories as codes
     ids: np.ndarray
     rejects: Rejects
     unseen: dict[str, int] = field(default_factory=dict)  # field -> how many values were new
@@ -171,7 +193,9 @@ def _engagement_names(windows: list[int]) -> list[str]:
     ]  # fmt: skip
 
 
-def _infer_flat_columns(frame: pd.DataFrame, exclude: set[str], max_categories: int) -> tuple[list[ColumnSpec], dict[str, str]]:
+def _infer_flat_columns(
+    frame: pd.DataFrame, exclude: set[str], max_categories: int
+) -> tuple[list[ColumnSpec], dict[str, str]]:
     specs, skipped = [], {}
     for col in frame.columns:
         if col in exclude:
@@ -206,8 +230,14 @@ def fit_spec(data, config) -> FeatureSpec:
     fc = config.features
     if data.kind == "crm":
         fit = _crm_fit_columns(data.leads)
-        cats = {name: _vocabulary(series, config.flat.max_categories) for name, series in fit.items()}
+        cats = {
+            name: _vocabulary(series, config.flat.max_categories) for name, series in fit.items()
+        }
         names = CRM_CATEGORIES + ["lead_age_days"] + _engagement_names(fc.windows_days)
+        if (
+            config.model.monotone
+        ):  # a ratio can fall when an event is added: no place in a monotone model
+            names = [n for n in names if n not in RATIO_FEATURES]
         labels = {n: n.replace("_", " ").capitalize() for n in CRM_CATEGORIES}
         labels |= {"lead_age_days": "Days since the lead was created"}
         for k in KINDS:
@@ -230,7 +260,10 @@ def fit_spec(data, config) -> FeatureSpec:
     names, categorical, cats, labels = [], [], {}, {}
     for c in columns:
         if c.kind == "title":
-            for part, fn in (("seniority", normalise_seniority), ("department", normalise_department)):
+            for part, fn in (
+                ("seniority", normalise_seniority),
+                ("department", normalise_department),
+            ):
                 fname = f"{c.name} ({part})"
                 names.append(fname)
                 categorical.append(fname)
@@ -259,7 +292,18 @@ def _codes(values: pd.Series, vocabulary: list[str]) -> tuple[np.ndarray, int]:
     return idx, int(other.sum())
 
 
-def _engagement(leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+def _index_in(values: pd.Series, vocabulary) -> np.ndarray:
+    """Position of each value in `vocabulary` (-1 when absent); fast for categoricals."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        lookup = pd.Index(vocabulary).get_indexer(values.cat.categories.astype(str))
+        codes = values.cat.codes.to_numpy()
+        return np.where(codes >= 0, lookup[codes], -1).astype(np.int64)
+    return pd.Index(vocabulary).get_indexer(values.astype(str)).astype(np.int64)
+
+
+def _engagement(
+    leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec
+) -> np.ndarray:
     """Engagement matrix (n_leads x engagement features) from events strictly before each lead's cut-off.
 
     The same lead may appear once per cut-off (training snapshots): rows are then handled
@@ -273,46 +317,56 @@ def _engagement(leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndar
             sub = leads.iloc[rows]
             if not sub["lead_id"].is_unique:
                 dup = sub["lead_id"][sub["lead_id"].duplicated()].iloc[0]
-                raise ValueError(f"lead_id {dup!r} appears twice with the same cut-off; each lead needs one row per as_of")
+                raise ValueError(
+                    f"lead_id {dup!r} appears twice with the same cut-off; each lead needs one row per as_of"
+                )
             out[rows] = _engagement_unique(sub, events, as_of[rows], spec)
         return out
     return _engagement_unique(leads, events, as_of, spec)
 
 
-def _engagement_unique(leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+def _engagement_unique(
+    leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec
+) -> np.ndarray:
     n, K, windows = len(leads), len(KINDS), spec.windows_days
     out_names = _engagement_names(windows)
     out = np.zeros((n, len(out_names)))
     if events is None or events.empty:
         counts = {w: np.zeros((n, K)) for w in windows}
         decayed = np.zeros((n, K))
-        last_any = last_intent = np.full(n, np.nan)
+        last_any = last_intent = np.full(n, float(spec.observation_days))
         recent = previous = unsub = bounced = np.zeros(n)
     else:
         owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
-        etype = pd.Categorical(events["event_type"], categories=EVENT_TYPES).codes.astype(np.int64)
-        page = pd.Categorical(events["page"], categories=("pricing", "product", "blog")).codes.astype(np.int64)
+        etype = _index_in(events["event_type"], EVENT_TYPES)
+        page = _index_in(events["page"], ("pricing", "product", "blog"))
         # kind index: page views split by page kind, other events shifted after the four page kinds
         kind = np.where(etype == 0, np.where(page >= 0, page, 3), etype + 3)
         when = events["occurred_at"].to_numpy("datetime64[ns]")
         valid = (owner >= 0) & (etype >= 0)
         cut = as_of[np.clip(owner, 0, None)]
         age = (cut - when).astype("timedelta64[s]").astype(np.float64) / 86400.0
-        before = valid & (age > 0) & ~np.isnan(age)  # strictly before the cut-off: nothing later leaks
+        before = (
+            valid & (age > 0) & ~np.isnan(age)
+        )  # strictly before the cut-off: nothing later leaks
         unsub = np.bincount(owner[before & (kind == KINDS.index("unsubscribe"))], minlength=n) > 0
         bounced = np.bincount(owner[before & (kind == KINDS.index("bounce"))], minlength=n) > 0
         inwin = before & (age <= spec.observation_days)
         o, k, a = owner[inwin], kind[inwin], age[inwin]
         flat_ix = o * K + k
         counts = {w: np.bincount(flat_ix[a <= w], minlength=n * K).reshape(n, K) for w in windows}
-        decayed = np.bincount(flat_ix, weights=np.exp2(-a / spec.half_life_days), minlength=n * K).reshape(n, K)
+        decayed = np.bincount(
+            flat_ix, weights=np.exp2(-a / spec.half_life_days), minlength=n * K
+        ).reshape(n, K)
         last_any = np.full(n, np.inf)
         np.minimum.at(last_any, o, a)
         intent = np.isin(k, [KINDS.index(x) for x in INTENT_KINDS])
         last_intent = np.full(n, np.inf)
         np.minimum.at(last_intent, o[intent], a[intent])
-        last_any[np.isinf(last_any)] = np.nan
-        last_intent[np.isinf(last_intent)] = np.nan
+        # no activity inside the window reads as "as stale as the window", not as missing, so
+        # that one more event can only make a lead look more recent (monotone constraints)
+        last_any[np.isinf(last_any)] = spec.observation_days
+        last_intent[np.isinf(last_intent)] = spec.observation_days
         v = spec.velocity_days
         recent = np.bincount(o[a <= v], minlength=n)
         previous = np.bincount(o[(a > v) & (a <= 2 * v)], minlength=n)
@@ -321,7 +375,12 @@ def _engagement_unique(leads: pd.DataFrame, events: pd.DataFrame | None, as_of: 
         out[:, col : col + K] = counts[w]
         col += K
     # names are kind-major ({kind}_{w}d for each kind, then window): reorder the window-major blocks
-    block = out[:, : K * len(windows)].reshape(n, len(windows), K).transpose(0, 2, 1).reshape(n, K * len(windows))
+    block = (
+        out[:, : K * len(windows)]
+        .reshape(n, len(windows), K)
+        .transpose(0, 2, 1)
+        .reshape(n, K * len(windows))
+    )
     out[:, : K * len(windows)] = block
     out[:, col : col + K] = decayed
     col += K
@@ -332,7 +391,9 @@ def _engagement_unique(leads: pd.DataFrame, events: pd.DataFrame | None, as_of: 
     out[:, col + 3] = last_intent
     out[:, col + 4] = np.log((recent + 1.0) / (previous + 1.0))
     longest = counts[max(windows)]
-    out[:, col + 5] = longest[:, KINDS.index("email_click")] / (longest[:, KINDS.index("email_open")] + 1.0)
+    out[:, col + 5] = longest[:, KINDS.index("email_click")] / (
+        longest[:, KINDS.index("email_open")] + 1.0
+    )
     out[:, col + 6] = unsub
     out[:, col + 7] = bounced
     return out
@@ -346,7 +407,13 @@ def _as_of_array(leads: pd.DataFrame, as_of) -> np.ndarray:
     return np.full(len(leads), pd.Timestamp(as_of).to_datetime64().astype("datetime64[ns]"))
 
 
-def build_features(leads: pd.DataFrame, events: pd.DataFrame | None, spec: FeatureSpec, as_of=None, source: str = "leads") -> Features:
+def build_features(
+    leads: pd.DataFrame,
+    events: pd.DataFrame | None,
+    spec: FeatureSpec,
+    as_of=None,
+    source: str = "leads",
+) -> Features:
     """The feature matrix for `leads` as of `as_of`; rows with unusable values go to rejects.
 
     For CRM models `events` are the leads' activities (columns lead_id, occurred_at,
@@ -357,13 +424,23 @@ def build_features(leads: pd.DataFrame, events: pd.DataFrame | None, spec: Featu
     unseen: dict[str, int] = {}
     cols: dict[str, np.ndarray] = {}
     keep = np.ones(len(leads), bool)
-    ids = leads[spec.id_column].to_numpy() if spec.id_column in leads else np.arange(1, len(leads) + 1)
+    ids = (
+        leads[spec.id_column].to_numpy()
+        if spec.id_column in leads
+        else np.arange(1, len(leads) + 1)
+    )
     if spec.kind == "crm":
         cut = _as_of_array(leads, as_of)
         for name, series in _crm_fit_columns(leads).items():
             cols[name], unseen[name] = _codes(series, spec.categories[name])
-        created = pd.to_datetime(leads["created_at"]).to_numpy("datetime64[ns]") if "created_at" in leads else np.full(len(leads), np.datetime64("NaT"), "datetime64[ns]")
-        cols["lead_age_days"] = (cut - created).astype("timedelta64[s]").astype(np.float64) / 86400.0
+        created = (
+            pd.to_datetime(leads["created_at"]).to_numpy("datetime64[ns]")
+            if "created_at" in leads
+            else np.full(len(leads), np.datetime64("NaT"), "datetime64[ns]")
+        )
+        cols["lead_age_days"] = (cut - created).astype("timedelta64[s]").astype(
+            np.float64
+        ) / 86400.0
         eng = _engagement(leads, events, cut, spec)
         for i, name in enumerate(_engagement_names(spec.windows_days)):
             cols[name] = eng[:, i]
@@ -376,20 +453,40 @@ def build_features(leads: pd.DataFrame, events: pd.DataFrame | None, spec: Featu
             if c.kind == "numeric":
                 raw = values.astype("string").str.strip()
                 num = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-                bad = (np.isnan(num) & raw.notna().to_numpy(bool) & (raw != "").fillna(False).to_numpy(bool)) | np.isinf(num)
+                bad = (
+                    np.isnan(num)
+                    & raw.notna().to_numpy(bool)
+                    & (raw != "").fillna(False).to_numpy(bool)
+                ) | np.isinf(num)
                 rows = np.flatnonzero(bad & keep)
-                rejects.add(source, leads.index.to_numpy()[rows], ids[rows], c.name, values.to_numpy()[rows], "not a finite number")
+                rejects.add(
+                    source,
+                    leads.index.to_numpy()[rows],
+                    ids[rows],
+                    c.name,
+                    values.to_numpy()[rows],
+                    "not a finite number",
+                )
                 keep &= ~bad
                 cols[c.name] = num
             elif c.kind == "binary":
                 text = values.astype("string").str.strip().str.lower()
-                b = np.where(text.isin(TRUE_WORDS).fillna(False), 1.0, np.where(text.isin(FALSE_WORDS).fillna(False), 0.0, np.nan))
+                b = np.where(
+                    text.isin(TRUE_WORDS).fillna(False),
+                    1.0,
+                    np.where(text.isin(FALSE_WORDS).fillna(False), 0.0, np.nan),
+                )
                 cols[c.name] = b
             elif c.kind == "title":
-                for part, fn in (("seniority", normalise_seniority), ("department", normalise_department)):
+                for part, fn in (
+                    ("seniority", normalise_seniority),
+                    ("department", normalise_department),
+                ):
                     fname = f"{c.name} ({part})"
                     cols[fname], unseen[fname] = _codes(fn(values), spec.categories[fname])
             else:
                 cols[c.name], unseen[c.name] = _codes(values, spec.categories[c.name])
     X = pd.DataFrame({n: cols[n] for n in spec.feature_names}, index=leads.index)
-    return Features(X=X.loc[keep], ids=ids[keep], rejects=rejects, unseen={k: v for k, v in unseen.items() if v})
+    return Features(
+        X=X.loc[keep], ids=ids[keep], rejects=rejects, unseen={k: v for k, v in unseen.items() if v}
+    )

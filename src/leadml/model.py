@@ -73,12 +73,18 @@ class Calibrator:
                 for tr, te in folds.split(raw, y):
                     pred[te] = self._apply(m, self._fit_one(m, raw[tr], y[tr]), raw[te])
                 self.cv_log_loss_[m] = _logloss(y, pred)
-        self.method_ = min(self.cv_log_loss_, key=self.cv_log_loss_.get) if self.cv_log_loss_ else candidates[0]
+        self.method_ = (
+            min(self.cv_log_loss_, key=self.cv_log_loss_.get)
+            if self.cv_log_loss_
+            else candidates[0]
+        )
         self.params_ = self._fit_one(self.method_, raw, y)
         return self
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
-        return np.clip(self._apply(self.method_, self.params_, np.asarray(raw, float)), _EPS, 1 - _EPS)
+        return np.clip(
+            self._apply(self.method_, self.params_, np.asarray(raw, float)), _EPS, 1 - _EPS
+        )
 
     def to_dict(self) -> dict:
         return {"method": self.method_, "params": self.params_, "cv_log_loss": self.cv_log_loss_}
@@ -117,8 +123,12 @@ def fit_booster(
     if cfg.monotone:
         params["monotone_constraints"] = spec.monotone_constraints()
         params["monotone_constraints_method"] = "advanced"
-    names = [f"f{i}" for i in range(len(spec.feature_names))]  # LightGBM-safe names; labels live in the spec
-    dtrain = lgb.Dataset(X_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True)
+    names = [
+        f"f{i}" for i in range(len(spec.feature_names))
+    ]  # LightGBM-safe names; labels live in the spec
+    dtrain = lgb.Dataset(
+        X_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
+    )
     valid_sets, callbacks = [], []
     if X_valid is not None:
         valid_sets = [lgb.Dataset(X_valid, y_valid, reference=dtrain)]
@@ -130,7 +140,9 @@ def fit_booster(
         bar = tqdm(total=cfg.max_rounds, desc="boosting rounds", unit="round", leave=False)
         callbacks.append(_ProgressCallback(bar))
     try:
-        booster = lgb.train(params, dtrain, cfg.max_rounds, valid_sets=valid_sets, callbacks=callbacks)
+        booster = lgb.train(
+            params, dtrain, cfg.max_rounds, valid_sets=valid_sets, callbacks=callbacks
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -154,7 +166,9 @@ def fit_crossfit(
         oof[va] = b.predict(X[va], raw_score=True)
         iters.append(b.best_iteration or b.current_iteration())
     rounds = max(int(np.mean(iters) * folds / (folds - 1)), 1)  # a bit more data, a few more rounds
-    final = fit_booster(X, y, None, None, spec, cfg.model_copy(update={"max_rounds": rounds}), seed, progress)
+    final = fit_booster(
+        X, y, None, None, spec, cfg.model_copy(update={"max_rounds": rounds}), seed, progress
+    )
     return final, oof
 
 
@@ -162,7 +176,9 @@ def fit_baseline(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, seed: int = 
     """Logistic regression on the same features: one-hot categories, log-scaled numbers."""
     cats = [c for c in spec.feature_names if c in spec.categorical]
     nums = [c for c in spec.feature_names if c not in spec.categorical]
-    signed_log = FunctionTransformer(lambda a: np.sign(a) * np.log1p(np.abs(a)), feature_names_out="one-to-one")
+    signed_log = FunctionTransformer(
+        lambda a: np.sign(a) * np.log1p(np.abs(a)), feature_names_out="one-to-one"
+    )
     pre = ColumnTransformer(
         [
             ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), signed_log, StandardScaler()), nums),
@@ -195,7 +211,13 @@ class LeadScorer:
         p = self.probability(X)
         return {"probability": p, "score": to_score(p), "band": to_band(p, self.thresholds)}
 
-    def score_leads(self, leads: pd.DataFrame, events: pd.DataFrame | None = None, as_of=None, source: str = "leads"):
+    def score_leads(
+        self,
+        leads: pd.DataFrame,
+        events: pd.DataFrame | None = None,
+        as_of=None,
+        source: str = "leads",
+    ):
         """Score raw leads (same shape as training) -> (DataFrame id/probability/score/band, features)."""
         feats = build_features(leads, events, self.spec, as_of=as_of, source=source)
         out = self.score_features(feats.X)
@@ -221,13 +243,23 @@ class LeadScorer:
     def load(cls, path: Path | str) -> LeadScorer:
         path = Path(path)
         if not (path / "scorer.json").exists():
-            raise FileNotFoundError(f"{path}: no leadml model here (scorer.json missing). Train one with `leadml train` or point --model at an export.")
+            raise FileNotFoundError(
+                f"{path}: no leadml model here (scorer.json missing). Train one with `leadml train` or point --model at an export."
+            )
         meta = json.loads((path / "scorer.json").read_text())
         if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: model format {meta.get('format_version')} is not {FORMAT_VERSION}; retrain with this leadml version.")
+            raise ValueError(
+                f"{path}: model format {meta.get('format_version')} is not {FORMAT_VERSION}; retrain with this leadml version."
+            )
         s = meta["spec"]
         s["columns"] = [ColumnSpec(**c) for c in s.get("columns", [])]
         spec = FeatureSpec(**s)
         booster = lgb.Booster(model_file=str(path / "booster.txt"))
         t = meta["thresholds"]
-        return cls(spec, booster, Calibrator.from_dict(meta["calibrator"]), BandThresholds(t["sql"], t["mql"], t["policy"]), meta.get("card", {}))
+        return cls(
+            spec,
+            booster,
+            Calibrator.from_dict(meta["calibrator"]),
+            BandThresholds(t["sql"], t["mql"], t["policy"]),
+            meta.get("card", {}),
+        )

@@ -70,20 +70,31 @@ def score_file(
     spec, card = scorer.spec, scorer.card
     if spec.kind == "crm":
         if not data_path.is_dir():
-            raise dataset.ContractError(f"{data_path}: this model was trained on CRM tables; pass a folder with leads and events to --data")
+            raise dataset.ContractError(
+                f"{data_path}: this model was trained on CRM tables; pass a folder with leads and events to --data"
+            )
         data = dataset.load_crm(data_path, sep, require_outcome=False)
-        rows_in = int(len(data.leads) + sum(p["file"].eq(Path(data.source["paths"][0]).name).sum() for p in data.rejects.parts))
+        rows_in = int(
+            len(data.leads)
+            + sum(
+                p["file"].eq(Path(data.source["paths"][0]).name).sum() for p in data.rejects.parts
+            )
+        )
         cut = pd.Timestamp(as_of) if as_of else _latest(data)
         leads = data.leads
     else:
         if data_path.is_dir():
-            raise dataset.ContractError(f"{data_path}: this model was trained on a flat export; pass the file to --data")
+            raise dataset.ContractError(
+                f"{data_path}: this model was trained on a flat export; pass the file to --data"
+            )
         id_col = None if spec.id_column == "row_id" else spec.id_column
         data = dataset.load_flat(data_path, target=card.get("target"), id_column=id_col, sep=sep,
                                  missing_values=card.get("missing_values", ()), require_target=False)  # fmt: skip
         rows_in = data.source["rows_read"]
         cut, leads = None, data.leads
-    out_frame, feats = scorer.score_leads(leads, data.events, as_of=cut, source=data_path.name if data_path.is_file() else "leads")
+    out_frame, feats = scorer.score_leads(
+        leads, data.events, as_of=cut, source=data_path.name if data_path.is_file() else "leads"
+    )
     data.rejects.extend(feats.rejects)
     result = pd.DataFrame(
         {
@@ -97,9 +108,15 @@ def score_file(
     rej = data.rejects.frame
     rpath = rejects_path_for(out)
     rej.to_csv(rpath, index=False)
-    lead_rejects = int(rej["row"].count()) if spec.kind == "flat" else int((rej["file"] == Path(data.source["paths"][0]).name).sum())
+    lead_rejects = (
+        int(rej["row"].count())
+        if spec.kind == "flat"
+        else int((rej["file"] == Path(data.source["paths"][0]).name).sum())
+    )
     if len(result) + lead_rejects != rows_in:
-        raise RuntimeError(f"bookkeeping error: {rows_in} rows in, {len(result)} scored, {lead_rejects} rejected")
+        raise RuntimeError(
+            f"bookkeeping error: {rows_in} rows in, {len(result)} scored, {lead_rejects} rejected"
+        )
     return ScoreSummary(
         out_path=out, rejects_path=rpath, rows_in=rows_in, scored=len(result), rejected=lead_rejects,
         bands=result["band"].value_counts().to_dict(), as_of=str(cut) if cut is not None else None, model=uri,

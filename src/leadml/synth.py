@@ -34,11 +34,42 @@ DEPT_LETTER = ["M", "R", "T", "F", "O", "H", "I"]
 COMPANY_SIZES = ["1-10", "11-50", "51-200", "201-1000", "1001-5000", "5000+"]
 SIZE_P = [0.18, 0.22, 0.22, 0.18, 0.12, 0.08]
 SIZE_EFFECT = [-0.6, 0.0, 0.3, 0.6, 0.6, 0.3]
-INDUSTRIES = ["Software", "Finance", "Healthcare", "Retail", "Manufacturing", "Education", "Government", "Other"]
+INDUSTRIES = [
+    "Software",
+    "Finance",
+    "Healthcare",
+    "Retail",
+    "Manufacturing",
+    "Education",
+    "Government",
+    "Other",
+]
 INDUSTRY_EFFECT = [0.45, 0.3, 0.15, 0.0, 0.0, -0.45, -0.6, -0.15]
-COUNTRIES = ["US", "United States", "UK", "Germany", "France", "India", "Brazil", "Canada", "Australia", "Netherlands", "Singapore", "Mexico"]
+COUNTRIES = [
+    "US",
+    "United States",
+    "UK",
+    "Germany",
+    "France",
+    "India",
+    "Brazil",
+    "Canada",
+    "Australia",
+    "Netherlands",
+    "Singapore",
+    "Mexico",
+]
 COUNTRY_P = [0.28, 0.06, 0.1, 0.08, 0.05, 0.12, 0.06, 0.07, 0.05, 0.04, 0.04, 0.05]
-SOURCES = ["Organic Search", "Paid Search", "Referral", "Event", "Webinar", "Social", "Content Syndication", "Outbound"]
+SOURCES = [
+    "Organic Search",
+    "Paid Search",
+    "Referral",
+    "Event",
+    "Webinar",
+    "Social",
+    "Content Syndication",
+    "Outbound",
+]
 SOURCE_P = [0.25, 0.2, 0.08, 0.07, 0.1, 0.12, 0.1, 0.08]
 SOURCE_EFFECT = [0.15, 0.0, 0.75, 0.45, 0.3, -0.3, -0.45, -0.3]
 
@@ -64,8 +95,38 @@ BOUNCE_EFFECT = -1.0
 TARGET_RATE = 0.17  # conversion within 30 days among leads eligible at a snapshot
 N_SNAPSHOTS = 12
 
-_FIRST = ["Ana", "Ben", "Chen", "Dana", "Eli", "Fatima", "Goran", "Hana", "Ivan", "Jia", "Kofi", "Lena", "Mateo", "Nora", "Omar", "Priya"]
-_LAST = ["Silva", "Smith", "Wang", "Kowalski", "Okafor", "Garcia", "Novak", "Tanaka", "Muller", "Haddad", "Rossi", "Khan"]
+_FIRST = [
+    "Ana",
+    "Ben",
+    "Chen",
+    "Dana",
+    "Eli",
+    "Fatima",
+    "Goran",
+    "Hana",
+    "Ivan",
+    "Jia",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Omar",
+    "Priya",
+]
+_LAST = [
+    "Silva",
+    "Smith",
+    "Wang",
+    "Kowalski",
+    "Okafor",
+    "Garcia",
+    "Novak",
+    "Tanaka",
+    "Muller",
+    "Haddad",
+    "Rossi",
+    "Khan",
+]
 
 
 @dataclass(frozen=True)
@@ -79,11 +140,26 @@ class SynthResult:
 def _titles(rng: np.random.Generator, seniority: np.ndarray, dept: np.ndarray) -> np.ndarray:
     """Messy free-text job titles that a normaliser can (mostly) map back."""
     templates = {
-        0: ["Chief {D} Officer", "C{L}O", "CEO", "Founder & CEO", "co-founder", "Chief Executive Officer", "Owner"],
+        0: [
+            "Chief {D} Officer",
+            "C{L}O",
+            "CEO",
+            "Founder & CEO",
+            "co-founder",
+            "Chief Executive Officer",
+            "Owner",
+        ],
         1: ["VP {D}", "Vice President, {D}", "vp of {d}", "SVP {D}", "V.P. {D}"],
         2: ["Director of {D}", "{D} Director", "Sr. Director, {D}", "Head of {D}", "dir. {d}"],
         3: ["{D} Manager", "Senior {D} Manager", "{d} mgr", "Team Lead, {D}", "Manager - {D}"],
-        4: ["{D} Specialist", "{D} Analyst", "{D} Coordinator", "Associate, {D}", "{D} Consultant", "Sr {D} Associate"],
+        4: [
+            "{D} Specialist",
+            "{D} Analyst",
+            "{D} Coordinator",
+            "Associate, {D}",
+            "{D} Consultant",
+            "Sr {D} Associate",
+        ],
         5: ["Student", "Intern", "MBA candidate", "Graduate Student", "{D} Intern"],
     }
     n_t = max(len(t) for t in templates.values())
@@ -125,7 +201,9 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
         raise ValueError(f"n_leads must be at least 100, got {n_leads}")
     rng = np.random.default_rng(seed)
     n = n_leads
-    t_end = float(HISTORY_DAYS + HORIZON_DAYS)  # days since the history start; AS_OF is at HISTORY_DAYS
+    t_end = float(
+        HISTORY_DAYS + HORIZON_DAYS
+    )  # days since the history start; AS_OF is at HISTORY_DAYS
     t_asof = float(HISTORY_DAYS)
     created = np.sort(rng.uniform(0, t_asof - 1, n))
 
@@ -149,7 +227,9 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
         mass = rate * scale * np.exp(load * intent - load**2 / 2)
         i1, t1 = _sample_times(rng, owners, created, tau, mass, np.full(n, t_end))
         b = owners[has_burst]
-        i2, t2 = _sample_times(rng, b, burst_at[b], np.full(b.size, 10.0), mass[b] * 0.6, np.full(b.size, t_end))
+        i2, t2 = _sample_times(
+            rng, b, burst_at[b], np.full(b.size, 10.0), mass[b] * 0.6, np.full(b.size, t_end)
+        )
         ev_lead += [i1, i2]
         ev_time += [t1, t2]
         ev_kind += [np.full(i1.size + i2.size, k)]
@@ -159,7 +239,10 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     bounce = rng.random(n) < 0.05
     bounce_t = created + rng.uniform(0, 20, n)
     n_kinds = len(KINDS)
-    for mask, times, k in ((unsub, unsub_t, n_kinds), (bounce & (bounce_t < t_end), bounce_t, n_kinds + 1)):
+    for mask, times, k in (
+        (unsub, unsub_t, n_kinds),
+        (bounce & (bounce_t < t_end), bounce_t, n_kinds + 1),
+    ):
         ev_lead.append(owners[mask])
         ev_time.append(times[mask])
         ev_kind.append(np.full(mask.sum(), k))
@@ -194,7 +277,10 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
         unsub = np.bincount(lead_ix[ever & (kind == n_kinds)], minlength=n) > 0
         bounce_ = np.bincount(lead_ix[ever & (kind == n_kinds + 1)], minlength=n) > 0
         logits[j] = logit + UNSUBSCRIBE_EFFECT * unsub + BOUNCE_EFFECT * bounce_
-    effects = {name: w for name, (_r, _l, w) in KINDS.items()} | {"unsubscribe": UNSUBSCRIBE_EFFECT, "bounce": BOUNCE_EFFECT}
+    effects = {name: w for name, (_r, _l, w) in KINDS.items()} | {
+        "unsubscribe": UNSUBSCRIBE_EFFECT,
+        "bounce": BOUNCE_EFFECT,
+    }
     exists = created[None, :] < cutoffs[:, None]
     draws = rng.random((N_SNAPSHOTS, n))
 
@@ -225,12 +311,17 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     late = np.flatnonzero(y)
     cut_of = cutoffs[conv_snap[late]]
     lead_ix = np.concatenate([lead_ix, late])
-    times = np.concatenate([times, cut_of + rng.uniform(0.05, 1, late.size) * (converted_at[late] - cut_of)])
+    times = np.concatenate(
+        [times, cut_of + rng.uniform(0.05, 1, late.size) * (converted_at[late] - cut_of)]
+    )
     kind = np.concatenate([kind, np.full(late.size, list(KINDS).index("demo_request"))])
     snap_j, snap_i = np.nonzero(eligible)
 
     start = AS_OF - pd.Timedelta(days=HISTORY_DAYS)
-    to_ts = lambda d: (start + pd.to_timedelta(np.round(d * 86400), unit="s")).astype("datetime64[s]")  # noqa: E731
+
+    def to_ts(d):
+        return (start + pd.to_timedelta(np.round(d * 86400), unit="s")).astype("datetime64[s]")
+
     ids = np.arange(100_001, 100_001 + n)
     first = np.asarray(_FIRST)[rng.integers(0, len(_FIRST), n)]
     last = np.asarray(_LAST)[rng.integers(0, len(_LAST), n)]
@@ -240,7 +331,10 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
             "created_at": to_ts(created),
             "first_name": first,
             "last_name": last,
-            "email": [f"{a.lower()}.{b.lower()}{i}@example.com" for a, b, i in zip(first, last, ids, strict=True)],
+            "email": [
+                f"{a.lower()}.{b.lower()}{i}@example.com"
+                for a, b, i in zip(first, last, ids, strict=True)
+            ],
             "phone": [f"+1-555-{i % 10_000_000:07d}" for i in ids],
             "job_title": _titles(rng, seniority, dept),
             "company_size": np.asarray(COMPANY_SIZES)[size],
@@ -267,7 +361,9 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     truth = pd.DataFrame(
         {
             "lead_id": ids[snap_i],
-            "as_of": (AS_OF - pd.to_timedelta(snap_j * HORIZON_DAYS, unit="D")).strftime("%Y-%m-%d"),
+            "as_of": (AS_OF - pd.to_timedelta(snap_j * HORIZON_DAYS, unit="D")).strftime(
+                "%Y-%m-%d"
+            ),
             "true_probability": p[snap_j, snap_i],
             "converted": (conv_snap[snap_i] == snap_j).astype(int),
         }
@@ -284,9 +380,12 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
         "snapshot_conversion_rate": float(truth["converted"].mean()),
         "leads_converted": float(y.mean()),
         "effects": {
-            name: {"weight": w, "direction": "+" if w > 0 else "-" if w < 0 else "0"} for name, w in effects.items()
+            name: {"weight": w, "direction": "+" if w > 0 else "-" if w < 0 else "0"}
+            for name, w in effects.items()
         },
-        "interactions": {"page_view:pricing": f"+{PRICING_LARGE_COMPANY_BONUS} weight when company_size is 201 or more"},
+        "interactions": {
+            "page_view:pricing": f"+{PRICING_LARGE_COMPANY_BONUS} weight when company_size is 201 or more"
+        },
     }
     return SynthResult(leads, events, truth, meta)
 

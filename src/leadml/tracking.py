@@ -19,6 +19,7 @@ from mlflow.pyfunc import PythonModel
 
 from leadml.config import Settings
 from leadml.dataset import events_from_records
+from leadml.features import FeatureSpec
 from leadml.model import LeadScorer
 
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -53,12 +54,16 @@ def score_records(scorer: LeadScorer, frame: pd.DataFrame) -> pd.DataFrame:
 def connect(settings: Settings) -> str:
     """Point MLflow at the store and make sure the experiment exists; returns its id."""
     if settings.tracking_uri.startswith("sqlite:///"):
-        Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        Path(settings.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     exp = mlflow.get_experiment_by_name(settings.experiment)
     if exp is None:
-        return mlflow.create_experiment(settings.experiment, artifact_location=settings.artifact_root)
+        return mlflow.create_experiment(
+            settings.experiment, artifact_location=settings.artifact_root
+        )
     return exp.experiment_id
 
 
@@ -81,20 +86,18 @@ def log_training(
     metrics: dict[str, float],
     artefact_dir: Path,
     scorer_dir: Path,
+    spec: FeatureSpec,
     input_example: pd.DataFrame,
-    output_example: pd.DataFrame,
     tags: dict[str, str],
 ) -> tuple[str, str]:
     """One MLflow run for one training; registers the pyfunc model. Returns (run_id, version)."""
-    from mlflow.models import infer_signature
-
     experiment_id = connect(settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name=tags.get("run_name")) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(_flatten({"config": config, "data": data_summary}))
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(artefact_dir))
-        signature = infer_signature(input_example, output_example)
+        signature = _signature(spec)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=LeadmlPyfunc(),
@@ -109,15 +112,48 @@ def log_training(
     return run.info.run_id, version
 
 
+def _signature(spec: FeatureSpec):
+    """Explicit schema: the id is required, every lead field optional (missing is allowed)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    numeric = {c.name for c in spec.columns if c.kind == "numeric"}
+    inputs = [
+        ColSpec(
+            "string",
+            spec.id_column if spec.kind == "flat" else "lead_id",
+            required=spec.kind == "crm" or spec.id_column != "row_id",
+        )
+    ]
+    fields = [f for f in spec.input_fields() if f not in (spec.id_column, "lead_id")]
+    inputs += [ColSpec("double" if f in numeric else "string", f, required=False) for f in fields]
+    if spec.kind == "crm":
+        inputs += [
+            ColSpec("string", "events", required=False),
+            ColSpec("string", "as_of", required=False),
+        ]
+    outputs = [
+        ColSpec("string", "lead_id"),
+        ColSpec("double", "probability"),
+        ColSpec("long", "score"),
+        ColSpec("string", "band"),
+    ]
+    return ModelSignature(Schema(inputs), Schema(outputs))
+
+
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("lightgbm", "numpy", "pandas", "scikit-learn", "pyarrow")]
+    return [
+        f"{p}=={version(p)}" for p in ("lightgbm", "numpy", "pandas", "scikit-learn", "pyarrow")
+    ]
 
 
 def client(settings: Settings):
     connect(settings)
-    return mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    return mlflow.MlflowClient(
+        tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
+    )
 
 
 def set_alias(settings: Settings, alias: str, version: str) -> None:
@@ -135,7 +171,12 @@ def alias_version(settings: Settings, alias: str) -> str | None:
 
 def version_info(settings: Settings, version: str) -> dict:
     mv = client(settings).get_model_version(settings.model_name, str(version))
-    return {"name": settings.model_name, "version": str(mv.version), "run_id": mv.run_id, "source": mv.source}
+    return {
+        "name": settings.model_name,
+        "version": str(mv.version),
+        "run_id": mv.run_id,
+        "source": mv.source,
+    }
 
 
 def scorer_path(settings: Settings, uri: str) -> Path:
@@ -164,7 +205,10 @@ def export(settings: Settings, version: str, target: Path | None = None) -> Path
     shutil.copytree(src, tmp, dirs_exist_ok=True)
     card_path = tmp / "scorer.json"
     meta = json.loads(card_path.read_text())
-    meta["card"] |= {"registry": version_info(settings, version), "exported_from": f"models:/{settings.model_name}/{version}"}
+    meta["card"] |= {
+        "registry": version_info(settings, version),
+        "exported_from": f"models:/{settings.model_name}/{version}",
+    }
     card_path.write_text(json.dumps(meta, indent=1, default=str))
     old = target.with_name(target.name + ".old")
     if target.exists():

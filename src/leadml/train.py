@@ -71,7 +71,9 @@ def crm_cutoff(data: dataset.LeadData, horizon_days: int) -> pd.Timestamp:
     return (last - pd.Timedelta(days=horizon_days)).ceil("D")
 
 
-def _population(leads: pd.DataFrame, cut: np.datetime64, horizon: np.timedelta64) -> tuple[np.ndarray, np.ndarray]:
+def _population(
+    leads: pd.DataFrame, cut: np.datetime64, horizon: np.timedelta64
+) -> tuple[np.ndarray, np.ndarray]:
     """Leads that exist and have not converted at `cut`, and whether they convert within the horizon."""
     conv = leads["converted"].to_numpy(float) == 1
     conv_at = leads["converted_at"].to_numpy("datetime64[ns]")
@@ -97,7 +99,10 @@ def label(data: dataset.LeadData, config: TrainConfig) -> Labelled:
         y = data.leads[data.target].to_numpy(float)
         summary = {"rows": len(y), "conversion_rate": round(float(y.mean()), 4)}
         if data.date_column:
-            summary |= {"date_min": str(data.leads[data.date_column].min()), "date_max": str(data.leads[data.date_column].max())}
+            summary |= {
+                "date_min": str(data.leads[data.date_column].min()),
+                "date_max": str(data.leads[data.date_column].max()),
+            }
         return Labelled(data.leads, None, y, None, None, order, summary)
     lc = config.label
     horizon = np.timedelta64(lc.horizon_days, "D")
@@ -119,9 +124,15 @@ def label(data: dataset.LeadData, config: TrainConfig) -> Labelled:
         cuts.append(np.full(pop.sum(), cut, dtype="datetime64[ns]"))
         snaps.append(np.full(pop.sum(), j))
     if not frames or len(frames[0]) == 0:
-        raise dataset.ContractError(f"no lead was created before the cut-off {last} without having converted already; set label.as_of to a later date")
+        raise dataset.ContractError(
+            f"no lead was created before the cut-off {last} without having converted already; set label.as_of to a later date"
+        )
     leads = pd.concat(frames, ignore_index=True)
-    as_of, snapshot, y = np.concatenate(cuts), np.concatenate(snaps), np.concatenate(ys).astype(float)
+    as_of, snapshot, y = (
+        np.concatenate(cuts),
+        np.concatenate(snaps),
+        np.concatenate(ys).astype(float),
+    )
     order = np.lexsort((leads["created_at"].to_numpy(), as_of))
     summary = {
         "rows": int(len(y)),
@@ -147,7 +158,10 @@ def split(lab: Labelled, config: TrainConfig) -> dict[str, np.ndarray]:
     """
     n, s = len(lab.y), config.split
     if lab.snapshot is not None and lab.snapshot.max() >= 3:
-        out = {name: np.flatnonzero(lab.snapshot == j) for j, name in enumerate(("test", "calibration", "valid"))}
+        out = {
+            name: np.flatnonzero(lab.snapshot == j)
+            for j, name in enumerate(("test", "calibration", "valid"))
+        }
         out["train"] = np.flatnonzero(lab.snapshot >= 3)
         out["method"] = np.array(["time (by cut-off)"])
         return out
@@ -174,19 +188,32 @@ def split(lab: Labelled, config: TrainConfig) -> dict[str, np.ndarray]:
     return out
 
 
-def _truth_metrics(data_path: Path, lab: Labelled, rows: np.ndarray, y: np.ndarray) -> tuple[dict | None, str]:
+def _truth_metrics(
+    data_path: Path, lab: Labelled, rows: np.ndarray, y: np.ndarray
+) -> tuple[dict | None, str]:
     """Bayes-optimal metrics on the test rows from the synthetic truth file, when there is one."""
     found = synth.read_truth(data_path) if data_path.is_dir() else None
     if found is None:
         return None, ""
     truth, meta = found
     if lab.as_of is None or lab.summary["horizon_days"] != meta["horizon_days"]:
-        return None, f"truth file is for a {meta['horizon_days']}-day horizon; Bayes-optimal figures skipped"
+        return (
+            None,
+            f"truth file is for a {meta['horizon_days']}-day horizon; Bayes-optimal figures skipped",
+        )
     key = pd.MultiIndex.from_arrays([truth["lead_id"].astype(str), truth["as_of"].astype(str)])
-    want = pd.MultiIndex.from_arrays([lab.leads["lead_id"].iloc[rows].astype(str).to_numpy(), pd.to_datetime(lab.as_of[rows]).strftime("%Y-%m-%d")])
+    want = pd.MultiIndex.from_arrays(
+        [
+            lab.leads["lead_id"].iloc[rows].astype(str).to_numpy(),
+            pd.to_datetime(lab.as_of[rows]).strftime("%Y-%m-%d"),
+        ]
+    )
     p = pd.Series(truth["true_probability"].to_numpy(), index=key).reindex(want).to_numpy()
     if np.isnan(p).any():
-        return None, "the truth file has no probability for some test rows (different cut-offs?); Bayes-optimal figures skipped"
+        return (
+            None,
+            "the truth file has no probability for some test rows (different cut-offs?); Bayes-optimal figures skipped",
+        )
     return evaluate.metrics(y, p), ""
 
 
@@ -197,7 +224,10 @@ def _input_example(scorer: LeadScorer, lab: Labelled, rows: np.ndarray) -> pd.Da
     leads = lab.leads.iloc[rows][fields]
     leads = leads.assign(**{spec.id_column: leads[spec.id_column].astype(str)})
     if spec.kind != "crm":
-        return leads.astype(object).where(leads.notna(), None).reset_index(drop=True)
+        numeric = [c.name for c in spec.columns if c.kind == "numeric" and c.name in leads]
+        return leads.assign(
+            **{c: pd.to_numeric(leads[c], errors="coerce").astype(float) for c in numeric}
+        ).reset_index(drop=True)
     cut = pd.Timestamp(lab.as_of[rows].max())
     ev = lab.events
     ev = ev[ev["lead_id"].isin(leads["lead_id"]) & (ev["occurred_at"] < cut)]
@@ -206,7 +236,13 @@ def _input_example(scorer: LeadScorer, lab: Labelled, rows: np.ndarray) -> pd.Da
 
 def _importance(scorer: LeadScorer) -> pd.DataFrame:
     gain = scorer.booster.feature_importance("gain")
-    frame = pd.DataFrame({"feature": [scorer.spec.labels.get(n, n) for n in scorer.spec.feature_names], "column": scorer.spec.feature_names, "gain": gain})
+    frame = pd.DataFrame(
+        {
+            "feature": [scorer.spec.labels.get(n, n) for n in scorer.spec.feature_names],
+            "column": scorer.spec.feature_names,
+            "gain": gain,
+        }
+    )
     frame["gain_share"] = frame["gain"] / max(frame["gain"].sum(), 1e-12)
     return frame.sort_values("gain", ascending=False).reset_index(drop=True)
 
@@ -224,14 +260,25 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
     data = load_for_training(data_path, config)
     lab = label(data, config)
     if len(np.unique(lab.y)) < 2:
-        raise dataset.ContractError(f"{data_path}: every lead in the training population has the same outcome ({lab.y[0]:.0f}); a model needs both conversions and non-conversions")
+        raise dataset.ContractError(
+            f"{data_path}: every lead in the training population has the same outcome ({lab.y[0]:.0f}); a model needs both conversions and non-conversions"
+        )
     parts = split(lab, config)
     warnings: list[str] = []
-    train_ix = np.concatenate([parts["train"], parts["valid"]])
-    spec_data = dataset.LeadData(data.kind, lab.leads.iloc[parts["train"]], None, data.id_column, data.target, data.date_column, data.rejects, data.source)
+    spec_data = dataset.LeadData(
+        data.kind,
+        lab.leads.iloc[parts["train"]],
+        None,
+        data.id_column,
+        data.target,
+        data.date_column,
+        data.rejects,
+        data.source,
+    )
     spec = features.fit_spec(spec_data, config)
-    feats = features.build_features(lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name)
-    assert feats.X.index.equals(lab.leads.index[lab.leads.index.isin(feats.X.index)])
+    feats = features.build_features(
+        lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
+    )
     data.rejects.extend(feats.rejects)
     usable = lab.leads.index.isin(feats.X.index)
     pos = {k: v[usable[v]] for k, v in parts.items() if k != "method"}
@@ -240,24 +287,46 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
     Y = {k: lab.y[v] for k, v in pos.items()}
     for name, rows in X.items():
         if len(np.unique(Y[name])) < 2:
-            raise dataset.ContractError(f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed")
+            raise dataset.ContractError(
+                f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed"
+            )
 
     for col, auc in evaluate.find_leaks(X["train"], Y["train"], spec.labels, config.leakage_auc):
-        warnings.append(f"leakage guard: column {col!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored.")
+        warnings.append(
+            f"leakage guard: column {col!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored."
+        )
     for col, why in spec.skipped.items():
         log.info("column %r not used: %s", col, why)
 
     sc = config.split
-    crossfit = str(parts["method"][0]) == "stratified random" and sc.crossfit_folds >= 2 and len(lab.y) <= sc.crossfit_max_rows
+    crossfit = (
+        str(parts["method"][0]) == "stratified random"
+        and sc.crossfit_folds >= 2
+        and len(lab.y) <= sc.crossfit_max_rows
+    )
     if crossfit:
         fit_rows = ("train", "valid", "calibration")
         X_fit = np.concatenate([X[k].to_numpy() for k in fit_rows])
         Y_fit = np.concatenate([Y[k] for k in fit_rows])
-        booster, raw_cal = fit_crossfit(X_fit, Y_fit, spec, config.model, sc.crossfit_folds, sc.seed, progress)
+        booster, raw_cal = fit_crossfit(
+            X_fit, Y_fit, spec, config.model, sc.crossfit_folds, sc.seed, progress
+        )
         y_cal = Y_fit
     else:
-        booster = fit_booster(X["train"].to_numpy(), Y["train"], X["valid"].to_numpy(), Y["valid"], spec, config.model, sc.seed, progress)
-        raw_cal, y_cal = booster.predict(X["calibration"].to_numpy(), raw_score=True), Y["calibration"]
+        booster = fit_booster(
+            X["train"].to_numpy(),
+            Y["train"],
+            X["valid"].to_numpy(),
+            Y["valid"],
+            spec,
+            config.model,
+            sc.seed,
+            progress,
+        )
+        raw_cal, y_cal = (
+            booster.predict(X["calibration"].to_numpy(), raw_score=True),
+            Y["calibration"],
+        )
     cal = Calibrator(config.model.calibration, sc.seed).fit(raw_cal, y_cal)
     p_cal = cal.transform(raw_cal)
     thresholds = bands.fit_thresholds(config.bands, p_cal)
@@ -270,7 +339,9 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         Xb = pd.concat([X["train"], X["valid"]])
         Yb = np.concatenate([Y["train"], Y["valid"]])
         if len(Yb) > config.model.baseline_max_rows:
-            keep = np.random.default_rng(0).choice(len(Yb), config.model.baseline_max_rows, replace=False)
+            keep = np.random.default_rng(0).choice(
+                len(Yb), config.model.baseline_max_rows, replace=False
+            )
             Xb, Yb = Xb.iloc[keep], Yb[keep]
         p_base = fit_baseline(Xb, Yb, spec, config.split.seed).predict_proba(X["test"])[:, 1]
         baseline = evaluate.metrics(Y["test"], p_base)
@@ -311,7 +382,9 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         "horizon_days": config.label.horizon_days,
         "warnings": warnings,
     }
-    result = TrainResult(m, baseline, bayes, band_table, thresholds, summary, warnings, None, scorer=scorer)
+    result = TrainResult(
+        m, baseline, bayes, band_table, thresholds, summary, warnings, None, scorer=scorer
+    )
     files = {
         "reliability": reliability, "lift": lift, "importance": importance, "bands": band_table,
         "rejects": data.rejects.frame, "lab": lab, "test_rows": pos["test"], "y_test": Y["test"],
@@ -324,15 +397,29 @@ def _write_artefacts(out: Path, result: TrainResult, files: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(files["config"].model_dump(), sort_keys=False))
     (out / "data_summary.json").write_text(json.dumps(result.data_summary, indent=2, default=str))
-    all_metrics = {"model": result.metrics, "baseline": result.baseline, "bayes_optimal": result.bayes}
+    all_metrics = {
+        "model": result.metrics,
+        "baseline": result.baseline,
+        "bayes_optimal": result.bayes,
+    }
     (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
     for name in ("reliability", "lift", "importance", "bands", "rejects"):
         files[name].to_csv(out / f"{name}.csv", index=False)
     (out / "warnings.txt").write_text("\n".join(result.warnings) + "\n")
-    evaluate.plot_all(out / "plots", files["y_test"], files["p_test"], files["p_base"], files["importance"], files["reliability"], files["lift"])
+    evaluate.plot_all(
+        out / "plots",
+        files["y_test"],
+        files["p_test"],
+        files["p_base"],
+        files["importance"],
+        files["reliability"],
+        files["lift"],
+    )
 
 
-def _champion_metric(settings: Settings, version: str, result: TrainResult, files: dict, metric: str) -> float | None:
+def _champion_metric(
+    settings: Settings, version: str, result: TrainResult, files: dict, metric: str
+) -> float | None:
     """The current champion's metric on the new test leads, or None when it cannot score them."""
     from leadml import tracking
 
@@ -340,16 +427,26 @@ def _champion_metric(settings: Settings, version: str, result: TrainResult, file
         champ = tracking.load_scorer(settings, f"models:/{settings.model_name}/{version}")
         lab = files["lab"]
         leads = lab.leads.iloc[files["test_rows"]]
-        out, _ = champ.score_leads(leads, lab.events, as_of=None if lab.as_of is None else lab.as_of[files["test_rows"]])
+        out, _ = champ.score_leads(
+            leads, lab.events, as_of=None if lab.as_of is None else lab.as_of[files["test_rows"]]
+        )
         if len(out) != len(leads):
             return None
         return evaluate.metrics(files["y_test"], out["probability"].to_numpy())[metric]
     except (KeyError, ValueError, FileNotFoundError) as exc:
-        log.warning("champion v%s cannot score the new test leads (%s)", version, type(exc).__name__)
+        log.warning(
+            "champion v%s cannot score the new test leads (%s)", version, type(exc).__name__
+        )
         return None
 
 
-def train(data_path: Path | str, config: TrainConfig, settings: Settings, progress: bool = False, register: bool = True) -> TrainResult:
+def train(
+    data_path: Path | str,
+    config: TrainConfig,
+    settings: Settings,
+    progress: bool = False,
+    register: bool = True,
+) -> TrainResult:
     """Train, evaluate, log to MLflow, register as challenger, promote to champion when as good."""
     from leadml import tracking
 
@@ -371,8 +468,7 @@ def train(data_path: Path | str, config: TrainConfig, settings: Settings, progre
         flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
         result.run_id, result.version = tracking.log_training(
             settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
-            artefact_dir=art, scorer_dir=scorer_dir, input_example=example,
-            output_example=tracking.score_records(result.scorer, example), tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
+            artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
         )  # fmt: skip
     promote_if_better(settings, result, files, config.promote_metric)
     return result
@@ -392,7 +488,9 @@ def promote_if_better(settings: Settings, result: TrainResult, files: dict, metr
         else:
             better = mine >= theirs if metric == "roc_auc" else mine <= theirs
             result.promoted = better
-            result.promotion_note = f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
+            result.promotion_note = (
+                f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
+            )
     if result.promoted:
         tracking.set_alias(settings, tracking.CHAMPION, result.version)
         result.export_path = tracking.export(settings, result.version)

@@ -1,0 +1,80 @@
+"""Shared fixtures: small synthetic CRM data, a flat export, an isolated leadml home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadml import synth
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+XEDU = SHARED / "xeducation_leads.csv"
+XEDU_DROP = [
+    "Prospect ID", "Lead Number", "Tags", "Lead Quality", "Lead Profile", "Asymmetrique Activity Index",
+    "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score", "Last Notable Activity",
+]  # fmt: skip
+
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@pytest.fixture(scope="session")
+def crm_small() -> synth.SynthResult:
+    return synth.make_crm(3000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def crm_dir(tmp_path_factory, crm_small) -> Path:
+    out = tmp_path_factory.mktemp("crm") / "sample"
+    synth.write_crm(crm_small, out, "csv")
+    return out
+
+
+def make_flat(n: int = 1500, seed: int = 3) -> pd.DataFrame:
+    """A flat export unlike the sample: ';'-separated in tests, yes/no target, mixed columns."""
+    rng = np.random.default_rng(seed)
+    visits = rng.poisson(4, n)
+    minutes = rng.gamma(2, 10, n).round(1)
+    plan = rng.choice(["Free", "Pro", "Team", "Select"], n, p=[0.4, 0.3, 0.2, 0.1])
+    region = rng.choice(["North", "South", "East", "West"], n)
+    newsletter = rng.choice(["yes", "no"], n)
+    logit = (
+        -2
+        + 0.25 * visits
+        + 0.04 * minutes
+        + np.select([plan == "Pro", plan == "Team"], [1.0, 1.5], 0)
+        + 0.5 * (newsletter == "yes")
+    )
+    won = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame(
+        {
+            "customer_ref": [f"C{i:06d}" for i in range(n)],
+            "contact_email": [f"person{i}@example.org" for i in range(n)],
+            "web_visits": visits,
+            "minutes_on_site": minutes,
+            "plan_interest": plan,
+            "sales_region": region,
+            "newsletter": newsletter,
+            "owner_notes": rng.choice(["called", "left voicemail", "won - signed"], n),
+            "won": np.where(won, "yes", "no"),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def flat_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("flat") / "export.csv"
+    make_flat().to_csv(path, sep=";", index=False)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An isolated LEADML_HOME with its own sqlite tracking store."""
+    monkeypatch.setenv("LEADML_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path

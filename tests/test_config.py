@@ -1,0 +1,55 @@
+"""Config files: errors name the file, the key and what is expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from leadml.config import ConfigError, Settings, TrainConfig
+
+
+def test_defaults_without_a_file():
+    cfg = TrainConfig.from_yaml(None)
+    assert cfg.label.horizon_days == 30 and cfg.bands.policy == "fixed"
+
+
+def test_yaml_overrides_are_applied(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "features:\n  half_life_days: 7\nbands:\n  policy: rate\n  sql: 0.6\n  mql: 0.25\n"
+    )
+    cfg = TrainConfig.from_yaml(path)
+    assert cfg.features.half_life_days == 7 and cfg.bands.sql == 0.6
+
+
+def test_unknown_key_and_bad_value_are_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("features:\n  half_life: 7\nmodel:\n  learning_rate: fast\n")
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_yaml(path)
+    msg = str(err.value)
+    assert str(path) in msg and "features.half_life" in msg and "model.learning_rate" in msg
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("features: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        TrainConfig.from_yaml(path)
+    with pytest.raises(ConfigError, match="not found"):
+        TrainConfig.from_yaml(tmp_path / "nope.yaml")
+
+
+def test_split_must_leave_training_rows(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("split:\n  valid: 0.3\n  calibration: 0.3\n  test: 0.3\n")
+    with pytest.raises(ConfigError, match="20 %"):
+        TrainConfig.from_yaml(path)
+
+
+def test_settings_default_to_an_embedded_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    s = Settings.from_env(tmp_path)
+    assert s.tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    assert s.export_dir == tmp_path.resolve() / "models"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert Settings.from_env(tmp_path).tracking_uri == "http://mlflow.example:5000"
