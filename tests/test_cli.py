@@ -115,3 +115,27 @@ def test_score_without_any_model_says_how_to_get_one(home, flat_csv, capsys):
     )
     assert code == 2
     assert "leadml train" in capsys.readouterr().err
+
+
+def test_personal_data_never_reaches_logs_or_the_mlflow_run(home, capsys, caplog):
+    import logging
+
+    data = home / "data" / "pii"
+    assert main(["-q", "synth", "--out", str(data), "--leads", "1500", "--seed", "6"]) == 0
+    leads = pd.read_csv(data / "leads.csv")
+    caplog.set_level(logging.DEBUG)
+    assert main(["-q", "-v", "train", "--data", str(data)]) == 0
+    assert (
+        main(["-q", "-v", "score", "--data", str(data), "--out", str(home / "out" / "s.csv")]) == 0
+    )
+    text = capsys.readouterr()
+    logged = text.out + text.err + "\n".join(r.getMessage() for r in caplog.records)
+    stored = "\n".join(
+        p.read_text(errors="ignore")
+        for p in (home / "mlruns").rglob("*")
+        if p.is_file() and p.suffix in {".json", ".yaml", ".csv", ".txt", ""}
+    )
+    for value in list(leads["email"].head(200)) + list(leads["phone"].head(200)):
+        assert value not in logged
+        assert value not in stored
+    assert "@example.com" not in logged + stored

@@ -197,3 +197,16 @@ def test_request_records_round_trip(crm_small):
     assert len(back_events) == len(events)
     assert (as_of == np.datetime64("2026-06-30T00:00:00")).all()
     assert back_leads["lead_id"].tolist() == leads["lead_id"].tolist()
+
+
+def test_personal_data_is_redacted_from_errors_and_rejects(tmp_path):
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"Email": ["ann@x.org", "bob@y.org", "ann@x.org"], "y": [0, 1, 1]}).to_csv(
+        path, index=False
+    )
+    with pytest.raises(ContractError) as err:
+        dataset.load(path, target="y", id_column="Email")
+    assert "ann@x.org" not in str(err.value) and "<personal data>" in str(err.value)
+    rej = dataset.Rejects()
+    rej.add("p.csv", np.array([0]), ["1"], "phone", ["+1 555 0100"], "bad")
+    assert rej.frame["value"].tolist() == ["<personal data>"]

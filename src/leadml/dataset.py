@@ -38,6 +38,7 @@ FALSE_WORDS = {"0", "0.0", "no", "n", "false", "f", "not converted", "lost"}
 PII_PATTERN = re.compile(
     r"(e-?mail|phone|mobile|first.?name|last.?name|full.?name|^name$|address|ip.?addr)", re.I
 )
+REDACTED = "<personal data>"
 REJECT_COLUMNS = ["file", "row", "lead_id", "field", "value", "reason"]
 # more than this share of bad values in a required column is a broken file, not bad rows
 MAX_BAD_SHARE = 0.2
@@ -56,6 +57,8 @@ class Rejects:
     def add(self, file: str, rows: np.ndarray, ids, field_name: str, values, reason: str) -> None:
         if len(rows) == 0:
             return
+        if PII_PATTERN.search(field_name):  # the rejects file is logged to MLflow: no personal data
+            values = [REDACTED] * len(rows)
         self.parts.append(
             pd.DataFrame(
                 {
@@ -188,10 +191,13 @@ def _missing_column(
 def _examples(
     frame: pd.DataFrame, rows: np.ndarray, column: str, id_col: str | None = None, k: int = 3
 ) -> str:
+    def show(col: str, r: int) -> str:
+        return REDACTED if PII_PATTERN.search(col) else repr(frame[col].iat[r])
+
     parts = []
     for r in rows[:k]:
-        ident = f" ({id_col}={frame[id_col].iat[r]})" if id_col and id_col in frame else ""
-        parts.append(f"row {r + 1}{ident}: {frame[column].iat[r]!r}")
+        ident = f" ({id_col}={show(id_col, r)})" if id_col and id_col in frame else ""
+        parts.append(f"row {r + 1}{ident}: {show(column, r)}")
     return "; ".join(parts)
 
 

@@ -257,7 +257,12 @@ def load_for_training(data_path: Path, config: TrainConfig) -> dataset.LeadData:
 
 def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[TrainResult, dict]:
     """Everything up to (not including) MLflow: returns the result and the files to log."""
+    from tqdm.auto import tqdm
+
+    steps = tqdm(total=6, desc="reading data", unit="step", disable=not progress, leave=False)
     data = load_for_training(data_path, config)
+    steps.update(1)
+    steps.set_description("labelling cut-offs")
     lab = label(data, config)
     if len(np.unique(lab.y)) < 2:
         raise dataset.ContractError(
@@ -275,6 +280,8 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         data.rejects,
         data.source,
     )
+    steps.update(1)
+    steps.set_description("building features")
     spec = features.fit_spec(spec_data, config)
     feats = features.build_features(
         lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
@@ -298,6 +305,8 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
     for col, why in spec.skipped.items():
         log.info("column %r not used: %s", col, why)
 
+    steps.update(1)
+    steps.set_description("boosting")
     sc = config.split
     crossfit = (
         str(parts["method"][0]) == "stratified random"
@@ -327,6 +336,8 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
             booster.predict(X["calibration"].to_numpy(), raw_score=True),
             Y["calibration"],
         )
+    steps.update(1)
+    steps.set_description("calibrating, baseline")
     cal = Calibrator(config.model.calibration, sc.seed).fit(raw_cal, y_cal)
     p_cal = cal.transform(raw_cal)
     thresholds = bands.fit_thresholds(config.bands, p_cal)
@@ -347,6 +358,8 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         baseline = evaluate.metrics(Y["test"], p_base)
     else:
         p_base = None
+    steps.update(1)
+    steps.set_description("evaluating")
     bayes, note = _truth_metrics(data_path, lab, pos["test"], Y["test"])
     if note:
         warnings.append(note)
@@ -382,6 +395,8 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         "horizon_days": config.label.horizon_days,
         "warnings": warnings,
     }
+    steps.update(1)
+    steps.close()
     result = TrainResult(
         m, baseline, bayes, band_table, thresholds, summary, warnings, None, scorer=scorer
     )
