@@ -32,9 +32,10 @@ test: $(STAMP) ## run the whole test suite
 test-fast: $(STAMP) ## unit and contract tests only (no MLflow, no end-to-end)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: $(STAMP) ## ruff lint and format check
+lint: $(STAMP) ## ruff lint, format check and mypy
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix src tests benchmarks

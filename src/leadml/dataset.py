@@ -506,7 +506,7 @@ def load_flat(
             )
             keep &= ~bad
         frame[target] = y
-    elif require_target:
+    elif require_target and target is not None:
         raise _missing_column(path, target, frame, "the outcome to learn", "--target")
     if date_column is not None:
         if date_column not in frame:

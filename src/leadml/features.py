@@ -285,7 +285,7 @@ def _codes(values: pd.Series, vocabulary: list[str]) -> tuple[np.ndarray, int]:
     """Category codes: index in the vocabulary, len(vocabulary) for other/unseen, NaN when missing."""
     text = values.astype("string").str.strip()
     missing = (text.isna() | (text == "")).to_numpy(bool)
-    idx = pd.Index(vocabulary).get_indexer(text.fillna("").to_numpy(object)).astype(float)
+    idx = pd.Index(vocabulary).get_indexer(pd.Index(text.fillna("").to_numpy(object))).astype(float)
     other = (idx < 0) & ~missing
     idx[other] = len(vocabulary)
     idx[missing] = np.nan
@@ -331,6 +331,14 @@ def _engagement_unique(
     n, K, windows = len(leads), len(KINDS), spec.windows_days
     out_names = _engagement_names(windows)
     out = np.zeros((n, len(out_names)))
+    counts: dict[int, np.ndarray]
+    decayed: np.ndarray
+    last_any: np.ndarray
+    last_intent: np.ndarray
+    recent: np.ndarray
+    previous: np.ndarray
+    unsub: np.ndarray
+    bounced: np.ndarray
     if events is None or events.empty:
         counts = {w: np.zeros((n, K)) for w in windows}
         decayed = np.zeros((n, K))
@@ -346,9 +354,8 @@ def _engagement_unique(
         valid = (owner >= 0) & (etype >= 0)
         cut = as_of[np.clip(owner, 0, None)]
         age = (cut - when).astype("timedelta64[s]").astype(np.float64) / 86400.0
-        before = (
-            valid & (age > 0) & ~np.isnan(age)
-        )  # strictly before the cut-off: nothing later leaks
+        # strictly before the cut-off: nothing that happened later can leak
+        before = valid & (age > 0) & ~np.isnan(age)
         unsub = np.bincount(owner[before & (kind == KINDS.index("unsubscribe"))], minlength=n) > 0
         bounced = np.bincount(owner[before & (kind == KINDS.index("bounce"))], minlength=n) > 0
         inwin = before & (age <= spec.observation_days)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -73,11 +74,8 @@ class Calibrator:
                 for tr, te in folds.split(raw, y):
                     pred[te] = self._apply(m, self._fit_one(m, raw[tr], y[tr]), raw[te])
                 self.cv_log_loss_[m] = _logloss(y, pred)
-        self.method_ = (
-            min(self.cv_log_loss_, key=self.cv_log_loss_.get)
-            if self.cv_log_loss_
-            else candidates[0]
-        )
+        scores = self.cv_log_loss_
+        self.method_ = min(scores, key=lambda m: scores[m]) if scores else candidates[0]
         self.params_ = self._fit_one(self.method_, raw, y)
         return self
 
@@ -129,10 +127,11 @@ def fit_booster(
     dtrain = lgb.Dataset(
         X_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
     )
-    valid_sets, callbacks = [], []
+    valid_sets: list[lgb.Dataset] = []
+    callbacks: list[Any] = []
     if X_valid is not None:
         valid_sets = [lgb.Dataset(X_valid, y_valid, reference=dtrain)]
-        callbacks = [lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)]
+        callbacks.append(lgb.early_stopping(cfg.early_stopping_rounds, verbose=False))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -201,7 +200,7 @@ class LeadScorer:
 
     def raw_score(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
-        return self.booster.predict(X, raw_score=True, num_threads=0)
+        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=0))
 
     def probability(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Calibrated conversion probability for a feature matrix."""

@@ -170,8 +170,8 @@ def _titles(rng: np.random.Generator, seniority: np.ndarray, dept: np.ndarray) -
         for d, dname in enumerate(DEPARTMENTS):
             for t, temp in enumerate(temps):
                 text = temp.format(D=dname, d=dname.lower(), L=DEPT_LETTER[d])
-                for c, f in enumerate((str, str.lower, str.upper)):
-                    table[(s, d, t, c)] = f(text)
+                for c, variant in enumerate((text, text.lower(), text.upper())):
+                    table[(s, d, t, c)] = variant
     sizes = np.array([len(templates[s]) for s in range(len(templates))])
     tidx = pick % sizes[seniority]
     keys = ((seniority * len(DEPARTMENTS) + dept) * n_t + tidx) * 3 + case

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -68,7 +69,7 @@ def connect(settings: Settings) -> str:
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
@@ -132,13 +133,14 @@ def _signature(spec: FeatureSpec):
             ColSpec("string", "events", required=False),
             ColSpec("string", "as_of", required=False),
         ]
-    outputs = [
+    inputs_any: list[Any] = inputs
+    outputs: list[Any] = [
         ColSpec("string", "lead_id"),
         ColSpec("double", "probability"),
         ColSpec("long", "score"),
         ColSpec("string", "band"),
     ]
-    return ModelSignature(Schema(inputs), Schema(outputs))
+    return ModelSignature(Schema(inputs_any), Schema(outputs))
 
 
 def _requirements() -> list[str]:

@@ -13,6 +13,7 @@ import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,12 +36,12 @@ class TrainResult:
     data_summary: dict
     warnings: list[str]
     rejects_path: Path | None
+    scorer: LeadScorer = field(repr=False)
     run_id: str | None = None
     version: str | None = None
     promoted: bool = False
     promotion_note: str = ""
     export_path: Path | None = None
-    scorer: LeadScorer | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -97,7 +98,7 @@ def label(data: dataset.LeadData, config: TrainConfig) -> Labelled:
         if data.date_column:
             order = np.argsort(data.leads[data.date_column].to_numpy(), kind="stable")
         y = data.leads[data.target].to_numpy(float)
-        summary = {"rows": len(y), "conversion_rate": round(float(y.mean()), 4)}
+        summary: dict[str, Any] = {"rows": len(y), "conversion_rate": round(float(y.mean()), 4)}
         if data.date_column:
             summary |= {
                 "date_min": str(data.leads[data.date_column].min()),
@@ -228,6 +229,7 @@ def _input_example(scorer: LeadScorer, lab: Labelled, rows: np.ndarray) -> pd.Da
         return leads.assign(
             **{c: pd.to_numeric(leads[c], errors="coerce").astype(float) for c in numeric}
         ).reset_index(drop=True)
+    assert lab.as_of is not None and lab.events is not None  # CRM rows always have both
     cut = pd.Timestamp(lab.as_of[rows].max())
     ev = lab.events
     ev = ev[ev["lead_id"].isin(leads["lead_id"]) & (ev["occurred_at"] < cut)]
@@ -332,10 +334,8 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
             sc.seed,
             progress,
         )
-        raw_cal, y_cal = (
-            booster.predict(X["calibration"].to_numpy(), raw_score=True),
-            Y["calibration"],
-        )
+        raw_cal = np.asarray(booster.predict(X["calibration"].to_numpy(), raw_score=True))
+        y_cal = Y["calibration"]
     steps.update(1)
     steps.set_description("calibrating, baseline")
     cal = Calibrator(config.model.calibration, sc.seed).fit(raw_cal, y_cal)
@@ -492,6 +492,7 @@ def train(
 def promote_if_better(settings: Settings, result: TrainResult, files: dict, metric: str) -> None:
     from leadml import tracking
 
+    assert result.version is not None, "register the model before promoting it"
     current = tracking.alias_version(settings, tracking.CHAMPION)
     mine = result.metrics[metric]
     if current is None:
