@@ -40,6 +40,7 @@ PII_PATTERN = re.compile(
 )
 REDACTED = "<personal data>"
 REJECT_COLUMNS = ["file", "row", "lead_id", "field", "value", "reason"]
+BINARY = "binary (0/1, yes/no, true/false)"
 # more than this share of bad values in a required column is a broken file, not bad rows
 MAX_BAD_SHARE = 0.2
 
@@ -225,21 +226,33 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return parsed, bad
 
 
-def _check_share(
-    path: Path,
-    frame: pd.DataFrame,
-    column: str,
-    bad: np.ndarray,
-    what: str,
-    fix: str,
-    id_col: str | None,
-) -> None:
-    if bad.mean() > MAX_BAD_SHARE:
-        rows = np.flatnonzero(bad)
-        raise ContractError(
-            f"{path}: column {column!r}: {bad.sum()} of {len(bad)} rows are not {what} "
-            f"(e.g. {_examples(frame, rows, column, id_col)}). {fix}"
-        )
+class _RowCheck:
+    """Which rows of one file are still good; bad ones go to the rejects with their reason.
+
+    A column where most values are bad is a broken file, not bad rows: `check` raises a
+    ContractError for it instead of rejecting nearly everything.
+    """
+
+    def __init__(self, path: Path, frame: pd.DataFrame, id_col: str, rejects: Rejects):
+        self.path, self.frame, self.id_col, self.rejects = path, frame, id_col, rejects
+        self.keep = np.ones(len(frame), bool)
+
+    def reject(self, bad: np.ndarray, column: str, reason: str) -> None:
+        rows = np.flatnonzero(bad & self.keep)
+        f = self.frame
+        ids = f[self.id_col].to_numpy()[rows] if self.id_col in f else [""] * len(rows)
+        values = f[column].to_numpy()[rows] if column in f else [""] * len(rows)
+        self.rejects.add(self.path.name, rows, ids, column, values, reason)
+        self.keep &= ~bad
+
+    def check(self, bad: np.ndarray, column: str, what: str, fix: str, reason: str) -> None:
+        if bad.mean() > MAX_BAD_SHARE:
+            rows = np.flatnonzero(bad)
+            raise ContractError(
+                f"{self.path}: column {column!r}: {bad.sum()} of {len(bad)} rows are not {what} "
+                f"(e.g. {_examples(self.frame, rows, column, self.id_col)}). {fix}"
+            )
+        self.reject(bad, column, reason)
 
 
 def _check_unique_ids(path: Path, frame: pd.DataFrame, id_col: str) -> None:
@@ -282,87 +295,31 @@ def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True)
                 leads_path, col, leads, "lead id, creation time and outcome are required"
             )
     leads = leads.reset_index(drop=True)
-    keep = np.ones(len(leads), bool)
-    miss_id = leads["lead_id"].isna().to_numpy(bool)
-    rejects.add(
-        leads_path.name,
-        np.flatnonzero(miss_id),
-        leads["lead_id"][miss_id],
-        "lead_id",
-        [""] * miss_id.sum(),
-        "missing lead id",
-    )
-    keep &= ~miss_id
-    _check_unique_ids(leads_path, leads[keep], "lead_id")
+    rows = _RowCheck(leads_path, leads, "lead_id", rejects)
+    rows.reject(leads["lead_id"].isna().to_numpy(bool), "lead_id", "missing lead id")
+    _check_unique_ids(leads_path, leads[rows.keep], "lead_id")
     created, bad = parse_dates(leads["created_at"])
-    bad |= created.isna().to_numpy(bool) & keep
-    _check_share(
-        leads_path,
-        leads,
-        "created_at",
-        bad,
-        "dates",
-        "Export timestamps as ISO 8601 (2026-05-31 14:02:00).",
-        "lead_id",
-    )
-    rows = np.flatnonzero(bad & keep)
-    rejects.add(
-        leads_path.name,
-        rows,
-        leads["lead_id"].to_numpy()[rows],
-        "created_at",
-        leads["created_at"].to_numpy()[rows],
-        "not a date",
-    )
-    keep &= ~bad
+    iso = "Export timestamps as ISO 8601 (2026-05-31 14:02:00)."
+    rows.check(bad | created.isna().to_numpy(bool), "created_at", "dates", iso, "not a date")
     leads["created_at"] = created
     if "converted" in leads:
         conv, bad = parse_binary(leads["converted"])
-        _check_share(
-            leads_path,
-            leads,
-            "converted",
-            bad,
-            "binary (0/1, yes/no, true/false)",
-            "Map the outcome to 0/1.",
-            "lead_id",
+        rows.check(
+            bad, "converted", BINARY, "Map the outcome to 0/1.", "not 0/1, yes/no or true/false"
         )
-        rows = np.flatnonzero(bad & keep)
-        rejects.add(
-            leads_path.name,
-            rows,
-            leads["lead_id"].to_numpy()[rows],
-            "converted",
-            leads["converted"].to_numpy()[rows],
-            "not 0/1, yes/no or true/false",
-        )
-        keep &= ~bad
         leads["converted"] = conv
         if require_outcome and "converted_at" not in leads:
-            raise _missing_column(
-                leads_path,
-                "converted_at",
-                leads,
-                "needed to know whether a conversion happened after the cut-off",
-            )
+            why = "needed to know whether a conversion happened after the cut-off"
+            raise _missing_column(leads_path, "converted_at", leads, why)
         if "converted_at" in leads:
             conv_at, bad = parse_dates(leads["converted_at"])
             bad |= (conv == 1) & conv_at.isna().to_numpy(bool) & require_outcome
-            rows = np.flatnonzero(bad & keep)
-            rejects.add(
-                leads_path.name,
-                rows,
-                leads["lead_id"].to_numpy()[rows],
-                "converted_at",
-                leads["converted_at"].to_numpy()[rows],
-                "converted lead without a valid conversion date",
-            )
-            keep &= ~bad
+            rows.reject(bad, "converted_at", "converted lead without a valid conversion date")
             leads["converted_at"] = conv_at
     for col in PROFILE_COLUMNS:
         if col not in leads:
             leads[col] = pd.Series(pd.NA, index=leads.index, dtype="string")
-    leads = leads.loc[keep]  # the index keeps each row's position in the file, for rejects
+    leads = leads.loc[rows.keep]  # the index keeps each row's position in the file, for rejects
     events = _load_events(events_path, leads, sep, rejects)
     return LeadData(
         kind="crm",
@@ -391,45 +348,18 @@ def _load_events(
     events = events.reset_index(drop=True)
     if "page" not in events:
         events["page"] = ""
-    keep = np.ones(len(events), bool)
+    rows = _RowCheck(path, events, "lead_id", rejects)
     when, bad = parse_dates(events["occurred_at"])
-    bad |= when.isna().to_numpy(bool)
-    _check_share(
-        path, events, "occurred_at", bad, "dates", "Export timestamps as ISO 8601.", "lead_id"
-    )
-    rows = np.flatnonzero(bad)
-    rejects.add(
-        path.name,
-        rows,
-        events["lead_id"].to_numpy()[rows],
-        "occurred_at",
-        events["occurred_at"].to_numpy()[rows],
-        "not a date",
-    )
-    keep &= ~bad
+    iso = "Export timestamps as ISO 8601."
+    rows.check(bad | when.isna().to_numpy(bool), "occurred_at", "dates", iso, "not a date")
     etype = events["event_type"].astype("string").str.strip().str.lower()
     known = etype.isin(EVENT_TYPES).fillna(False).to_numpy(bool)
-    rows = np.flatnonzero(~known & keep)
-    rejects.add(
-        path.name,
-        rows,
-        events["lead_id"].to_numpy()[rows],
-        "event_type",
-        events["event_type"].to_numpy()[rows],
-        f"unknown event type; expected one of {', '.join(EVENT_TYPES)}",
+    rows.reject(
+        ~known, "event_type", f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
     )
-    keep &= known
     owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
-    rows = np.flatnonzero((owner < 0) & keep)
-    rejects.add(
-        path.name,
-        rows,
-        events["lead_id"].to_numpy()[rows],
-        "lead_id",
-        events["lead_id"].to_numpy()[rows],
-        "no lead with this id in leads (or the lead was rejected)",
-    )
-    keep &= owner >= 0
+    rows.reject(owner < 0, "lead_id", "no lead with this id in leads (or the lead was rejected)")
+    keep = rows.keep
     page = events["page"].astype("string").str.strip().str.lower().fillna("")
     page = page.where(page.isin(PAGE_KINDS) | (etype != "page_view"), "other")
     out = pd.DataFrame(
@@ -467,74 +397,30 @@ def load_flat(
         )
     if id_column is not None and id_column not in frame:
         raise _missing_column(path, id_column, frame, "lead id", "--id")
-    keep = np.ones(len(frame), bool)
     if id_column is None:
         id_column = "row_id"
         frame.insert(0, id_column, (np.arange(len(frame)) + 1).astype(str))
-    miss = frame[id_column].isna().to_numpy(bool)
-    rejects.add(
-        path.name,
-        np.flatnonzero(miss),
-        [""] * miss.sum(),
-        id_column,
-        [""] * miss.sum(),
-        "missing lead id",
-    )
-    keep &= ~miss
-    _check_unique_ids(path, frame[keep], id_column)
+    rows = _RowCheck(path, frame, id_column, rejects)
+    rows.reject(frame[id_column].isna().to_numpy(bool), id_column, "missing lead id")
+    _check_unique_ids(path, frame[rows.keep], id_column)
     if target is not None and target in frame:
         y, bad = parse_binary(frame[target])
-        values = frame[target].dropna().astype(str).unique()[:8]
-        _check_share(
-            path,
-            frame,
-            target,
-            bad,
-            "binary (0/1, yes/no, true/false)",
-            f"Values seen: {', '.join(map(repr, values))}. Map the outcome to 0/1 or pick the right --target.",
-            id_column,
-        )
+        seen = ", ".join(map(repr, frame[target].dropna().astype(str).unique()[:8]))
+        fix = f"Values seen: {seen}. Map the outcome to 0/1 or pick the right --target."
         if require_target:
-            rows = np.flatnonzero(bad & keep)
-            rejects.add(
-                path.name,
-                rows,
-                frame[id_column].to_numpy()[rows],
-                target,
-                frame[target].to_numpy()[rows],
-                "target is not 0/1, yes/no or true/false",
-            )
-            keep &= ~bad
+            rows.check(bad, target, BINARY, fix, "target is not 0/1, yes/no or true/false")
         frame[target] = y
     elif require_target and target is not None:
         raise _missing_column(path, target, frame, "the outcome to learn", "--target")
     if date_column is not None:
         if date_column not in frame:
-            raise _missing_column(
-                path, date_column, frame, "creation date for the time split", "split.date_column"
-            )
+            why = "creation date for the time split"
+            raise _missing_column(path, date_column, frame, why, "split.date_column")
         when, bad = parse_dates(frame[date_column])
-        bad |= when.isna().to_numpy(bool)
-        _check_share(
-            path,
-            frame,
-            date_column,
-            bad,
-            "dates",
-            "Export dates as ISO 8601 or drop split.date_column.",
-            id_column,
-        )
-        rows = np.flatnonzero(bad & keep)
-        rejects.add(
-            path.name,
-            rows,
-            frame[id_column].to_numpy()[rows],
-            date_column,
-            frame[date_column].to_numpy()[rows],
-            "not a date",
-        )
-        keep &= ~bad
+        fix = "Export dates as ISO 8601 or drop split.date_column."
+        rows.check(bad | when.isna().to_numpy(bool), date_column, "dates", fix, "not a date")
         frame[date_column] = when
+    keep = rows.keep
     frame = frame.loc[keep]  # the index keeps each row's position in the file, for rejects
     return LeadData(
         kind="flat",
