@@ -155,7 +155,7 @@ def fit_crossfit(
 
     Each of `folds` models is early-stopped on its own held-out fold, which gives an
     out-of-fold raw score for every row (for calibration and band thresholds). The final
-    booster is refitted on all rows with the mean best iteration, so it learns from every
+    booster is refitted on all rows with the folds' mean best iteration, so it learns from every
     row and is still one booster to score with.
     """
     oof = np.empty(len(y))
@@ -164,7 +164,10 @@ def fit_crossfit(
         b = fit_booster(X[tr], y[tr], X[va], y[va], spec, cfg, seed, progress)
         oof[va] = b.predict(X[va], raw_score=True)
         iters.append(b.best_iteration or b.current_iteration())
-    rounds = max(int(np.mean(iters) * folds / (folds - 1)), 1)  # a bit more data, a few more rounds
+    # same rounds as the folds' mean: scaling up for the extra data made the final model
+    # sharper than the out-of-fold scores its calibrator was fitted on (ECE 0.021 vs 0.019
+    # over ten X Education splits)
+    rounds = max(int(np.mean(iters)), 1)
     final = fit_booster(
         X, y, None, None, spec, cfg.model_copy(update={"max_rounds": rounds}), seed, progress
     )
