@@ -20,6 +20,7 @@ XEDU_DROP = [
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does; see benchmarks/RESULTS.md
 
 
 @pytest.fixture(scope="session")

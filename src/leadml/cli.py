@@ -281,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow reads these when it is first imported (only leadml.tracking imports it)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # LightGBM's OpenMP threads spin while they wait; on a shared 2-core machine that made
+    # boosting 3x slower whenever anything else ran (benchmarks/RESULTS.md, contention).
+    # Read when LightGBM is first imported, which the subcommands do lazily.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     warnings.filterwarnings("ignore", module=r"mlflow\..*")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
