@@ -67,26 +67,12 @@ def test_registered_pyfunc_returns_probability_score_band(trained, crm_dir):
     leads = data.leads.head(20)
     as_of = pd.Timestamp("2026-06-30")
     events = data.events[data.events["lead_id"].isin(leads["lead_id"])]
-    request = dataset.events_to_records(
-        leads.astype({"lead_id": str})[
-            [
-                "lead_id",
-                "created_at",
-                "job_title",
-                "company_size",
-                "industry",
-                "country",
-                "lead_source",
-            ]
-        ],
-        events,
-        as_of,
-    )
+    scorer = LeadScorer.load(settings.export_dir / "champion")
+    fields = scorer.spec.input_fields()  # what a caller sends: no personal data, no outcome
+    request = dataset.events_to_records(leads.astype({"lead_id": str})[fields], events, as_of)
     out = model.predict(request)
     assert list(out.columns) == ["lead_id", "probability", "score", "band"]
-    direct, _ = LeadScorer.load(settings.export_dir / "champion").score_leads(
-        leads, events, as_of=as_of
-    )
+    direct, _ = scorer.score_leads(leads, events, as_of=as_of)
     np.testing.assert_allclose(
         out["probability"].to_numpy(), direct["probability"].to_numpy(), rtol=0, atol=1e-12
     )
