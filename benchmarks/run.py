@@ -599,90 +599,21 @@ def _train_child(folder: str, save_to: str | None) -> dict:
 
 
 def _train_profile_child(folder: str) -> dict:
-    """The steps of `leadml.train.fit` (fixed-slice path), copied here and timed one by one."""
-    import numpy as np
-    import pandas as pd
-
-    from leadml import bands, evaluate, features
-    from leadml import dataset as ds
-    from leadml import train as tr
+    """`leadml.train.fit` once more, reading the seconds it records per step (data_summary)."""
     from leadml.config import TrainConfig
-    from leadml.model import Calibrator, LeadScorer, fit_baseline, fit_booster
+    from leadml.train import fit
 
-    config, data_path = TrainConfig(), Path(folder)
-    t: dict[str, float] = {}
-    with timed(t, "load"):
-        data = tr.load_for_training(data_path, config)
-    with timed(t, "label"):
-        lab = tr.label(data, config)
-    with timed(t, "split"):
-        parts = tr.split(lab, config)
-    with timed(t, "fit_spec"):
-        spec_data = ds.LeadData(
-            data.kind,
-            lab.leads.iloc[parts["train"]],
-            None,
-            data.id_column,
-            data.target,
-            data.date_column,
-            data.rejects,
-            data.source,
-        )
-        spec = features.fit_spec(spec_data, config)
-    with timed(t, "build_features"):
-        feats = features.build_features(
-            lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
-        )
-    with timed(t, "slices"):
-        usable = lab.leads.index.isin(feats.X.index)
-        pos = {k: v[usable[v]] for k, v in parts.items() if k != "method"}
-        Xall = feats.X.reindex(lab.leads.index)
-        X = {k: Xall.iloc[v] for k, v in pos.items()}
-        Y = {k: lab.y[v] for k, v in pos.items()}
-    with timed(t, "leakage_guard"):
-        evaluate.find_leaks(X["train"], Y["train"], spec.labels, config.leakage_auc)
-    with timed(t, "boosting"):
-        booster = fit_booster(
-            X["train"].to_numpy(),
-            Y["train"],
-            X["valid"].to_numpy(),
-            Y["valid"],
-            spec,
-            config.model,
-            config.split.seed,
-        )
-    with timed(t, "calibration"):
-        raw_cal = booster.predict(X["calibration"].to_numpy(), raw_score=True)
-        cal = Calibrator(config.model.calibration, config.split.seed).fit(raw_cal, Y["calibration"])
-        thresholds = bands.fit_thresholds(config.bands, cal.transform(raw_cal))
-    with timed(t, "test_scoring"):
-        scorer = LeadScorer(spec, booster, cal, thresholds)
-        p_test = scorer.probability(X["test"])
-        evaluate.metrics(Y["test"], p_test)
-    with timed(t, "baseline"):
-        Xb = pd.concat([X["train"], X["valid"]])
-        Yb = np.concatenate([Y["train"], Y["valid"]])
-        if len(Yb) > config.model.baseline_max_rows:
-            keep = np.random.default_rng(0).choice(
-                len(Yb), config.model.baseline_max_rows, replace=False
-            )
-            Xb, Yb = Xb.iloc[keep], Yb[keep]
-        fit_baseline(Xb, Yb, spec, config.split.seed).predict_proba(X["test"])
-    with timed(t, "truth_metrics"):
-        tr._truth_metrics(data_path, lab, pos["test"], Y["test"])
-    with timed(t, "tables"):
-        evaluate.band_backtest(Y["test"], p_test, bands.to_band(p_test, thresholds))
-        evaluate.reliability_table(Y["test"], p_test)
-        evaluate.lift_table(Y["test"], p_test)
-        tr._importance(scorer)
-    rounds = int(booster.current_iteration())
+    result, _files = fit(Path(folder), TrainConfig(), progress=False)
+    d = result.data_summary
+    t = d["seconds"]
+    rounds = int(result.scorer.booster.current_iteration())
     return {
         "steps_s": t,
         "total_s": round(sum(t.values()), 2),
         "rounds": rounds,
-        "best_iteration": int(booster.best_iteration or rounds),
+        "best_iteration": int(d["best_iteration"]),
         "boosting_s_per_round": round(t["boosting"] / max(rounds, 1), 4),
-        "train_rows": int(len(Y["train"])),
+        "train_rows": int(d["slices"]["train"]),
         "peak_rss_gib": gib(peak_rss_bytes()),
     }
 
@@ -730,9 +661,7 @@ def bench_train(args, work: Path, folder: Path, model_dir: Path) -> dict:
     if args.train_profile == "always" or (
         args.train_profile == "auto" and full and not out["aim_seconds_met"]
     ):
-        say(
-            "[train] profiling the steps of fit (a copy of its code, each step timed) in a child process ..."
-        )
+        say("[train] profiling: the seconds fit records per step, in a child process ...")
         prof = run_child(_train_profile_child, str(folder))
         if not _error("train profile", prof):
             out["profile"] = prof

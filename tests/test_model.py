@@ -136,3 +136,16 @@ def test_leakage_guard_warns_about_a_column_filled_after_the_outcome(tmp_path):
     result, _ = fit(path, cfg)
     leaks = [w for w in result.warnings if w.startswith("leakage guard")]
     assert len(leaks) == 1 and "'sales_stage'" in leaks[0] and "--drop" in leaks[0]
+
+
+def test_fit_records_how_long_each_step_took(fitted):
+    seconds = fitted.data_summary["seconds"]
+    assert list(seconds) == [
+        "reading data",
+        "labelling cut-offs",
+        "building features",
+        "boosting",
+        "calibrating, baseline",
+        "evaluating",
+    ]
+    assert all(v >= 0 for v in seconds.values()) and seconds["boosting"] > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,14 +258,37 @@ def load_for_training(data_path: Path, config: TrainConfig) -> dataset.LeadData:
     )  # fmt: skip
 
 
+class _Stages:
+    """A progress bar over the steps of `fit` that also records how long each one took."""
+
+    def __init__(self, total: int, progress: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit="step", disable=not progress, leave=False)
+        self.seconds: dict[str, float] = {}
+        self._name: str | None = None
+        self._t0 = 0.0
+
+    def next(self, name: str | None) -> None:
+        now = time.perf_counter()
+        if self._name is not None:
+            self.seconds[self._name] = round(now - self._t0, 2)
+            self.bar.update(1)
+        self._name, self._t0 = name, now
+        if name is not None:
+            self.bar.set_description(name)
+
+    def close(self) -> None:
+        self.next(None)
+        self.bar.close()
+
+
 def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[TrainResult, dict]:
     """Everything up to (not including) MLflow: returns the result and the files to log."""
-    from tqdm.auto import tqdm
-
-    steps = tqdm(total=6, desc="reading data", unit="step", disable=not progress, leave=False)
+    steps = _Stages(6, progress)
+    steps.next("reading data")
     data = load_for_training(data_path, config)
-    steps.update(1)
-    steps.set_description("labelling cut-offs")
+    steps.next("labelling cut-offs")
     lab = label(data, config)
     if len(np.unique(lab.y)) < 2:
         raise dataset.ContractError(
@@ -282,8 +306,7 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         data.rejects,
         data.source,
     )
-    steps.update(1)
-    steps.set_description("building features")
+    steps.next("building features")
     spec = features.fit_spec(spec_data, config)
     feats = features.build_features(
         lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
@@ -307,8 +330,7 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
     for col, why in spec.skipped.items():
         log.info("column %r not used: %s", col, why)
 
-    steps.update(1)
-    steps.set_description("boosting")
+    steps.next("boosting")
     sc = config.split
     crossfit = (
         str(parts["method"][0]) == "stratified random"
@@ -336,8 +358,7 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         )
         raw_cal = np.asarray(booster.predict(X["calibration"].to_numpy(), raw_score=True))
         y_cal = Y["calibration"]
-    steps.update(1)
-    steps.set_description("calibrating, baseline")
+    steps.next("calibrating, baseline")
     cal = Calibrator(config.model.calibration, sc.seed).fit(raw_cal, y_cal)
     p_cal = cal.transform(raw_cal)
     thresholds = bands.fit_thresholds(config.bands, p_cal)
@@ -358,8 +379,7 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         baseline = evaluate.metrics(Y["test"], p_base)
     else:
         p_base = None
-    steps.update(1)
-    steps.set_description("evaluating")
+    steps.next("evaluating")
     bayes, note = _truth_metrics(data_path, lab, pos["test"], Y["test"])
     if note:
         warnings.append(note)
@@ -380,6 +400,7 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
         "calibration": cal.method_,
         "crossfit_folds": sc.crossfit_folds if crossfit else 0,
+        "seconds": steps.seconds,
     }
     scorer.card = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
@@ -395,7 +416,6 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         "horizon_days": config.label.horizon_days,
         "warnings": warnings,
     }
-    steps.update(1)
     steps.close()
     result = TrainResult(
         m, baseline, bayes, band_table, thresholds, summary, warnings, None, scorer=scorer
