@@ -145,7 +145,7 @@ def test_fit_records_how_long_each_step_took(fitted):
         "labelling cut-offs",
         "building features",
         "boosting",
-        "calibrating, baseline",
+        "calibrating and baseline",
         "evaluating",
     ]
     assert all(v >= 0 for v in seconds.values()) and seconds["boosting"] > 0

@@ -358,7 +358,7 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         )
         raw_cal = np.asarray(booster.predict(X["calibration"].to_numpy(), raw_score=True))
         y_cal = Y["calibration"]
-    steps.next("calibrating, baseline")
+    steps.next("calibrating and baseline")
     cal = Calibrator(config.model.calibration, sc.seed).fit(raw_cal, y_cal)
     p_cal = cal.transform(raw_cal)
     thresholds = bands.fit_thresholds(config.bands, p_cal)
