@@ -19,6 +19,7 @@ import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -470,11 +471,10 @@ def events_from_records(
 
     CRM rows may carry their recent activity in an `events` column: a JSON string or a list of
     {occurred_at, event_type, page} per lead, and a cut-off in `as_of` (now when missing).
+    Cheap for one lead as well as for thousands: the service calls it on every request.
     """
     if not crm:
         return frame, None, None
-    import json
-
     leads = frame.drop(columns=[c for c in ("events", "as_of") if c in frame]).reset_index(
         drop=True
     )
@@ -483,36 +483,57 @@ def events_from_records(
     for col in PROFILE_COLUMNS + ["created_at"]:
         if col not in leads:
             leads[col] = None
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    if "as_of" in frame:
-        as_of = (
-            pd.to_datetime(frame["as_of"], errors="coerce", utc=True)
-            .dt.tz_localize(None)
-            .fillna(now)
-        )
-        as_of = as_of.to_numpy("datetime64[ns]")
-    else:
-        as_of = np.full(len(leads), now.to_datetime64().astype("datetime64[ns]"))
-    rows = []
-    if "events" in frame:
-        for lead_id, evs in zip(leads["lead_id"], frame["events"], strict=True):
-            if isinstance(evs, str):
-                evs = json.loads(evs) if evs.strip() else []
-            for e in evs if isinstance(evs, list | tuple) else []:
-                rows.append(
-                    (lead_id, e.get("occurred_at"), e.get("event_type"), e.get("page") or "")
-                )
-    events = pd.DataFrame(rows, columns=["lead_id", "occurred_at", "event_type", "page"])
-    events["occurred_at"] = pd.to_datetime(
-        events["occurred_at"], errors="coerce", utc=True
-    ).dt.tz_localize(None)
-    events["event_type"] = pd.Categorical(
-        events["event_type"].astype("string").str.lower(), categories=EVENT_TYPES
+    as_of = as_of_array(frame["as_of"].tolist() if "as_of" in frame else [None] * len(leads))
+    per_lead = frame["events"].tolist() if "events" in frame else [[]] * len(leads)
+    return leads, events_table(leads["lead_id"].tolist(), per_lead), as_of
+
+
+def as_of_array(values: list) -> np.ndarray:
+    """Cut-offs as datetime64[ns]; now (UTC) where none is given."""
+    now = np.datetime64(pd.Timestamp.now(tz="UTC").tz_localize(None).to_datetime64(), "ns")
+    given = _timestamps(values)
+    return np.where(np.isnat(given), now, given)
+
+
+def events_table(lead_ids: list, per_lead: list) -> pd.DataFrame:
+    """Each lead's events (a list of {occurred_at, event_type, page}, or its JSON) as one table."""
+    import json
+
+    owners, stamps, types, pages = [], [], [], []
+    for lead_id, evs in zip(lead_ids, per_lead, strict=True):
+        if isinstance(evs, str):
+            evs = json.loads(evs) if evs.strip() else []
+        for e in evs if isinstance(evs, list | tuple) else []:
+            owners.append(lead_id)
+            stamps.append(e.get("occurred_at"))
+            types.append(e.get("event_type"))
+            pages.append(e.get("page"))
+    page_kinds = ("", *PAGE_KINDS)
+    return pd.DataFrame(
+        {
+            "lead_id": np.array(owners, dtype=object),
+            "occurred_at": _timestamps(stamps),
+            "event_type": pd.Categorical.from_codes(_code_list(types, EVENT_TYPES), EVENT_TYPES),
+            "page": pd.Categorical.from_codes(_code_list(pages, page_kinds), page_kinds),
+        }
     )
-    events["page"] = pd.Categorical(
-        events["page"].astype("string").str.lower(), categories=("", *PAGE_KINDS)
+
+
+def _timestamps(values: list) -> np.ndarray:
+    """datetime64[ns] (naive UTC; NaT where missing or unreadable) from datetimes or text."""
+    if all(v is None or (isinstance(v, datetime) and v.tzinfo is None) for v in values):
+        return np.array(values, dtype="datetime64[ns]")  # validated by the service: fast path
+    stamps = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", utc=True)
+    return stamps.dt.tz_localize(None).to_numpy("datetime64[ns]")
+
+
+def _code_list(values: list, vocabulary) -> np.ndarray:
+    """Position of each value in `vocabulary` (case and spaces ignored); -1 when absent."""
+    index = {v: i for i, v in enumerate(vocabulary)}
+    return np.array(
+        [index.get(v.strip().lower(), -1) if isinstance(v, str) else -1 for v in values],
+        dtype=np.int64,
     )
-    return leads, events, as_of
 
 
 def events_to_records(leads: pd.DataFrame, events: pd.DataFrame | None, as_of) -> pd.DataFrame:

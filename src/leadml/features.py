@@ -12,7 +12,9 @@ counted, so nothing that happened afterwards can leak into a score.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,34 +71,61 @@ _REGION_OF = {c: r for r, names in REGIONS.items() for c in names}
 MIN_CATEGORY_COUNT = 5
 
 
+def _clean(value) -> str | None:
+    """A raw field value as stripped text; None when missing or blank."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _first_rule(text: str | None, rules: list[tuple[str, re.Pattern]], default: str) -> str:
+    if not text:
+        return "Unknown"
+    lower = text.lower()
+    return next((name for name, rx in rules if rx.search(lower)), default)
+
+
+_SENIORITY_RX = [(level, re.compile(pattern)) for level, pattern in _SENIORITY_RULES]
+_DEPARTMENT_RX = [(dept, re.compile(pattern)) for dept, pattern in _DEPARTMENT_RULES]
+
+
+def seniority_of(title) -> str:
+    """One messy job title ("vp of marketing", "Sr. Director, Sales", "CMO") to a seniority level."""
+    return _first_rule(_clean(title), _SENIORITY_RX, "Individual")
+
+
+def department_of(title) -> str:
+    return _first_rule(_clean(title), _DEPARTMENT_RX, "Other")
+
+
+def region_name(country) -> str:
+    text = _clean(country)
+    return "Unknown" if text is None else _REGION_OF.get(text.lower(), "Other")
+
+
+def per_value(values: pd.Series, fn: Callable[[Any], Any], dtype: Any = object) -> np.ndarray:
+    """`fn` applied once per distinct value, spread back to every row.
+
+    Lead fields repeat a lot (a few hundred titles across a million leads) and a request holds
+    one lead, so per distinct value is fast at both ends.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([fn(u) for u in uniques] + [fn(None)], dtype=dtype)
+    return mapped[codes]  # code -1 (missing) picks the last entry, fn(None)
+
+
 def normalise_seniority(titles: pd.Series) -> pd.Series:
-    """Messy job titles ("vp of marketing", "Sr. Director, Sales", "CMO") to a seniority level."""
-    text = titles.astype("string").str.lower().str.strip()
-    out = pd.Series(
-        np.where(text.fillna("").str.len() > 0, "Individual", "Unknown"),
-        index=titles.index,
-        dtype=object,
-    )
-    for level, pattern in reversed(_SENIORITY_RULES):  # earlier rules win: apply them last
-        out[text.str.contains(pattern, regex=True).fillna(False).to_numpy(bool)] = level
-    return out
+    """Messy job titles to seniority levels (see `seniority_of`)."""
+    return pd.Series(per_value(titles, seniority_of), index=titles.index, dtype=object)
 
 
 def normalise_department(titles: pd.Series) -> pd.Series:
-    text = titles.astype("string").str.lower().str.strip()
-    out = pd.Series(
-        np.where(text.fillna("").str.len() > 0, "Other", "Unknown"),
-        index=titles.index,
-        dtype=object,
-    )
-    for dept, pattern in reversed(_DEPARTMENT_RULES):
-        out[text.str.contains(pattern, regex=True).fillna(False).to_numpy(bool)] = dept
-    return out
+    return pd.Series(per_value(titles, department_of), index=titles.index, dtype=object)
 
 
 def region_of(countries: pd.Series) -> pd.Series:
-    text = countries.astype("string").str.lower().str.strip()
-    return text.map(_REGION_OF).astype(object).where(text.notna(), "Unknown").fillna("Other")
+    return pd.Series(per_value(countries, region_name), index=countries.index, dtype=object)
 
 
 @dataclass
@@ -106,6 +135,7 @@ class ColumnSpec:
     name: str
     kind: str  # "numeric", "binary", "category" or "title"
     categories: list[str] = field(default_factory=list)
+    minimum: float | None = None  # numeric: 0 when never negative in training (counts, durations)
 
 
 @dataclass
@@ -140,6 +170,48 @@ class FeatureSpec:
                 out.append(0)
         return out
 
+    def reason_groups(self) -> dict[str, list[int]]:
+        """Business-readable reason -> the feature columns behind it.
+
+        The windows and the recent-weighted count of one activity are one reason ("Pricing
+        page views"), so a lead's reasons name what a marketer recognises, once each.
+        """
+        groups: dict[str, list[int]] = {}
+        for j, name in enumerate(self.feature_names):
+            kind = {"unsubscribed": "unsubscribe", "bounced": "bounce"}.get(name) or next(
+                (k for k in KINDS if name.startswith(k + "_")), None
+            )
+            label = (
+                KIND_LABELS[kind] if self.kind == "crm" and kind else self.labels.get(name, name)
+            )
+            groups.setdefault(label, []).append(j)
+        return groups
+
+    def describe(self, columns: list[int], row: np.ndarray) -> str:
+        """The lead's value behind a reason, as a marketer would read it ("VP", "3 in 30 days")."""
+        names = [self.feature_names[j] for j in columns]
+        if len(names) > 1:  # an activity: its count over the windows
+            counts = [
+                (w, row[j])
+                for w in self.windows_days
+                for j, n in zip(columns, names, strict=True)
+                if n.endswith(f"_{w}d")
+            ]
+            if counts:
+                w, longest = counts[-1]
+                return f"{longest:.0f} in the last {w} days"
+        name, value = names[0], row[columns[0]]
+        if np.isnan(value):
+            return "missing"
+        if name in self.categories:
+            vocab = self.categories[name]
+            return vocab[int(value)] if int(value) < len(vocab) else "not seen in training"
+        binary = {c.name for c in self.columns if c.kind == "binary"} | {"unsubscribed", "bounced"}
+        if name in binary:
+            return "yes" if value else "no"
+        text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+
     def input_fields(self) -> list[str]:
         """The raw lead fields a caller sends (besides events for CRM models)."""
         if self.kind == "crm":
@@ -165,6 +237,7 @@ class Features:
     ids: np.ndarray
     rejects: Rejects
     unseen: dict[str, int] = field(default_factory=dict)  # field -> how many values were new
+    unseen_rows: dict[str, np.ndarray] = field(default_factory=dict)  # field -> mask over X's rows
 
 
 def _vocabulary(values: pd.Series, max_categories: int) -> list[str]:
@@ -173,15 +246,21 @@ def _vocabulary(values: pd.Series, max_categories: int) -> list[str]:
     return sorted(counts.index[:max_categories].tolist())
 
 
+# CRM fit features: name -> (lead field it comes from, per-value normaliser)
+CRM_FIT = {
+    "seniority": ("job_title", seniority_of),
+    "department": ("job_title", department_of),
+    "company_size": ("company_size", _clean),
+    "industry": ("industry", _clean),
+    "region": ("country", region_name),
+    "lead_source": ("lead_source", _clean),
+}
+
+
 def _crm_fit_columns(leads: pd.DataFrame) -> dict[str, pd.Series]:
-    titles = leads["job_title"]
     return {
-        "seniority": normalise_seniority(titles),
-        "department": normalise_department(titles),
-        "company_size": leads["company_size"].astype("string").str.strip().astype(object),
-        "industry": leads["industry"].astype("string").str.strip().astype(object),
-        "region": region_of(leads["country"]),
-        "lead_source": leads["lead_source"].astype("string").str.strip().astype(object),
+        name: pd.Series(per_value(leads[field_name], fn), index=leads.index, dtype=object)
+        for name, (field_name, fn) in CRM_FIT.items()
     }
 
 
@@ -213,7 +292,9 @@ def _infer_flat_columns(
             if looks_like_id:
                 skipped[col] = "a unique integer per row: looks like an id (pass it with --id)"
             else:
-                specs.append(ColumnSpec(col, "numeric"))
+                specs.append(
+                    ColumnSpec(col, "numeric", minimum=0.0 if numbers.min() >= 0 else None)
+                )
         elif present.str.lower().isin(TRUE_WORDS | FALSE_WORDS).mean() >= 0.95:
             specs.append(ColumnSpec(col, "binary"))
         elif present.nunique() > max(50, 0.5 * len(present)):
@@ -281,23 +362,28 @@ def fit_spec(data, config) -> FeatureSpec:
     )  # fmt: skip
 
 
-def _codes(values: pd.Series, vocabulary: list[str]) -> tuple[np.ndarray, int]:
-    """Category codes: index in the vocabulary, len(vocabulary) for other/unseen, NaN when missing."""
-    text = values.astype("string").str.strip()
-    missing = (text.isna() | (text == "")).to_numpy(bool)
-    idx = pd.Index(vocabulary).get_indexer(pd.Index(text.fillna("").to_numpy(object))).astype(float)
-    other = (idx < 0) & ~missing
-    idx[other] = len(vocabulary)
-    idx[missing] = np.nan
-    return idx, int(other.sum())
+def _codes(
+    values: pd.Series, vocabulary: list[str], normalise: Callable[[Any], Any] = _clean
+) -> tuple[np.ndarray, np.ndarray]:
+    """Category codes: index in the vocabulary, len(vocabulary) for a value not seen in
+    training, NaN when missing. Also returns which rows held an unseen value."""
+    index = {v: float(i) for i, v in enumerate(vocabulary)}
+    other = float(len(vocabulary))
+
+    def code(value) -> float:
+        text = normalise(value)
+        return np.nan if text is None else index.get(text, other)
+
+    codes = per_value(values, code, dtype=np.float64)
+    return codes, codes == other
 
 
 def _index_in(values: pd.Series, vocabulary) -> np.ndarray:
     """Position of each value in `vocabulary` (-1 when absent); fast for categoricals."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        lookup = pd.Index(vocabulary).get_indexer(values.cat.categories.astype(str))
-        codes = values.cat.codes.to_numpy()
-        return np.where(codes >= 0, lookup[codes], -1).astype(np.int64)
+        position = {v: i for i, v in enumerate(vocabulary)}
+        lookup = np.array([position.get(str(c), -1) for c in values.cat.categories] + [-1])
+        return lookup[values.cat.codes.to_numpy()].astype(np.int64)  # code -1 (NaN) -> -1
     return pd.Index(vocabulary).get_indexer(values.astype(str)).astype(np.int64)
 
 
@@ -428,7 +514,7 @@ def build_features(
     read only the lead columns.
     """
     rejects = Rejects()
-    unseen: dict[str, int] = {}
+    unseen: dict[str, np.ndarray] = {}
     cols: dict[str, np.ndarray] = {}
     keep = np.ones(len(leads), bool)
     ids = (
@@ -438,8 +524,8 @@ def build_features(
     )
     if spec.kind == "crm":
         cut = _as_of_array(leads, as_of)
-        for name, series in _crm_fit_columns(leads).items():
-            cols[name], unseen[name] = _codes(series, spec.categories[name])
+        for name, (field_name, fn) in CRM_FIT.items():
+            cols[name], unseen[name] = _codes(leads[field_name], spec.categories[name], fn)
         created = (
             pd.to_datetime(leads["created_at"]).to_numpy("datetime64[ns]")
             if "created_at" in leads
@@ -453,47 +539,59 @@ def build_features(
             cols[name] = eng[:, i]
     else:
         for c in spec.columns:
-            if c.name not in leads:
-                values = pd.Series(pd.NA, index=leads.index, dtype="string")
-            else:
-                values = leads[c.name]
+            values = (
+                leads[c.name]
+                if c.name in leads
+                else pd.Series(pd.NA, index=leads.index, dtype="string")
+            )
             if c.kind == "numeric":
-                raw = values.astype("string").str.strip()
-                num = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-                bad = (
-                    np.isnan(num)
-                    & raw.notna().to_numpy(bool)
-                    & (raw != "").fillna(False).to_numpy(bool)
-                ) | np.isinf(num)
-                rows = np.flatnonzero(bad & keep)
-                rejects.add(
-                    source,
-                    leads.index.to_numpy()[rows],
-                    ids[rows],
-                    c.name,
-                    values.to_numpy()[rows],
-                    "not a finite number",
-                )
-                keep &= ~bad
+                num, reasons = _numbers(values, c)
+                for reason in dict.fromkeys(r for r in reasons if r):
+                    rows = np.flatnonzero((reasons == reason) & keep)
+                    rejects.add(source, leads.index.to_numpy()[rows], ids[rows], c.name,
+                                values.to_numpy()[rows], reason)  # fmt: skip
+                    keep[rows] = False
                 cols[c.name] = num
             elif c.kind == "binary":
-                text = values.astype("string").str.strip().str.lower()
-                b = np.where(
-                    text.isin(TRUE_WORDS).fillna(False),
-                    1.0,
-                    np.where(text.isin(FALSE_WORDS).fillna(False), 0.0, np.nan),
-                )
-                cols[c.name] = b
+                cols[c.name] = per_value(values, _binary, dtype=np.float64)
             elif c.kind == "title":
-                for part, fn in (
-                    ("seniority", normalise_seniority),
-                    ("department", normalise_department),
-                ):
+                for part, fn in (("seniority", seniority_of), ("department", department_of)):
                     fname = f"{c.name} ({part})"
-                    cols[fname], unseen[fname] = _codes(fn(values), spec.categories[fname])
+                    cols[fname], unseen[fname] = _codes(values, spec.categories[fname], fn)
             else:
                 cols[c.name], unseen[c.name] = _codes(values, spec.categories[c.name])
-    X = pd.DataFrame({n: cols[n] for n in spec.feature_names}, index=leads.index)
+    matrix = np.empty((len(leads), len(spec.feature_names)))
+    for j, name in enumerate(spec.feature_names):
+        matrix[:, j] = cols[name]
+    X = pd.DataFrame(matrix[keep], columns=spec.feature_names, index=leads.index[keep])
     return Features(
-        X=X.loc[keep], ids=ids[keep], rejects=rejects, unseen={k: v for k, v in unseen.items() if v}
+        X=X,
+        ids=ids[keep],
+        rejects=rejects,
+        unseen={k: int(m.sum()) for k, m in unseen.items() if m.any()},
+        unseen_rows={k: m[keep] for k, m in unseen.items() if m.any()},
     )
+
+
+def _binary(value) -> float:
+    text = _clean(value)
+    text = text.lower() if text else None
+    return 1.0 if text in TRUE_WORDS else 0.0 if text in FALSE_WORDS else np.nan
+
+
+def _numbers(values: pd.Series, column: ColumnSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric field as float64, and per row why it cannot be used ("" when it can)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        num = values.to_numpy(np.float64, na_value=np.nan)
+        given = ~np.isnan(num)
+    else:
+        raw = values.astype("string").str.strip()
+        num = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        given = (raw.notna() & (raw != "")).fillna(False).to_numpy(bool)
+    reasons = np.full(len(num), "", dtype=object)
+    reasons[given & ~np.isfinite(num)] = "not a finite number"
+    if column.minimum is not None:
+        reasons[np.isfinite(num) & (num < column.minimum)] = (
+            f"below {column.minimum:g}, the lowest value in training (a count or a duration?)"
+        )
+    return num, reasons
