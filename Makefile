@@ -6,9 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LEADS ?= 20000
 SEED ?= 42
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format mlflow-ui bench clean
+.PHONY: help install demo serve test test-fast lint format mlflow-ui bench bench-serve clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +27,9 @@ demo: $(STAMP) ## synthetic sample -> train -> register -> score, with a summary
 	$(BIN)/leadml synth --out data/sample --leads $(LEADS) --seed $(SEED)
 	$(BIN)/leadml train --data data/sample
 	$(BIN)/leadml score --data data/sample --out out/sample_scores.csv
+
+serve: $(STAMP) ## serve the champion on http://127.0.0.1:8000 (docs at /docs; see serve/README.md)
+	$(BIN)/leadml serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) ## run the whole test suite
 	$(BIN)/python -m pytest -q
@@ -46,6 +51,9 @@ mlflow-ui: $(STAMP) ## open the MLflow UI on the embedded store (http://127.0.0.
 
 bench: $(STAMP) ## run the benchmarks and print figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/run.py
+
+bench-serve: $(STAMP) ## benchmark /predict against `mlflow models serve` (needs wrk: apt-get install wrk)
+	$(BIN)/python benchmarks/serve.py
 
 clean: ## remove generated data, models, MLflow store and outputs (keeps .venv)
 	rm -rf data/sample mlruns models/champion out benchmarks/_work

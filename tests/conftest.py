@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 
 from leadml import synth
+from leadml.config import TrainConfig
+from leadml.serving import LoadedModel
+from leadml.train import fit
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 XEDU = SHARED / "xeducation_leads.csv"
@@ -79,3 +82,20 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("LEADML_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def crm_model(tmp_path_factory, crm_dir):
+    result, _ = fit(crm_dir, TrainConfig.model_validate({"model": {"baseline": False}}))
+    path = result.scorer.save(tmp_path_factory.mktemp("crm_model") / "model")
+    return LoadedModel.build(result.scorer, "leadml", "7", str(path), "fp-7")
+
+
+@pytest.fixture(scope="session")
+def flat_model(tmp_path_factory, flat_csv):
+    cfg = TrainConfig.model_validate(
+        {"flat": {"target": "won", "id_column": "customer_ref"}, "model": {"baseline": False}}
+    )
+    result, _ = fit(flat_csv, cfg)
+    path = result.scorer.save(tmp_path_factory.mktemp("flat_model") / "model")
+    return LoadedModel.build(result.scorer, "leadml", "3", str(path), "fp-3")

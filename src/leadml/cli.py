@@ -16,6 +16,7 @@ EPILOG = """examples:
   leadml train --data leads.csv --target Converted --id "Prospect ID" --drop Tags,"Lead Quality"
   leadml score --data data/sample --out out/scores.csv
   leadml promote --version 3
+  leadml serve --port 8000
 
 settings come from the environment: LEADML_HOME (project folder, default: here),
 MLFLOW_TRACKING_URI (default: sqlite file under LEADML_HOME/mlruns), LEADML_MODEL_NAME.
@@ -164,6 +165,45 @@ def cmd_promote(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import shutil
+    import tempfile
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from leadml.config import ServeSettings
+
+    env = os.environ  # the workers are new processes: settings reach them through the environment
+    if args.model:
+        env["LEADML_MODEL_URI"] = args.model
+    if args.reload_seconds is not None:
+        env["LEADML_RELOAD_SECONDS"] = str(args.reload_seconds)
+    serve = ServeSettings.from_env()  # bad settings stop here, before any worker starts
+    settings = _settings()
+    uri = serve.model_uri or f"models:/{settings.model_name}@champion"
+    shared = tempfile.mkdtemp(prefix="leadml-serve-")
+    if args.workers > 1:  # metrics of all workers add up; /admin/reload reaches every worker
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
+        env["LEADML_RELOAD_TOKEN"] = os.path.join(shared, "reload")
+    log_config = {**LOGGING_CONFIG, "loggers": {**LOGGING_CONFIG["loggers"],
+                  "leadml": {"handlers": ["default"], "level": "INFO", "propagate": False}}}  # fmt: skip
+    print(
+        f"leadml: serving {uri} on http://{args.host}:{args.port} ({args.workers} worker(s)); "
+        f"API docs at http://{args.host}:{args.port}/docs",
+        flush=True,
+    )
+    try:
+        uvicorn.run(
+            "leadml.api:create_app", factory=True, host=args.host, port=args.port,
+            workers=args.workers, access_log=False, loop="uvloop", http="httptools",
+            log_level="info" if args.verbose else "warning", log_config=log_config,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    return 0
+
+
 def cmd_config(args) -> int:
     import yaml
 
@@ -262,6 +302,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", help="registered version to promote (default: the current challenger)"
     )
     r.set_defaults(func=cmd_promote)
+
+    v = sub.add_parser(
+        "serve",
+        help="start the scoring service (FastAPI on uvicorn)",
+        description="Serve /predict, /model, /metrics and /docs. The model is the registry champion "
+        "(models:/leadml@champion) unless --model or LEADML_MODEL_URI names another; the service "
+        "reloads it when the champion alias moves, or on POST /admin/reload. "
+        "Set LEADML_API_KEY to require an X-API-Key header. See serve/README.md.",
+        formatter_class=fmt,
+    )
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    v.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("LEADML_WORKERS", "2")),
+        help="worker processes (default: LEADML_WORKERS or 2, one per core here)",
+    )
+    v.add_argument(
+        "--model",
+        help="models:/leadml@champion (default), models:/leadml/3, runs:/ID/model, or an exported folder such as models/champion",
+    )
+    v.add_argument(
+        "--reload-seconds",
+        type=float,
+        help="how often to check whether the champion moved (default: LEADML_RELOAD_SECONDS or 30; 0: never)",
+    )
+    v.set_defaults(func=cmd_serve)
 
     g = sub.add_parser(
         "config",

@@ -52,6 +52,37 @@ class Settings(BaseModel):
         )
 
 
+class ServeSettings(BaseModel):
+    """How the scoring service runs; from `LEADML_*` environment variables (see serve/README.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_uri: str | None = None  # None: the registry's champion alias
+    api_key: str | None = None
+    reload_seconds: float = Field(30.0, ge=0)  # 0: no polling, only POST /admin/reload
+    max_batch: int = Field(10_000, ge=1)
+    max_body_mb: float = Field(64.0, gt=0)
+
+    @classmethod
+    def from_env(cls) -> ServeSettings:
+        env = os.environ
+        values = {
+            "model_uri": env.get("LEADML_MODEL_URI") or None,
+            "api_key": env.get("LEADML_API_KEY") or None,
+            "reload_seconds": env.get("LEADML_RELOAD_SECONDS"),
+            "max_batch": env.get("LEADML_MAX_BATCH"),
+            "max_body_mb": env.get("LEADML_MAX_BODY_MB"),
+        }
+        try:
+            return cls.model_validate({k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            lines = ["invalid service setting in the environment"]
+            for err in exc.errors():
+                name = "LEADML_" + str(err["loc"][0]).upper()
+                lines.append(f"  {name}: {err['msg']}")
+            raise ConfigError("\n".join(lines)) from None
+
+
 class FeatureConfig(BaseModel):
     """How engagement is summarised as of the cut-off."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -169,6 +170,22 @@ def alias_version(settings: Settings, alias: str) -> str | None:
         return str(c.get_model_version_by_alias(settings.model_name, alias).version)
     except mlflow.exceptions.MlflowException:
         return None
+
+
+def resolve_version(settings: Settings, uri: str) -> str:
+    """The registry version a models:/ URI points at now: an alias's target, or the version given."""
+    by_alias = re.fullmatch(r"models:/([^/@]+)@(.+)", uri)
+    if by_alias:
+        try:
+            mv = client(settings).get_model_version_by_alias(by_alias[1], by_alias[2])
+        except mlflow.exceptions.MlflowException:
+            raise LookupError(
+                f"{uri}: no such model or alias in {settings.tracking_uri}. Train one "
+                "(make demo, or leadml train) or set LEADML_MODEL_URI to an exported model folder"
+            ) from None
+        return str(mv.version)
+    by_version = re.fullmatch(r"models:/([^/@]+)/(\d+)", uri)
+    return by_version[2] if by_version else uri
 
 
 def version_info(settings: Settings, version: str) -> dict:

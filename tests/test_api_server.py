@@ -1,0 +1,103 @@
+"""The real service (`leadml serve`, uvicorn, 2 workers) under concurrent load while the
+champion moves: every request in flight succeeds and the new model takes over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx2
+import pytest
+
+from leadml import tracking
+from leadml.config import Settings, TrainConfig
+from leadml.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(home, crm_dir):
+    """Champion v1 trained into an isolated home, served by `leadml serve` polling every 0.5 s."""
+    settings = Settings.from_env()
+    cfg = TrainConfig.model_validate({"model": {"baseline": False}})
+    assert train(crm_dir, cfg, settings).version == "1"
+    port = _free_port()
+    env = {**os.environ, "LEADML_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadml.cli", "serve", "--port", str(port), "--workers", "2",
+         "--reload-seconds", "0.5"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"{url}/ready", timeout=1).status_code == 200:
+                break
+        except httpx2.TransportError:
+            pass
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.3)
+    else:
+        pytest.fail("leadml serve did not become ready in 90 s")
+    yield url, settings, cfg
+    os.killpg(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=30)[0].decode()
+    assert "Traceback" not in out, out
+
+
+def test_hot_reload_under_concurrent_load(server, crm_dir, crm_small):
+    url, settings, cfg = server
+    lead = {"lead_id": "L1", "job_title": "VP Sales", "company_size": "201-1000",
+            "events": [{"occurred_at": "2026-06-01T10:00:00", "event_type": "demo_request"}],
+            "as_of": "2026-06-30T00:00:00"}  # fmt: skip
+    seen: list[tuple[float, int, str | None]] = []
+    stop = threading.Event()
+
+    def hammer(i: int) -> None:
+        with httpx2.Client(base_url=url, timeout=30) as c:
+            while not stop.is_set():
+                r = c.post("/predict", json={**lead, "lead_id": f"L{i}"})
+                version = r.json()["model_version"] if r.status_code == 200 else None
+                seen.append((time.monotonic(), r.status_code, version))
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        other = TrainConfig.model_validate({"model": {"baseline": False}, "split": {"seed": 99}})
+        v2 = train(crm_dir, other, settings).version
+        tracking.set_alias(settings, tracking.CHAMPION, v2)  # the champion moves
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not [s for s in seen[-40:] if s[2] == v2][39:]:
+            time.sleep(0.2)
+        switched = time.monotonic()
+        r = httpx2.post(f"{url}/admin/reload", timeout=30)  # a forced reload, also under load
+        assert r.status_code == 200 and r.json()["model_version"] == v2
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    statuses = {s for _, s, _ in seen}
+    assert statuses == {200}, statuses
+    versions = [v for _, _, v in seen]
+    assert versions[0] == "1" and set(versions) == {"1", v2} and len(seen) > 200
+    assert all(v == v2 for t, _, v in seen if t > switched)  # both workers moved on
+    metrics = httpx2.get(f"{url}/metrics").text
+    reloads = sum(float(x.rsplit(" ", 1)[1]) for x in metrics.splitlines()
+                  if x.startswith("leadml_model_reloads_total"))  # fmt: skip
+    assert reloads >= 2  # every worker swapped at least once, counted across workers
