@@ -19,7 +19,6 @@ import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -491,7 +490,7 @@ def events_from_records(
 def as_of_array(values: list) -> np.ndarray:
     """Cut-offs as datetime64[ns]; now (UTC) where none is given."""
     now = np.datetime64(pd.Timestamp.now(tz="UTC").tz_localize(None).to_datetime64(), "ns")
-    given = _timestamps(values)
+    given = timestamps(values)
     return np.where(np.isnat(given), now, given)
 
 
@@ -512,17 +511,15 @@ def events_table(lead_ids: list, per_lead: list) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "lead_id": np.array(owners, dtype=object),
-            "occurred_at": _timestamps(stamps),
+            "occurred_at": timestamps(stamps),
             "event_type": pd.Categorical.from_codes(_code_list(types, EVENT_TYPES), EVENT_TYPES),
             "page": pd.Categorical.from_codes(_code_list(pages, page_kinds), page_kinds),
         }
     )
 
 
-def _timestamps(values: list) -> np.ndarray:
+def timestamps(values: list) -> np.ndarray:
     """datetime64[ns] (naive UTC; NaT where missing or unreadable) from datetimes or text."""
-    if all(v is None or (isinstance(v, datetime) and v.tzinfo is None) for v in values):
-        return np.array(values, dtype="datetime64[ns]")  # validated by the service: fast path
     stamps = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", utc=True)
     return stamps.dt.tz_localize(None).to_numpy("datetime64[ns]")
 
@@ -530,10 +527,9 @@ def _timestamps(values: list) -> np.ndarray:
 def _code_list(values: list, vocabulary) -> np.ndarray:
     """Position of each value in `vocabulary` (case and spaces ignored); -1 when absent."""
     index = {v: i for i, v in enumerate(vocabulary)}
-    return np.array(
-        [index.get(v.strip().lower(), -1) if isinstance(v, str) else -1 for v in values],
-        dtype=np.int64,
-    )
+    codes, uniques = pd.factorize(np.array(values, dtype=object), use_na_sentinel=True)
+    lookup = [index.get(u.strip().lower(), -1) if isinstance(u, str) else -1 for u in uniques]
+    return np.array([*lookup, -1], dtype=np.int64)[codes]  # code -1 (missing) -> -1
 
 
 def events_to_records(leads: pd.DataFrame, events: pd.DataFrame | None, as_of) -> pd.DataFrame:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from typing_extensions import TypedDict
 
 from leadml.dataset import EVENT_TYPES, FALSE_WORDS, PAGE_KINDS, TRUE_WORDS
 from leadml.features import FeatureSpec
@@ -66,14 +67,6 @@ def _non_blank(value: str) -> str:
     return value
 
 
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    if not 1900 <= value.year <= 2200:
-        raise ValueError("a date between 1900 and 2200")
-    return value
-
-
 def _binary(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
@@ -91,21 +84,31 @@ LeadId = Annotated[
     StringConstraints(max_length=200, pattern=r"\S"),
     AfterValidator(_non_blank),
 ]
-Stamp = Annotated[datetime, AfterValidator(_naive_utc)]
+# checked in Rust (no Python call per event); zones are turned into UTC when frames are built
+Stamp = Annotated[datetime, Field(ge=datetime(1900, 1, 1), le=datetime(2200, 12, 31))]
 Text = Annotated[str, StringConstraints(max_length=1000)]
 Binary = Annotated[bool, BeforeValidator(_binary)]
 
 
-class Event(BaseModel):
-    """One activity of the lead. Events at or after the lead's `as_of` are not counted."""
+class Event(TypedDict):
+    """One activity of the lead. Events at or after the lead's `as_of` are not counted.
 
-    model_config = ConfigDict(extra="ignore")
+    A TypedDict rather than a model: a 1,000-lead batch carries some 20,000 events, and
+    pydantic validates them into dicts four times faster than into model instances.
+    """
 
-    occurred_at: Stamp = Field(description="When it happened (ISO 8601; UTC when no zone is given)")
-    event_type: Literal[EVENT_TYPES] = Field(description="What happened")  # type: ignore[valid-type]
-    page: Text | None = Field(
-        None, description=f"For page views: {', '.join(PAGE_KINDS)} (anything else counts as other)"
-    )
+    occurred_at: Annotated[
+        Stamp, Field(description="When it happened (ISO 8601; UTC when no zone is given)")
+    ]
+    event_type: Annotated[Literal[EVENT_TYPES], Field(description="What happened")]  # type: ignore[valid-type]
+    page: NotRequired[
+        Annotated[
+            Text | None,
+            Field(
+                description=f"For page views: {', '.join(PAGE_KINDS)} (anything else counts as other)"
+            ),
+        ]
+    ]
 
 
 _CRM_FIELDS = {
@@ -281,17 +284,25 @@ def _lead_id(raw: Any, spec: FeatureSpec) -> str | None:
 def parse_predict_body(
     body: bytes, model: LoadedModel, max_batch: int, skip_invalid: bool = False
 ) -> ParsedRequest:
-    """JSON body -> validated leads; raises RequestError (400/413/422) naming lead and field."""
+    """JSON body -> validated leads; raises RequestError (400/413/422) naming lead and field.
+
+    A valid body goes from bytes to models in one pydantic-core pass; only a body with
+    something wrong in it takes the slow path that works out which lead and field.
+    """
     if not body.strip():
         raise RequestError(400, 'empty body: send one lead as a JSON object, or {"leads": [...]}')
     try:
-        data = json.loads(body)
-    except UnicodeDecodeError:
-        raise RequestError(400, "body is not UTF-8 text; send JSON") from None
-    except json.JSONDecodeError as exc:
-        raise RequestError(
-            400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        parsed = model.body_adapter.validate_json(body)
+    except ValueError:  # not JSON, or not valid: find out exactly what below
+        parsed = None
+    if parsed is not None:
+        single = isinstance(parsed, model.lead_type)
+        leads = [parsed] if single else parsed.leads
+        _check_size(len(leads), max_batch)
+        out = _parsed(leads, list(range(len(leads))), [], single)
+        if not _duplicates(out.leads, model.scorer.spec, set()):
+            return out
+    data = _json(body)
     single = not (isinstance(data, dict) and "leads" in data)
     if single and not isinstance(data, dict):
         raise RequestError(400, 'expected a JSON object: one lead, or {"leads": [...]}')
@@ -299,11 +310,7 @@ def parse_predict_body(
     if not isinstance(raw, list):
         raise RequestError(422, "leads must be a list of lead objects",
                            [{"lead": None, "lead_id": None, "field": "leads", "message": "expected a list"}])  # fmt: skip
-    if len(raw) > max_batch:
-        raise RequestError(
-            413,
-            f"batch of {len(raw):,} leads is over the limit of {max_batch:,} (LEADML_MAX_BATCH); split it",
-        )
+    _check_size(len(raw), max_batch)
     if not raw:
         raise RequestError(422, "leads is empty: send at least one lead",
                            [{"lead": None, "lead_id": None, "field": "leads", "message": "empty list"}])  # fmt: skip
@@ -320,9 +327,38 @@ def parse_predict_body(
         )  # fmt: skip
     indices = [i for i in range(len(raw)) if i not in bad]
     leads = model.leads_adapter.validate_python([raw[i] for i in indices]) if indices else []
+    return _parsed(leads, indices, errors, single)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise RequestError(400, "body is not UTF-8 text; send JSON") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(
+            400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
+def _check_size(n: int, max_batch: int) -> None:
+    if n > max_batch:
+        raise RequestError(
+            413,
+            f"batch of {n:,} leads is over the limit of {max_batch:,} (LEADML_MAX_BATCH); split it",
+        )
+
+
+def _parsed(leads: list, indices: list[int], errors: list[dict], single: bool) -> ParsedRequest:
     ignored = sorted({k for lead in leads for k in (lead.model_extra or {})})
-    dumped = [lead.model_dump(by_alias=True, exclude=set(lead.model_extra or ())) for lead in leads]
-    return ParsedRequest(dumped, indices, errors, ignored, single)
+    keys = (
+        [(name, f.alias or name) for name, f in type(leads[0]).model_fields.items()]
+        if leads
+        else []
+    )
+    values = [lead.__dict__ for lead in leads]  # the fields, without the extras; no copy of events
+    dicts = [{key: v[name] for name, key in keys} for v in values]
+    return ParsedRequest(dicts, indices, errors, ignored, single)
 
 
 def _validate(adapter: TypeAdapter, raw: list, spec: FeatureSpec) -> list[dict]:

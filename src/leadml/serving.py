@@ -18,15 +18,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from leadml import schemas
 from leadml.config import Settings
-from leadml.dataset import as_of_array, events_table
+from leadml.dataset import as_of_array, events_table, timestamps
 from leadml.features import CRM_FIT, build_features
 from leadml.model import LeadScorer
 
@@ -47,6 +47,7 @@ class LoadedModel:
     loaded_at: str
     lead_type: type[BaseModel]
     body_type: Any
+    body_adapter: TypeAdapter
     leads_adapter: TypeAdapter
     reason_columns: list[list[int]] = field(default_factory=list)
 
@@ -56,10 +57,13 @@ class LoadedModel:
     ) -> LoadedModel:
         lead = schemas.lead_model(scorer.spec)
         batch = schemas.batch_model(lead, 10**9)
+        # batch first: a flat model without required fields would take {"leads": ...} as a lead
+        body: Any = Annotated[Union[batch, lead], Field(union_mode="left_to_right")]  # noqa: UP007
         return cls(
             scorer=scorer, name=name, version=version, uri=uri, fingerprint=fingerprint,
             loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
             lead_type=lead, body_type=Union[lead, batch],  # noqa: UP007 (a runtime type)
+            body_adapter=TypeAdapter(body),
             leads_adapter=TypeAdapter(list[lead]),  # type: ignore[valid-type]
         )  # fmt: skip
 
@@ -123,7 +127,7 @@ def request_frames(spec, leads: list[dict], default_ids: list[str]):
         ids = list(range(len(leads)))
         frame = pd.DataFrame(
             {"lead_id": np.arange(len(leads)),
-             "created_at": np.array([lead["created_at"] for lead in leads], dtype="datetime64[ns]")}
+             "created_at": timestamps([lead["created_at"] for lead in leads])}
             | {n: np.array([lead[n] for lead in leads], dtype=object) for n in _CRM_INPUTS}
         )  # fmt: skip
         events = events_table(ids, [lead["events"] for lead in leads])
