@@ -498,19 +498,20 @@ def events_table(lead_ids: list, per_lead: list) -> pd.DataFrame:
     """Each lead's events (a list of {occurred_at, event_type, page}, or its JSON) as one table."""
     import json
 
-    owners, stamps, types, pages = [], [], [], []
-    for lead_id, evs in zip(lead_ids, per_lead, strict=True):
-        if isinstance(evs, str):
-            evs = json.loads(evs) if evs.strip() else []
-        for e in evs if isinstance(evs, list | tuple) else []:
-            owners.append(lead_id)
-            stamps.append(e.get("occurred_at"))
-            types.append(e.get("event_type"))
-            pages.append(e.get("page"))
+    lists = [
+        (json.loads(evs) if evs.strip() else []) if isinstance(evs, str) else evs
+        for evs in per_lead
+    ]
+    lists = [evs if isinstance(evs, list | tuple) else [] for evs in lists]
+    owners = np.repeat(np.array(lead_ids, dtype=object), [len(evs) for evs in lists])
+    flat = [e for evs in lists for e in evs]
+    stamps = [e.get("occurred_at") for e in flat]
+    types = [e.get("event_type") for e in flat]
+    pages = [e.get("page") for e in flat]
     page_kinds = ("", *PAGE_KINDS)
     return pd.DataFrame(
         {
-            "lead_id": np.array(owners, dtype=object),
+            "lead_id": owners,
             "occurred_at": timestamps(stamps),
             "event_type": pd.Categorical.from_codes(_code_list(types, EVENT_TYPES), EVENT_TYPES),
             "page": pd.Categorical.from_codes(_code_list(pages, page_kinds), page_kinds),
