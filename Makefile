@@ -38,13 +38,13 @@ test-fast: $(STAMP) ## unit and contract tests only (no MLflow, no end-to-end)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP) ## ruff lint, format check and mypy
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks serve
+	$(BIN)/ruff format --check src tests benchmarks serve
 	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff formatting and safe fixes
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks serve
+	$(BIN)/ruff format src tests benchmarks serve
 
 mlflow-ui: $(STAMP) ## open the MLflow UI on the embedded store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000
