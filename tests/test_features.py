@@ -173,3 +173,37 @@ def test_monotone_constraints_follow_the_direction_of_behaviour(crm):
         and mono["days_since_last_event"] == -1
     )
     assert mono["seniority"] == 0 and mono["lead_age_days"] == 0
+
+
+def test_per_value_small_and_large_inputs_agree():
+    """Requests (a few rows) take a dict path, files take factorize: same answers, same missing."""
+    values = ["VP Sales", None, np.nan, pd.NA, "  ", "cmo", "VP Sales", 7]
+    small = pd.Series(values, dtype=object)
+    large = pd.Series(values * 20, dtype=object)
+    assert len(small) <= features._SMALL < len(large)
+    got_small = features.per_value(small, features.seniority_of)
+    got_large = features.per_value(large, features.seniority_of)
+    assert list(got_large) == list(got_small) * 20
+    assert list(got_small) == [
+        "VP",
+        "Unknown",
+        "Unknown",
+        "Unknown",
+        "Unknown",
+        "C-level",
+        "VP",
+        "Individual",
+    ]
+
+
+def test_request_timestamps_agree_with_the_file_path():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from leadml.dataset import timestamps
+
+    stamps = [datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=5))), None,
+              datetime(2026, 3, 1, 12), datetime(2026, 3, 1, 7, tzinfo=UTC)]  # fmt: skip
+    small = timestamps(stamps)
+    large = timestamps(stamps * 30)[:4]
+    assert np.array_equal(small, large, equal_nan=True)
+    assert str(small[0]) == str(small[3]) == "2026-03-01T07:00:00.000000000" and np.isnat(small[1])

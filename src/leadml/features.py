@@ -69,6 +69,7 @@ REGIONS = {
 }  # fmt: skip
 _REGION_OF = {c: r for r, names in REGIONS.items() for c in names}
 MIN_CATEGORY_COUNT = 5
+_SMALL = 64  # rows: below this, per-value work is plain Python (the service's case)
 
 
 def _clean(value) -> str | None:
@@ -110,6 +111,15 @@ def per_value(values: pd.Series, fn: Callable[[Any], Any], dtype: Any = object) 
     Lead fields repeat a lot (a few hundred titles across a million leads) and a request holds
     one lead, so per distinct value is fast at both ends.
     """
+    if len(values) <= _SMALL:  # a request: a dict beats factorize's fixed cost
+        seen: dict = {}
+        out = []
+        for v in values.tolist():
+            key = None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+            if key not in seen:
+                seen[key] = fn(key)
+            out.append(seen[key])
+        return np.array(out, dtype=dtype)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped = np.array([fn(u) for u in uniques] + [fn(None)], dtype=dtype)
     return mapped[codes]  # code -1 (missing) picks the last entry, fn(None)

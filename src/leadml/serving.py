@@ -128,7 +128,7 @@ def request_frames(spec, leads: list[dict], default_ids: list[str]):
         frame = pd.DataFrame(
             {"lead_id": np.arange(len(leads)),
              "created_at": timestamps([lead["created_at"] for lead in leads])}
-            | {n: np.array([lead[n] for lead in leads], dtype=object) for n in _CRM_INPUTS}
+            | {n: pd.Series([lead[n] for lead in leads], dtype=object) for n in _CRM_INPUTS}
         )  # fmt: skip
         events = events_table(ids, [lead["events"] for lead in leads])
         return frame, events, as_of_array([lead["as_of"] for lead in leads])
@@ -203,7 +203,7 @@ def _request_notes(parsed: schemas.ParsedRequest) -> list[str]:
 
 
 _MAX_TURNS = 50
-_BUSY_SECONDS = 0.002  # a pass ended this recently: more requests are on their way
+_BUSY_SECONDS = 0.005  # a pass ended this recently: more requests are on their way
 _GATHER_SECONDS = 0.001
 
 
