@@ -211,10 +211,11 @@ class Batcher:
     """Scores small concurrent requests together, one feature pass for all of them.
 
     Fixed costs (building frames, one `Booster.predict` call) dominate a one-lead request:
-    one lead costs 1.7 ms, eight leads 1.8 ms. The handler counts requests that are still
-    being read and validated (`arriving`); a pass waits (a few turns of the event loop, never
-    a timer) until those have joined, then scores them all. An idle service scores a request
-    at once. Each request is scored by the model it was validated against.
+    one lead costs 1.7 ms, eight about 2 ms. When the previous pass ended moments ago (the
+    service is busy, more requests are on their way) a pass first waits 1 ms; then it lets
+    requests still being read and validated (`arriving`, counted by the handler) join, and
+    scores them all. An idle service scores a request at once. Each request is scored by the
+    model it was validated against.
     """
 
     def __init__(self) -> None:
