@@ -166,11 +166,13 @@ def _routes(app: FastAPI, serve: ServeSettings) -> None:
                 401, f"missing or wrong API key: send it in {API_KEY_HEADER}"
             )
 
+    def not_ready() -> str:
+        return f"no model loaded ({app.state.reloader.last_error or 'still loading'})"
+
     def ready_model() -> LoadedModel:
         model = app.state.model
         if model is None:
-            reason = app.state.reloader.last_error or "still loading"
-            raise StarletteHTTPException(503, f"no model loaded ({reason})")
+            raise StarletteHTTPException(503, not_ready())
         return model
 
     errors = {
@@ -189,8 +191,7 @@ def _routes(app: FastAPI, serve: ServeSettings) -> None:
         """Ready to score: a model is loaded."""
         model = app.state.model
         if model is None:
-            reason = app.state.reloader.last_error or "still loading"
-            return _error(503, f"no model loaded ({reason})")
+            return _error(503, not_ready())
         return {"ready": True, "model": model.name, "model_version": model.version}
 
     @app.post(
@@ -260,37 +261,26 @@ def _routes(app: FastAPI, serve: ServeSettings) -> None:
 
 async def _read_body(request: Request, serve: ServeSettings) -> bytes:
     limit = int(serve.max_body_mb * 1024 * 1024)
+    too_big = schemas.RequestError(
+        413,
+        f"request body over {serve.max_body_mb:g} MB (LEADML_MAX_BODY_MB); send smaller batches",
+    )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _BodyError(
-            413,
-            f"request body over {serve.max_body_mb:g} MB (LEADML_MAX_BODY_MB); send smaller batches",
-        )
+        raise too_big
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _BodyError(
-                413,
-                f"request body over {serve.max_body_mb:g} MB (LEADML_MAX_BODY_MB); send smaller batches",
-            )
+            raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-class _BodyError(Exception):
-    def __init__(self, status: int, message: str):
-        self.status, self.message = status, message
 
 
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(schemas.RequestError)
     async def request_error(request: Request, exc: schemas.RequestError) -> JSONResponse:
         return _error(exc.status, exc.message, exc.errors)
-
-    @app.exception_handler(_BodyError)
-    async def body_error(request: Request, exc: _BodyError) -> JSONResponse:
-        return _error(exc.status, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -158,11 +158,15 @@ def lead_model(spec: FeatureSpec) -> type[BaseModel]:
     return create_model("Lead", __config__=config, **fields)
 
 
-def batch_model(lead: type[BaseModel], max_batch: int) -> type[BaseModel]:
+def batch_model(lead: type[BaseModel]) -> type[BaseModel]:
+    """A batch; its size limit is a service setting (LEADML_MAX_BATCH), checked on parsing."""
     return create_model(
         "LeadBatch",
         __config__=ConfigDict(extra="ignore"),
-        leads=(list[lead], Field(min_length=1, max_length=max_batch)),  # type: ignore[valid-type]
+        leads=(
+            list[lead],  # type: ignore[valid-type]
+            Field(min_length=1, description="Up to LEADML_MAX_BATCH leads (default 10,000)"),
+        ),
     )
 
 

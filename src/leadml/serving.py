@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Union
@@ -32,7 +32,7 @@ from leadml.model import LeadScorer
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 ROUTES = {"/predict", "/health", "/ready", "/model", "/metrics", "/admin/reload", "/docs",
-          "/openapi.json", "/ledger", "/"}  # fmt: skip
+          "/openapi.json", "/"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,13 @@ class LoadedModel:
     body_type: Any
     body_adapter: TypeAdapter
     leads_adapter: TypeAdapter
-    reason_columns: list[list[int]] = field(default_factory=list)
 
     @classmethod
     def build(
         cls, scorer: LeadScorer, name: str, version: str, uri: str, fingerprint: str
     ) -> LoadedModel:
         lead = schemas.lead_model(scorer.spec)
-        batch = schemas.batch_model(lead, 10**9)
+        batch = schemas.batch_model(lead)
         # batch first: a flat model without required fields would take {"leads": ...} as a lead
         body: Any = Annotated[Union[batch, lead], Field(union_mode="left_to_right")]  # noqa: UP007
         return cls(
