@@ -70,14 +70,18 @@ class _Reloader:
                     return None
                 new = await asyncio.to_thread(self.source.load, stamp)
             except Exception as exc:  # the service stays up on the model it has
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("model not loaded from %s: %s", self.source.uri, self.last_error)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.last_error:  # retried every second: say it once
+                    log.error("model not loaded from %s: %s", self.source.uri, error)
+                self.last_error = error
                 return None
             self.last_error = None
             self.app.state.model = new  # the swap: one reference assignment
             self.app.openapi_schema = None  # /docs follows the new model's fields
             self.app.state.metrics.model_loaded(new, current)
             log.info("serving %s version %s from %s", new.name, new.version, new.uri)
+            if current is not None:  # let the old model's objects go, freeze the new ones
+                _freeze_heap(refresh=True)
             return new
 
     def announce(self) -> None:
@@ -105,6 +109,16 @@ class _Reloader:
                 last_check = time.monotonic()
 
 
+def _freeze_heap(refresh: bool = False) -> None:
+    """Keep long-lived objects (libraries, the model) out of the collector's full passes,
+    which otherwise showed up as 150 ms pauses in p99. After a reload the frozen set is
+    thawed first, so that the previous model can be collected."""
+    if refresh:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None,
     serve: ServeSettings | None = None,
@@ -120,10 +134,7 @@ def create_app(
         reloader = app.state.reloader
         if app.state.model is None:
             await reloader.load()
-        # everything loaded so far lives as long as the process: keep it out of the garbage
-        # collector's full passes, which otherwise showed up as 150 ms pauses in p99
-        gc.collect()
-        gc.freeze()
+        _freeze_heap()
         task = asyncio.create_task(reloader.poll())
         try:
             yield
