@@ -421,6 +421,45 @@ def _engagement(
     return _engagement_unique(leads, events, as_of, spec)
 
 
+def _event_ages(
+    leads: pd.DataFrame, events: pd.DataFrame, as_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per event: its lead's row, its kind (index in KINDS), its age in days at that lead's
+    cut-off, and whether it counts (a known lead and type, strictly before the cut-off)."""
+    owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
+    etype = _index_in(events["event_type"], EVENT_TYPES)
+    page = _index_in(events["page"], ("pricing", "product", "blog"))
+    # kind index: page views split by page kind, other events shifted after the four page kinds
+    kind = np.where(etype == 0, np.where(page >= 0, page, 3), etype + 3)
+    when = events["occurred_at"].to_numpy("datetime64[ns]")
+    valid = (owner >= 0) & (etype >= 0)
+    cut = as_of[np.clip(owner, 0, None)]
+    age = (cut - when).astype("timedelta64[s]").astype(np.float64) / 86400.0
+    # strictly before the cut-off: nothing that happened later can leak
+    before = valid & (age > 0) & ~np.isnan(age)
+    return owner, kind, age, before
+
+
+def days_since_activity(
+    leads: pd.DataFrame, events: pd.DataFrame | None, as_of, spec: FeatureSpec
+) -> np.ndarray:
+    """Days since each lead's last activity of each kind (n x KINDS), within the observation
+    window and strictly before the cut-off; the window's length when there was none.
+    Point rules use it to let an activity's points fade."""
+    n, K = len(leads), len(KINDS)
+    out = np.full((n, K), np.inf)
+    cut = _as_of_array(leads, as_of)
+    if events is not None and len(events):
+        # a lead appears once per cut-off in training rows: match events one cut-off at a time
+        for c in np.unique(cut) if not leads["lead_id"].is_unique else [None]:
+            rows = np.arange(n) if c is None else np.flatnonzero(cut == c)
+            owner, kind, age, before = _event_ages(leads.iloc[rows], events, cut[rows])
+            keep = before & (age <= spec.observation_days)
+            np.minimum.at(out, (rows[owner[keep]], kind[keep]), age[keep])
+    out[np.isinf(out)] = spec.observation_days
+    return out
+
+
 def _engagement_unique(
     leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec
 ) -> np.ndarray:
@@ -441,17 +480,7 @@ def _engagement_unique(
         last_any = last_intent = np.full(n, float(spec.observation_days))
         recent = previous = unsub = bounced = np.zeros(n)
     else:
-        owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
-        etype = _index_in(events["event_type"], EVENT_TYPES)
-        page = _index_in(events["page"], ("pricing", "product", "blog"))
-        # kind index: page views split by page kind, other events shifted after the four page kinds
-        kind = np.where(etype == 0, np.where(page >= 0, page, 3), etype + 3)
-        when = events["occurred_at"].to_numpy("datetime64[ns]")
-        valid = (owner >= 0) & (etype >= 0)
-        cut = as_of[np.clip(owner, 0, None)]
-        age = (cut - when).astype("timedelta64[s]").astype(np.float64) / 86400.0
-        # strictly before the cut-off: nothing that happened later can leak
-        before = valid & (age > 0) & ~np.isnan(age)
+        owner, kind, age, before = _event_ages(leads, events, as_of)
         unsub = np.bincount(owner[before & (kind == KINDS.index("unsubscribe"))], minlength=n) > 0
         bounced = np.bincount(owner[before & (kind == KINDS.index("bounce"))], minlength=n) > 0
         inwin = before & (age <= spec.observation_days)
