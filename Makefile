@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve test test-fast lint format mlflow-ui bench bench-serve clean
+.PHONY: help install demo serve browser test test-fast lint format mlflow-ui bench bench-serve clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,7 +31,12 @@ demo: $(STAMP) ## synthetic sample -> train -> register -> score, with a summary
 serve: $(STAMP) ## serve the champion on http://127.0.0.1:8000 (docs at /docs; see serve/README.md)
 	$(BIN)/leadml serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) ## run the whole test suite
+browser: ## install Debian's chromium for the browser test of /ledger (as root; nothing if present)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium could not be installed: the browser test of /ledger will be skipped"
+
+test: $(STAMP) browser ## run the whole test suite (installs chromium for the browser test)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## unit and contract tests only (no MLflow, no end-to-end)

@@ -265,6 +265,14 @@ def _routes(app: FastAPI, serve: ServeSettings) -> None:
             "previous_version": before.version if before else None,
         }
 
+    @app.get("/ledger", response_class=HTMLResponse, tags=["operations"],
+             responses={503: errors[503]})  # fmt: skip
+    async def ledger_page() -> HTMLResponse:
+        """For marketers: the model card and the band table as a web page."""
+        from leadml.ledger import model_page
+
+        return HTMLResponse(model_page(ready_model().card()))
+
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse('<p>leadml scoring service: <a href="/docs">/docs</a></p>')

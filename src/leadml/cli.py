@@ -17,6 +17,7 @@ EPILOG = """examples:
   leadml score --data data/sample --out out/scores.csv
   leadml promote --version 3
   leadml serve --port 8000
+  leadml rules compare --rules data/rules/sample_rules.yaml
 
 settings come from the environment: LEADML_HOME (project folder, default: here),
 MLFLOW_TRACKING_URI (default: sqlite file under LEADML_HOME/mlruns), LEADML_MODEL_NAME.
@@ -204,6 +205,59 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_rules_fields(args) -> int:
+    from leadml import rules
+    from leadml.score import load_model
+
+    scorer, uri = load_model(_settings(), args.model)
+    print(f"fields a rule can test with {uri} ({scorer.spec.kind} model):")
+    for f in rules.rule_fields(scorer.spec):
+        values = scorer.spec.categories.get(f)
+        print(
+            f"  {f}"
+            + (
+                f"  ({', '.join(values[:12])}{', ...' if len(values) > 12 else ''})"
+                if values
+                else ""
+            )
+        )
+    return 0
+
+
+def cmd_rules_compare(args) -> int:
+    from leadml import ledger, rules, tracking
+    from leadml.score import load_model
+
+    settings = _settings()
+    scorer, uri = load_model(settings, args.model)
+    ruleset = rules.load_rules(args.rules, rules.rule_fields(scorer.spec))
+    data = args.data or scorer.card.get("data", {}).get("path")
+    if not data:
+        print(
+            "error: this model does not say which data it was trained on; pass --data",
+            file=sys.stderr,
+        )
+        return 2
+    t0 = time.perf_counter()
+    result = ledger.compare(ruleset, scorer, Path(data), _config(args) if args.config else None)
+    paths = ledger.write_report(
+        result, args.out, f"Points ledger: {Path(args.rules).name} vs {uri}"
+    )
+    print(ledger.terminal_table(result))
+    print(f"\ncompared {len(ruleset.rules)} rules on {result.test_leads:,} test leads of {data} "
+          f"(points learned on {result.fit_leads:,} older leads) in {time.perf_counter() - t0:.1f}s")  # fmt: skip
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+    run_id = scorer.card.get("registry", {}).get("run_id")
+    if run_id is None and uri.startswith("models:/"):
+        run_id = tracking.version_info(settings, tracking.resolve_version(settings, uri))["run_id"]
+    if run_id:
+        for path in paths.values():
+            tracking.log_artifact(run_id, settings, path, "ledger")
+        print(f"  logged to MLflow run {run_id} (artifacts/ledger)")
+    return 0
+
+
 def cmd_config(args) -> int:
     import yaml
 
@@ -331,6 +385,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.set_defaults(func=cmd_serve)
 
+    rl = sub.add_parser(
+        "rules",
+        help="compare marketers' point rules with the model (the points ledger)",
+        description="Point rules (YAML, see data/rules/sample_rules.yaml) against the learned model.",
+        formatter_class=fmt,
+    )
+    rsub = rl.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    rc = rsub.add_parser(
+        "compare",
+        help="rule by rule: coverage, conversion, your points vs learned points, verdicts; HTML report",
+        description="Score the model's test leads with your rules and with the model; learn what each "
+        "rule's points should be; write ledger.csv, ledger.html, suggested_rules.yaml and "
+        "disagreements.csv to --out, and log them to the model's MLflow run.",
+        formatter_class=fmt,
+    )
+    rc.add_argument("--rules", required=True, type=Path, help="your rules file (YAML)")
+    rc.add_argument(
+        "--model",
+        help="model URI or exported folder (default: models/champion, else the registry champion)",
+    )
+    rc.add_argument(
+        "--data", type=Path, help="leads to compare on (default: the data the model was trained on)"
+    )
+    rc.add_argument(
+        "--out", type=Path, default=Path("out/ledger"), help="report folder (default out/ledger)"
+    )
+    rc.add_argument(
+        "--config", type=Path, help="training config, if the model was trained with one"
+    )
+    rc.set_defaults(func=cmd_rules_compare)
+    rf = rsub.add_parser(
+        "fields", help="list the fields a rule can test for a model", formatter_class=fmt
+    )
+    rf.add_argument(
+        "--model",
+        help="model URI or exported folder (default: models/champion, else the registry champion)",
+    )
+    rf.set_defaults(func=cmd_rules_fields)
+
     g = sub.add_parser(
         "config",
         help="print the default training config as YAML",
@@ -344,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from leadml.config import ConfigError
     from leadml.dataset import ContractError
+    from leadml.rules import RulesError
 
     args = build_parser().parse_args(argv)
     # MLflow reads these when it is first imported (only leadml.tracking imports it)
@@ -362,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return args.func(args)
-    except (ContractError, ConfigError, FileNotFoundError) as exc:
+    except (ContractError, ConfigError, RulesError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

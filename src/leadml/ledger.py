@@ -1,0 +1,348 @@
+"""The points ledger: a marketer's rules against the learned model, rule by rule.
+
+`compare` labels the data the way training does (same cut-offs, same split), learns the
+rules' points on the older leads and judges everything on the model's test leads: per rule
+its coverage, conversion when it fires and when it does not, the marketer's points, the
+learned points (with a 90 % interval), the model's own average contribution in points, and
+a verdict; overall the AUC and log loss of the manual score, the refitted rules and the
+model, both band tables, and the leads on which manual points and the model disagree most.
+`write_report` turns it into a CSV, a suggested rules file and an HTML page with charts.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
+
+from leadml import rules, train
+from leadml.bands import to_band
+from leadml.config import TrainConfig
+from leadml.features import CRM_FIT, KIND_LABELS, KINDS
+from leadml.model import LeadScorer
+
+DISAGREEMENTS = 10
+
+
+@dataclass
+class Ledger:
+    per_rule: pd.DataFrame
+    overall: pd.DataFrame
+    bands: pd.DataFrame
+    disagreements: pd.DataFrame
+    suggested: str
+    gains: pd.DataFrame  # share of leads contacted -> share of conversions, per ranking
+    ruleset: rules.RuleSet
+    test_leads: int
+    fit_leads: int
+
+
+def _linked_groups(rule: rules.Rule, scorer: LeadScorer) -> list[int]:
+    """The model's reason groups that stand for the field a rule tests."""
+    spec = scorer.spec
+    groups = list(spec.reason_groups().items())
+    if spec.kind == "crm" and rule.field in {src for src, _ in CRM_FIT.values()}:
+        features = [name for name, (src, _) in CRM_FIT.items() if src == rule.field]
+    elif rule.field.startswith("days_since_") and rule.field[11:] in KINDS:
+        label = KIND_LABELS[rule.field[11:]]
+        return [i for i, (g, _) in enumerate(groups) if g == label]
+    else:
+        features = [
+            f for f in spec.feature_names if f == rule.field or f.startswith(rule.field + " (")
+        ]
+    idx = {spec.feature_names.index(f) for f in features}
+    return [i for i, (_, cols) in enumerate(groups) if idx & set(cols)]
+
+
+def _config_for(scorer: LeadScorer, config: TrainConfig | None) -> TrainConfig:
+    if config is not None:
+        return config
+    card = scorer.card
+    flat = {"target": card.get("target"), "missing_values": card.get("missing_values") or []}
+    if scorer.spec.kind == "flat" and scorer.spec.id_column != "row_id":
+        flat["id_column"] = scorer.spec.id_column
+    label = {"horizon_days": card.get("horizon_days") or 30}
+    return TrainConfig.model_validate({"flat": flat, "label": label})
+
+
+def compare(
+    ruleset: rules.RuleSet, scorer: LeadScorer, data_path: Path | str,
+    config: TrainConfig | None = None,
+) -> Ledger:  # fmt: skip
+    """Rules against the model on the same leads (see the module docstring)."""
+    config = _config_for(scorer, config)
+    data = train.load_for_training(Path(data_path), config)
+    lab = train.label(data, config)
+    parts = train.split(lab, config)
+    table, X = rules.rule_table(lab.leads, lab.events, scorer.spec, as_of=lab.as_of)
+    pos = lab.leads.index.get_indexer(table.index)
+    y = lab.y[pos]
+    M = rules.rule_matrix(ruleset, table)
+    in_test = np.isin(pos, parts["test"])
+    fit, test = ~in_test, in_test
+    learned = rules.learn_points(ruleset, M[fit], y[fit])
+
+    manual_fit, manual = rules.score(ruleset, M[fit]), rules.score(ruleset, M[test])
+    to_p = LogisticRegression(C=1e6, max_iter=1000).fit(manual_fit.reshape(-1, 1), y[fit])
+    p_manual = to_p.predict_proba(manual.reshape(-1, 1))[:, 1]
+    p_learned = learned.probability(M[test])
+    Xt = X[test]
+    p_model = scorer.probability(Xt)
+    yt = y[test]
+    overall = pd.DataFrame(
+        [
+            {"scorer": "manual points", "roc_auc": roc_auc_score(yt, manual), "log_loss": log_loss(yt, p_manual, labels=[0, 1])},
+            {"scorer": "refitted rules", "roc_auc": roc_auc_score(yt, p_learned), "log_loss": log_loss(yt, p_learned, labels=[0, 1])},
+            {"scorer": "leadml model", "roc_auc": roc_auc_score(yt, p_model), "log_loss": log_loss(yt, p_model, labels=[0, 1])},
+        ]
+    )  # fmt: skip
+
+    model_pts, _, _ = scorer.points(Xt)
+    Mt = M[test]
+    rows = []
+    for j, rule in enumerate(ruleset.rules):
+        hit = Mt[:, j] > 0
+        groups = _linked_groups(rule, scorer)
+        rows.append({
+            "rule": rule.name, "field": rule.field, "op": rule.op, "value": rule.value,
+            "coverage": hit.mean(), "fires": int(hit.sum()),
+            "conversion_when_fires": yt[hit].mean() if hit.any() else np.nan,
+            "conversion_otherwise": yt[~hit].mean() if (~hit).any() else np.nan,
+            "manual_points": rule.points, "learned_points": learned.points[j],
+            "learned_low": learned.low[j], "learned_high": learned.high[j],
+            "model_points": model_pts[hit][:, groups].sum(axis=1).mean() if hit.any() and groups else np.nan,
+            "verdict": rules.verdict(rule.points, learned.points[j], learned.low[j],
+                                     learned.high[j], int(learned.fires[j])),
+        })  # fmt: skip
+    per_rule = pd.DataFrame(rows)
+
+    manual_band = rules.band(manual, ruleset)
+    model_band = to_band(p_model, scorer.thresholds)
+    bands = pd.concat(
+        [_band_table(manual_band, yt, "manual points"), _band_table(model_band, yt, "leadml model")]
+    )
+    ids = (lab.leads[scorer.spec.id_column].to_numpy() if scorer.spec.id_column in lab.leads
+           else np.arange(1, len(lab.leads) + 1))[pos][test]  # fmt: skip
+    disagreements = _disagreements(
+        ids, manual, manual_band, p_manual, p_model, model_band, yt, Xt, scorer
+    )
+    gains = pd.DataFrame({
+        "share_of_leads": np.linspace(0, 1, 101),
+        "manual points": _gains(manual, yt), "refitted rules": _gains(p_learned, yt),
+        "leadml model": _gains(p_model, yt),
+    })  # fmt: skip
+    suggested = rules.suggested_yaml(ruleset, learned, list(per_rule["verdict"]))
+    return Ledger(per_rule, overall, bands, disagreements, suggested, gains, ruleset,
+                  int(test.sum()), int(fit.sum()))  # fmt: skip
+
+
+def _band_table(band: np.ndarray, y: np.ndarray, scheme: str) -> pd.DataFrame:
+    out = []
+    for b in ("SQL", "MQL", "Unqualified"):
+        hit = band == b
+        out.append({"scheme": scheme, "band": b, "leads": int(hit.sum()),
+                    "share": hit.mean(), "conversion": y[hit].mean() if hit.any() else np.nan})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def _gains(score: np.ndarray, y: np.ndarray) -> np.ndarray:
+    order = np.argsort(-score, kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(y[order]) / max(y.sum(), 1)])
+    at = np.linspace(0, 1, 101) * len(y)
+    return np.interp(at, np.arange(len(cum)), cum)
+
+
+def _disagreements(
+    ids, manual, manual_band, p_manual, p_model, model_band, y, X, scorer
+) -> pd.DataFrame:
+    frames = []
+    for m_band, s_band in (("SQL", "Unqualified"), ("Unqualified", "SQL")):
+        rows = np.flatnonzero((manual_band == m_band) & (model_band == s_band))
+        rows = rows[np.argsort(-np.abs(p_model[rows] - p_manual[rows]))][:DISAGREEMENTS]
+        if not len(rows):
+            continue
+        why = scorer.reasons(X[rows])
+        for r, w in zip(rows, why, strict=True):
+            frames.append({
+                "lead_id": str(ids[r]), "manual_band": m_band, "manual_points": manual[r],
+                "model_band": s_band, "model_score": int(round(100 * p_model[r])), "converted": int(y[r]),
+                "model_reasons": "; ".join(f"{x['field']} {x['value']} {x['points']:+.1f}"
+                                           for x in w["positive"] + w["negative"]),
+            })  # fmt: skip
+    return pd.DataFrame(frames, columns=["lead_id", "manual_band", "manual_points", "model_band",
+                                         "model_score", "converted", "model_reasons"])  # fmt: skip
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def terminal_table(ledger: Ledger) -> str:
+    t = ledger.per_rule
+    lines = [
+        f"{'rule':32} {'cover':>6} {'conv+':>6} {'conv-':>6} {'manual':>7} {'learned':>8} {'model':>6}  verdict"
+    ]
+    for r in t.itertuples():
+        lines.append(
+            f"{r.rule[:32]:32} {r.coverage:6.1%} {r.conversion_when_fires:6.1%} {r.conversion_otherwise:6.1%} "
+            f"{r.manual_points:7.0f} {r.learned_points:8.1f} {r.model_points:6.1f}  {r.verdict}"
+        )
+    lines.append("")
+    for r in ledger.overall.itertuples():
+        lines.append(f"{r.scorer:16} ROC AUC {r.roc_auc:.4f}  log loss {r.log_loss:.4f}")
+    return "\n".join(lines)
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _charts(ledger: Ledger) -> tuple[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    g = ledger.gains
+    for col in ("leadml model", "refitted rules", "manual points"):
+        ax.plot(g["share_of_leads"], g[col], label=col)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    ax.set(xlabel="share of leads contacted, best first", ylabel="share of conversions found",
+           title="Gains: who finds the converters first")  # fmt: skip
+    ax.legend()
+    gains = _png(fig)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    t = ledger.per_rule
+    colours = {"under-weighted": "tab:green", "over-weighted": "tab:red", "about right": "tab:blue",
+               "no evidence": "tab:grey"}  # fmt: skip
+    for v, part in t.groupby("verdict"):
+        ax.errorbar(part["manual_points"], part["learned_points"],
+                    yerr=[part["learned_points"] - part["learned_low"], part["learned_high"] - part["learned_points"]],
+                    fmt="o", color=colours.get(v, "black"), label=v)  # fmt: skip
+    lo = min(t["manual_points"].min(), t["learned_low"].min()) - 2
+    hi = max(t["manual_points"].max(), t["learned_high"].max()) + 2
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":")
+    ax.set(xlabel="marketer's points", ylabel="learned points", title="Points per rule")
+    ax.legend(fontsize=8)
+    points = _png(fig)
+    plt.close(fig)
+    return gains, points
+
+
+def rule_display(per_rule: pd.DataFrame) -> pd.DataFrame:
+    """The per-rule table as a marketer reads it (the CSV keeps every column)."""
+
+    def condition(r) -> str:
+        v = r.value if not isinstance(r.value, list) else ", ".join(map(str, r.value))
+        return f"{r.field} {r.op} {v}"
+
+    return pd.DataFrame({
+        "rule": per_rule["rule"], "condition": [condition(r) for r in per_rule.itertuples()],
+        "coverage": per_rule["coverage"], "conversion when it fires": per_rule["conversion_when_fires"],
+        "conversion otherwise": per_rule["conversion_otherwise"], "your points": per_rule["manual_points"],
+        "learned points": [f"{r.learned_points:.1f} ({r.learned_low:.1f} to {r.learned_high:.1f})"
+                           for r in per_rule.itertuples()],
+        "model points": per_rule["model_points"], "verdict": per_rule["verdict"],
+    })  # fmt: skip
+
+
+def _html_table(frame: pd.DataFrame, cls: str) -> str:
+    percent = (
+        "coverage",
+        "conversion when it fires",
+        "conversion otherwise",
+        "share",
+        "conversion",
+    )
+    fmt = {c: "{:.1%}".format for c in percent}
+    fmt |= {c: "{:.1f}".format for c in ("model points", "manual_points")}
+    fmt |= {c: "{:.0f}".format for c in ("your points",)}
+    fmt |= {c: "{:.4f}".format for c in ("roc_auc", "log_loss")}
+    return frame.to_html(
+        index=False, classes=cls, formatters=fmt, na_rep="-", escape=True, border=0
+    )
+
+
+def render_html(ledger: Ledger, title: str) -> str:
+    gains, points = _charts(ledger)
+    style = ("body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}"
+             "table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}"
+             "td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+             "img{max-width:48%;margin-right:1%}")  # fmt: skip
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{style}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Rules from <code>{html.escape(ledger.ruleset.path)}</code>: MQL at {ledger.ruleset.mql:g} points,
+SQL at {ledger.ruleset.sql:g}. Learned points come from {ledger.fit_leads:,} older leads; every figure
+below is measured on {ledger.test_leads:,} later test leads.</p>
+<h2>Overall</h2>{_html_table(ledger.overall, "overall")}
+<img alt="gains curve" src="data:image/png;base64,{gains}"><img alt="points per rule" src="data:image/png;base64,{points}">
+<h2>Rule by rule</h2>
+<p>learned points: the rule's weight when all rules are refitted on outcomes, on your point scale, with a
+90 % interval; model points: the leadml model's own average contribution of that field, in score points, for
+the leads where the rule fires (for activities: the activity itself, not the overall-engagement summaries).</p>
+{_html_table(rule_display(ledger.per_rule), "rules")}
+<h2>Bands</h2>{_html_table(ledger.bands, "bands")}
+<h2>Where manual points and the model disagree most</h2>{_html_table(ledger.disagreements, "disagreements")}
+<h2>Suggested rules file</h2><pre>{html.escape(ledger.suggested)}</pre>
+</body></html>"""
+
+
+def write_report(
+    ledger: Ledger, out_dir: Path | str, title: str = "leadml points ledger"
+) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "ledger.csv", "html": out / "ledger.html", "rules": out / "suggested_rules.yaml",
+             "disagreements": out / "disagreements.csv"}  # fmt: skip
+    ledger.per_rule.to_csv(paths["csv"], index=False)
+    ledger.disagreements.to_csv(paths["disagreements"], index=False)
+    paths["rules"].write_text(ledger.suggested)
+    paths["html"].write_text(render_html(ledger, title))
+    return paths
+
+
+def model_page(card: dict) -> str:
+    """The service's /ledger page: the model card and its band table, for people, no tools."""
+    metrics = card.get("metrics", {})
+    rows = [("ROC AUC", metrics.get("roc_auc"), "{:.4f}"), ("Expected calibration error", metrics.get("ece"), "{:.4f}"),
+            ("Log loss", metrics.get("log_loss"), "{:.4f}"), ("Test leads", metrics.get("leads"), "{:,.0f}"),
+            ("Conversion in the test leads", metrics.get("conversion_rate"), "{:.1%}")]  # fmt: skip
+    metric_rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{fmt.format(v) if v is not None else '-'}</td></tr>"
+        for name, v, fmt in rows
+    )
+    t = card.get("thresholds", {})
+    band_rows = "".join(
+        f"<tr><td>{html.escape(str(b['band']))}</td><td>{b['leads']:,}</td><td>{b['share']:.1%}</td>"
+        f"<td>{b['predicted']:.1%}</td><td>{b['observed']:.1%}</td><td>{b['lift']:.2f}</td></tr>"
+        for b in card.get("band_backtest", [])
+    )
+    data = card.get("data", {})
+    style = ("body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}"
+             "table{border-collapse:collapse;margin:1rem 0}td,th{padding:.3rem .8rem;"
+             "border-bottom:1px solid #ddd;text-align:left}")  # fmt: skip
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadml: {html.escape(card["name"])} v{html.escape(card["version"])}</title>
+<style>{style}</style></head><body>
+<h1>Lead scoring model {html.escape(card["name"])}, version {html.escape(card["version"])}</h1>
+<p>Trained {html.escape(str(card.get("trained_at") or "-"))} on {data.get("leads", data.get("rows", 0)):,} leads
+from {html.escape(str(data.get("path", "")))}. A lead's score is its chance of converting within
+{card.get("horizon_days") or "-"} days, in percent.</p>
+<h2>How good it is (later test leads)</h2><table id="metrics">{metric_rows}</table>
+<h2>Bands</h2>
+<p>SQL from a {t.get("sql", 0):.0%} chance, MQL from {t.get("mql", 0):.0%} ({html.escape(str(t.get("policy", "")))} policy).
+Backtest on the test leads: how many fell in each band and how many of them converted.</p>
+<table id="bands"><thead><tr><th>band</th><th>leads</th><th>share</th><th>predicted conversion</th>
+<th>observed conversion</th><th>lift</th></tr></thead><tbody>{band_rows}</tbody></table>
+<p>Compare your point rules with this model: <code>leadml rules compare --rules your_rules.yaml</code>.</p>
+</body></html>"""
