@@ -24,6 +24,12 @@ MLFLOW_TRACKING_URI (default: sqlite file under LEADML_HOME/mlruns), LEADML_MODE
 """
 
 
+MODEL_HELP = (
+    "model URI: models:/leadml@champion, runs:/ID/model or an exported folder "
+    "(default: models/champion, else the registry champion)"
+)
+
+
 def _settings():
     from leadml.config import Settings
 
@@ -338,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--model",
-        help="model URI: models:/leadml@champion, runs:/ID/model or an exported folder (default: models/champion, else the registry champion)",
+        help=MODEL_HELP,
     )
     c.add_argument("--sep", help="delimiter of CSV files (default: sniffed)")
     c.add_argument(
@@ -403,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--rules", required=True, type=Path, help="your rules file (YAML)")
     rc.add_argument(
         "--model",
-        help="model URI or exported folder (default: models/champion, else the registry champion)",
+        help=MODEL_HELP,
     )
     rc.add_argument(
         "--data", type=Path, help="leads to compare on (default: the data the model was trained on)"
@@ -420,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rf.add_argument(
         "--model",
-        help="model URI or exported folder (default: models/champion, else the registry champion)",
+        help=MODEL_HELP,
     )
     rf.set_defaults(func=cmd_rules_fields)
 
