@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve browser test test-fast lint format mlflow-ui bench bench-serve clean
+.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-serve clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,13 @@ demo: $(STAMP) ## synthetic sample -> train -> register -> score, with a summary
 
 serve: $(STAMP) ## serve the champion on http://127.0.0.1:8000 (docs at /docs; see serve/README.md)
 	$(BIN)/leadml serve --host $(HOST) --port $(PORT)
+
+notebooks: $(STAMP) ## run the three notebooks headless on small synthetic data (executed copies in out/notebooks/)
+	@mkdir -p out/notebooks
+	@for nb in notebooks/0*.ipynb; do \
+		echo "running $$nb"; \
+		$(BIN)/papermill --cwd . --no-progress-bar $$nb out/notebooks/$$(basename $$nb) || exit 1; \
+	done
 
 browser: ## install Debian's chromium for the browser test of /ledger (as root; nothing if present)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \

@@ -166,8 +166,7 @@ def cmd_promote(args) -> int:
             file=sys.stderr,
         )
         return 2
-    tracking.set_alias(settings, tracking.CHAMPION, version)
-    path = tracking.export(settings, version)
+    path = tracking.promote(settings, version)
     print(f"{settings.model_name} v{version} is now champion; exported to {path}")
     return 0
 

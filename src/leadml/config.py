@@ -240,6 +240,18 @@ class TrainConfig(BaseModel):
     )
     promote_metric: Literal["roc_auc", "log_loss"] = "roc_auc"
 
+    def with_changes(self, changes: dict) -> TrainConfig:
+        """This config with some settings changed, e.g. {"features": {"half_life_days": 7}}."""
+
+        def merge(base: dict, new: dict) -> dict:
+            return {k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict)
+                    else v for k, v in {**base, **new}.items()}  # fmt: skip
+
+        try:
+            return TrainConfig.model_validate(merge(self.model_dump(), changes))
+        except ValidationError as exc:
+            raise ConfigError(f"invalid config change {changes}: {exc.errors()[0]['msg']}") from exc
+
     @classmethod
     def from_yaml(cls, path: Path | str | None) -> TrainConfig:
         """Read a YAML config; errors name the file, the key and what is expected."""

@@ -205,10 +205,8 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _charts(ledger: Ledger) -> tuple[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def plot_gains(ledger: Ledger):
+    """Gains curve: share of conversions found when contacting leads best-first, per ranking."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -219,8 +217,14 @@ def _charts(ledger: Ledger) -> tuple[str, str]:
     ax.set(xlabel="share of leads contacted, best first", ylabel="share of conversions found",
            title="Gains: who finds the converters first")  # fmt: skip
     ax.legend()
-    gains = _png(fig)
-    plt.close(fig)
+    plt.close(fig)  # shown once where returned (a notebook cell), not again by pyplot
+    return fig
+
+
+def plot_points(ledger: Ledger):
+    """The marketer's points against the learned points, per rule, coloured by verdict."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5.5, 4))
     t = ledger.per_rule
     colours = {"under-weighted": "tab:green", "over-weighted": "tab:red", "about right": "tab:blue",
@@ -234,9 +238,15 @@ def _charts(ledger: Ledger) -> tuple[str, str]:
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":")
     ax.set(xlabel="marketer's points", ylabel="learned points", title="Points per rule")
     ax.legend(fontsize=8)
-    points = _png(fig)
-    plt.close(fig)
-    return gains, points
+    plt.close(fig)  # shown once where returned (a notebook cell), not again by pyplot
+    return fig
+
+
+def _charts(ledger: Ledger) -> tuple[str, str]:
+    out = []
+    for plot in (plot_gains, plot_points):
+        out.append(_png(plot(ledger)))
+    return out[0], out[1]
 
 
 def rule_display(per_rule: pd.DataFrame) -> pd.DataFrame:

@@ -240,3 +240,22 @@ def export(settings: Settings, version: str, target: Path | None = None) -> Path
 def log_artifact(run_id: str, settings: Settings, path: Path, subdir: str | None = None) -> None:
     """Attach a file to an existing run (the ledger report uses this)."""
     client(settings).log_artifact(run_id, str(path), subdir)
+
+
+def run_metrics(settings: Settings, run_id: str) -> dict[str, float]:
+    """A training run's test metrics (model, baseline and best possible, when logged)."""
+    return dict(sorted(client(settings).get_run(run_id).data.metrics.items()))
+
+
+def run_table(settings: Settings, run_id: str, name: str) -> pd.DataFrame:
+    """A CSV table a training run logged (reliability.csv, bands.csv, lift.csv, ...)."""
+    connect(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
+        return pd.read_csv(path)
+
+
+def promote(settings: Settings, version: str) -> Path:
+    """Move the champion alias to a version and export it to models/champion."""
+    set_alias(settings, CHAMPION, version)
+    return export(settings, version)
