@@ -8,6 +8,7 @@ import pytest
 
 from leadml import dataset, features
 from leadml.config import TrainConfig
+from tests.conftest import make_flat
 
 AS_OF = pd.Timestamp("2026-06-30")
 
@@ -147,6 +148,18 @@ def test_flat_columns_are_typed_and_personal_data_left_out(flat_csv):
     assert "contact_email" in spec.skipped and "personal" in spec.skipped["contact_email"]
     assert "customer_ref" in spec.skipped  # an id-like text column
     assert "won" not in kinds and "row_id" not in kinds
+
+
+def test_a_yes_no_flag_named_like_email_is_consent_not_personal_data(tmp_path):
+    """X Education's "Do Not Email" is a yes/no consent flag: a feature, unlike an address."""
+    frame = make_flat(600, seed=4)
+    frame["Do Not Email"] = np.where(np.arange(600) % 5 == 0, "Yes", "No")
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False)
+    spec = features.fit_spec(dataset.load(path, target="won"), TrainConfig())
+    kinds = {c.name: c.kind for c in spec.columns}
+    assert kinds["Do Not Email"] == "binary"
+    assert "contact_email" in spec.skipped and "personal" in spec.skipped["contact_email"]
 
 
 def test_flat_bad_number_rejects_only_that_row(flat_csv):

@@ -292,7 +292,8 @@ def _infer_flat_columns(
         values = frame[col]
         present = values.dropna().astype(str).str.strip()
         present = present[present != ""]
-        if col in pii_columns([col]):
+        is_flag = present.str.lower().isin(TRUE_WORDS | FALSE_WORDS).all() and not present.empty
+        if col in pii_columns([col]) and not is_flag:  # "Do Not Email" (yes/no) is consent, not PII
             skipped[col] = "personal data: never used as a feature"
         elif present.empty or present.nunique() < 2:
             skipped[col] = "constant or empty"
