@@ -160,13 +160,15 @@ def _rule(raw: Any, i: int, path: Path, fields: list[str] | None, caps: dict) ->
 def rule_table(
     leads: pd.DataFrame, events, spec: FeatureSpec, as_of=None
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Everything a rule can test, one row per lead (raw fields, features with categories as
-    names, days since each activity), and the model's feature matrix for the same leads.
-    Both come from the model's own feature function."""
+    """Everything a rule can test, one row per lead (the lead's own fields as given; derived
+    features, categories by name; days since each activity), and the model's feature matrix
+    for the same leads, from the model's own feature function."""
     feats = build_features(leads, events, spec, as_of=as_of, source="rules")
     table = pd.DataFrame(index=feats.X.index)
     for f in rule_fields(spec):
-        if f in feats.X:
+        if f in leads:  # a lead field as the CRM holds it: rare values are not merged into "other"
+            table[f] = leads.loc[table.index, f].astype(object).to_numpy()
+        elif f in feats.X:
             values = feats.X[f].to_numpy()
             if f in spec.categories:
                 vocab = np.array([*spec.categories[f], "other"], dtype=object)
@@ -175,8 +177,6 @@ def rule_table(
                                      index=table.index, dtype=object)  # fmt: skip
             else:
                 table[f] = values
-        elif f in leads:
-            table[f] = leads.loc[table.index, f].astype(object).to_numpy()
     if spec.kind == "crm":
         rows = leads.index.get_indexer(table.index)
         cut = np.asarray(as_of)[rows] if isinstance(as_of, np.ndarray | pd.Series | list) else as_of
