@@ -135,3 +135,15 @@ def test_xeducation_rules_run_end_to_end(tmp_path):
     assert auc["manual points"] < auc["leadml model"] and auc["leadml model"] > 0.88
     assert paths["html"].exists() and "Working professional" in paths["html"].read_text()
     assert led.test_leads == 1848
+
+
+def test_cli_compare_reads_a_training_config(home, crm_dir, crm_model, tmp_path, capsys):
+    missing = tmp_path / "missing.yaml"
+    args = ["-q", "rules", "compare", "--rules", str(SAMPLE_RULES), "--model", crm_model.uri,
+            "--data", str(crm_dir), "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main([*args, "--config", str(missing)]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    config = tmp_path / "config.yaml"
+    config.write_text("label:\n  horizon_days: 30\n")
+    assert main([*args, "--config", str(config)]) == 0
+    assert (tmp_path / "out" / "ledger.csv").exists()

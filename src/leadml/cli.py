@@ -231,6 +231,7 @@ def cmd_rules_fields(args) -> int:
 
 def cmd_rules_compare(args) -> int:
     from leadml import ledger, rules, tracking
+    from leadml.config import TrainConfig
     from leadml.score import load_model
 
     settings = _settings()
@@ -244,7 +245,8 @@ def cmd_rules_compare(args) -> int:
         )
         return 2
     t0 = time.perf_counter()
-    result = ledger.compare(ruleset, scorer, Path(data), _config(args) if args.config else None)
+    config = TrainConfig.from_yaml(args.config) if args.config else None
+    result = ledger.compare(ruleset, scorer, Path(data), config, progress=not args.quiet)
     paths = ledger.write_report(
         result, args.out, f"Points ledger: {Path(args.rules).name} vs {uri}"
     )

@@ -74,20 +74,26 @@ def _config_for(scorer: LeadScorer, config: TrainConfig | None) -> TrainConfig:
 
 def compare(
     ruleset: rules.RuleSet, scorer: LeadScorer, data_path: Path | str,
-    config: TrainConfig | None = None,
+    config: TrainConfig | None = None, progress: bool = False,
 ) -> Ledger:  # fmt: skip
     """Rules against the model on the same leads (see the module docstring)."""
     config = _config_for(scorer, config)
+    steps = train.Stages(5, progress)
+    steps.next("reading data")
     data = train.load_for_training(Path(data_path), config)
+    steps.next("labelling cut-offs")
     lab = train.label(data, config)
     parts = train.split(lab, config)
+    steps.next("features and rules")
     table, X = rules.rule_table(lab.leads, lab.events, scorer.spec, as_of=lab.as_of)
     pos = lab.leads.index.get_indexer(table.index)
     y = lab.y[pos]
     M = rules.rule_matrix(ruleset, table)
     in_test = np.isin(pos, parts["test"])
     fit, test = ~in_test, in_test
+    steps.next("learning points")
     learned = rules.learn_points(ruleset, M[fit], y[fit])
+    steps.next("judging on the test leads")
 
     manual_fit, manual = rules.score(ruleset, M[fit]), rules.score(ruleset, M[test])
     to_p = LogisticRegression(C=1e6, max_iter=1000).fit(manual_fit.reshape(-1, 1), y[fit])
@@ -139,6 +145,7 @@ def compare(
         "leadml model": _gains(p_model, yt),
     })  # fmt: skip
     suggested = rules.suggested_yaml(ruleset, learned, list(per_rule["verdict"]))
+    steps.close()
     return Ledger(per_rule, overall, bands, disagreements, suggested, gains, ruleset,
                   int(test.sum()), int(fit.sum()))  # fmt: skip
 

@@ -258,8 +258,9 @@ def load_for_training(data_path: Path, config: TrainConfig) -> dataset.LeadData:
     )  # fmt: skip
 
 
-class _Stages:
-    """A progress bar over the steps of `fit` that also records how long each one took."""
+class Stages:
+    """A progress bar over the steps of a long job (`fit`, the ledger) that also records how
+    long each step took."""
 
     def __init__(self, total: int, progress: bool):
         from tqdm.auto import tqdm
@@ -285,7 +286,7 @@ class _Stages:
 
 def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[TrainResult, dict]:
     """Everything up to (not including) MLflow: returns the result and the files to log."""
-    steps = _Stages(6, progress)
+    steps = Stages(6, progress)
     steps.next("reading data")
     data = load_for_training(data_path, config)
     steps.next("labelling cut-offs")
