@@ -42,7 +42,7 @@ def test_folder_without_events_says_what_a_crm_folder_holds(tmp_path):
     (tmp_path / "leads.csv").write_text(
         "lead_id,created_at,converted,converted_at\n1,2026-01-01,0,\n"
     )
-    with pytest.raises(ContractError, match="no events.csv or events.parquet"):
+    with pytest.raises(ContractError, match="no events.csv, events.parquet or events/ folder"):
         dataset.load(tmp_path)
 
 

@@ -191,7 +191,12 @@ def _missing_column(
 
 
 def _examples(
-    frame: pd.DataFrame, rows: np.ndarray, column: str, id_col: str | None = None, k: int = 3
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    column: str,
+    id_col: str | None = None,
+    first_row: int = 0,
+    k: int = 3,
 ) -> str:
     def show(col: str, r: int) -> str:
         return REDACTED if PII_PATTERN.search(col) else repr(frame[col].iat[r])
@@ -199,7 +204,7 @@ def _examples(
     parts = []
     for r in rows[:k]:
         ident = f" ({id_col}={show(id_col, r)})" if id_col and id_col in frame else ""
-        parts.append(f"row {r + 1}{ident}: {show(column, r)}")
+        parts.append(f"row {r + first_row + 1}{ident}: {show(column, r)}")
     return "; ".join(parts)
 
 
@@ -228,14 +233,16 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 class _RowCheck:
-    """Which rows of one file are still good; bad ones go to the rejects with their reason.
+    """Which rows of one piece of a file are still good; bad ones go to the rejects with
+    their reason.
 
     A column where most values are bad is a broken file, not bad rows: `check` raises a
-    ContractError for it instead of rejecting nearly everything.
+    ContractError for it instead of rejecting nearly everything. `first_row` is the piece's
+    offset in its file, so reject row numbers are the file's.
     """
 
-    def __init__(self, path: Path, frame: pd.DataFrame, id_col: str, rejects: Rejects):
-        self.path, self.frame, self.id_col, self.rejects = path, frame, id_col, rejects
+    def __init__(self, piece: Piece, frame: pd.DataFrame, id_col: str, rejects: Rejects):
+        self.piece, self.frame, self.id_col, self.rejects = piece, frame, id_col, rejects
         self.keep = np.ones(len(frame), bool)
 
     def reject(self, bad: np.ndarray, column: str, reason: str) -> None:
@@ -243,62 +250,161 @@ class _RowCheck:
         f = self.frame
         ids = f[self.id_col].to_numpy()[rows] if self.id_col in f else [""] * len(rows)
         values = f[column].to_numpy()[rows] if column in f else [""] * len(rows)
-        self.rejects.add(self.path.name, rows, ids, column, values, reason)
+        self.rejects.add(self.piece.name, rows + self.piece.first_row, ids, column, values, reason)
         self.keep &= ~bad
 
     def check(self, bad: np.ndarray, column: str, what: str, fix: str, reason: str) -> None:
         if bad.mean() > MAX_BAD_SHARE:
             rows = np.flatnonzero(bad)
             raise ContractError(
-                f"{self.path}: column {column!r}: {bad.sum()} of {len(bad)} rows are not {what} "
-                f"(e.g. {_examples(self.frame, rows, column, self.id_col)}). {fix}"
+                f"{self.piece.path}: column {column!r}: {bad.sum()} of {len(bad)} rows are not {what} "
+                f"(e.g. {_examples(self.frame, rows, column, self.id_col, self.piece.first_row)}). {fix}"
             )
         self.reject(bad, column, reason)
 
 
-def _check_unique_ids(path: Path, frame: pd.DataFrame, id_col: str) -> None:
-    dup = frame[id_col].duplicated(keep=False).to_numpy(bool)
+def check_unique_ids(
+    ids: pd.Series, where: str, id_col: str = "lead_id", rows: bool = True
+) -> None:
+    """One row per lead: repeated ids are a broken export, not bad rows. With `rows`, the
+    ids' index is their position in the file and the message names the rows."""
+    dup = ids.duplicated(keep=False).to_numpy(bool)
     if dup.any():
-        rows = np.flatnonzero(dup)
+        repeated = ids[dup]
+        if PII_PATTERN.search(id_col):  # an email used as the id: name rows, not values
+            repeated = repeated.astype(object).where(repeated.isna(), REDACTED)
+        if rows:
+            shown = "; ".join(f"row {r + 1} ({id_col}={v!r})" for r, v in repeated.iloc[:3].items())
+        else:
+            shown = ", ".join(repr(v) for v in pd.unique(ids[dup])[:3])
+            shown = REDACTED if PII_PATTERN.search(id_col) else shown
         raise ContractError(
-            f"{path}: column {id_col!r} must identify one lead per row, but {frame[id_col][dup].nunique()} id(s) "
-            f"repeat ({_examples(frame, rows, id_col)}). De-duplicate the export (keep the latest row per lead) "
+            f"{where}: column {id_col!r} must identify one lead per row, but {ids[dup].nunique()} id(s) "
+            f"repeat (e.g. {shown}). De-duplicate the export (keep the latest row per lead) "
             f"or name the right id column with --id."
         )
 
 
-def _table_file(folder: Path, name: str) -> Path:
+@dataclass(frozen=True)
+class Piece:
+    """A part of a table that is read and checked on its own: a whole file, or one row group
+    of a Parquet file (the Dask engine's unit of work)."""
+
+    path: Path
+    name: str  # as the rejects file names it: relative to the data folder
+    first_row: int = 0  # position of the piece's first row in its file
+    row_group: int | None = None
+
+
+def table_source(folder: Path, name: str) -> Path:
+    """Where one CRM table lives: `name.csv|parquet`, or a folder `name/` (or `name.parquet/`)
+    of Parquet parts, as Spark, Dask and most warehouses write them."""
     found = [
         p
-        for p in sorted(folder.glob(f"{name}.*"))
-        if p.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt")
+        for p in sorted(folder.glob(f"{name}.*")) + sorted(folder.glob(name))
+        if (p.is_file() and p.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt"))
+        or (p.is_dir() and any(p.glob("*.parquet")))
     ]
     if not found:
         raise ContractError(
-            f"{folder}: no {name}.csv or {name}.parquet. A CRM folder holds leads.csv|parquet and "
-            f"events.csv|parquet; for a single flat export pass the file itself to --data."
+            f"{folder}: no {name}.csv, {name}.parquet or {name}/ folder of Parquet parts. A CRM "
+            f"folder holds leads and events; for a single flat export pass the file itself to --data."
         )
     if len(found) > 1:
         raise ContractError(
-            f"{folder}: several {name} files ({', '.join(p.name for p in found)}); keep one."
+            f"{folder}: several {name} tables ({', '.join(p.name for p in found)}); keep one."
         )
     return found[0]
+
+
+_table_file = table_source  # the benchmarks' name for it
+
+
+def pieces(source: Path, split_row_groups: bool = False) -> list[Piece]:
+    """The pieces of a table file or folder of Parquet parts, in order.
+
+    With `split_row_groups`, each row group of a Parquet file is its own piece, so a file
+    larger than a worker's memory can still be read a piece at a time.
+    """
+    files = sorted(source.glob("*.parquet")) if source.is_dir() else [source]
+    base = source.parent
+    out = []
+    for f in files:
+        name = str(f.relative_to(base))
+        if split_row_groups and f.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(f).metadata
+            first = 0
+            for g in range(meta.num_row_groups):
+                out.append(Piece(f, name, first, g))
+                first += meta.row_group(g).num_rows
+        else:
+            out.append(Piece(f, name))
+    return out
+
+
+def read_piece(piece: Piece, sep: str | None = None) -> pd.DataFrame:
+    """One piece as a frame whose index is the row's position in its file."""
+    if piece.row_group is None:
+        frame = _read_table(piece.path, sep)
+        return frame.reset_index(drop=True)
+    import pyarrow.parquet as pq
+
+    frame = pq.ParquetFile(piece.path).read_row_group(piece.row_group).to_pandas()
+    frame.index = pd.RangeIndex(piece.first_row, piece.first_row + len(frame))
+    return frame
 
 
 def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True) -> LeadData:
     """Read `leads` and `events` from a folder and enforce their contract."""
     rejects = Rejects()
-    leads_path, events_path = _table_file(folder, "leads"), _table_file(folder, "events")
-    leads = _read_table(leads_path, sep)
+    leads_src, events_src = table_source(folder, "leads"), table_source(folder, "events")
+    leads = _concat(
+        [check_leads(read_piece(p, sep), p, rejects, require_outcome) for p in pieces(leads_src)]
+    )
+    check_unique_ids(leads["lead_id"], str(leads_src), rows=not leads_src.is_dir())
+    ids = pd.Index(leads["lead_id"])
+    events = _concat(
+        [check_events(read_piece(p, sep), p, ids, rejects) for p in pieces(events_src)]
+    )
+    return LeadData(
+        kind="crm",
+        leads=leads,
+        events=events,
+        id_column="lead_id",
+        target="converted" if "converted" in leads else None,
+        date_column="created_at",
+        rejects=rejects,
+        source={
+            "paths": [str(leads_src), str(events_src)],
+            "hash": file_hash(_files(leads_src) + _files(events_src)),
+        },
+    )
+
+
+def _files(source: Path) -> list[Path]:
+    return sorted(source.glob("*.parquet")) if source.is_dir() else [source]
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    # one file keeps each row's position as its index (rejects name it); parts are renumbered
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def check_leads(
+    leads: pd.DataFrame, piece: Piece, rejects: Rejects, require_outcome: bool = True
+) -> pd.DataFrame:
+    """The rows of one piece of the leads table that keep the contract, typed; the rest go to
+    `rejects`. Repeated ids are checked over the whole table by `check_unique_ids`."""
+    path = piece.path
     for col in LEAD_COLUMNS + (OUTCOME_COLUMNS[:1] if require_outcome else []):
         if col not in leads:
             raise _missing_column(
-                leads_path, col, leads, "lead id, creation time and outcome are required"
+                path, col, leads, "lead id, creation time and outcome are required"
             )
-    leads = leads.reset_index(drop=True)
-    rows = _RowCheck(leads_path, leads, "lead_id", rejects)
+    rows = _RowCheck(piece, leads, "lead_id", rejects)
     rows.reject(leads["lead_id"].isna().to_numpy(bool), "lead_id", "missing lead id")
-    _check_unique_ids(leads_path, leads[rows.keep], "lead_id")
     created, bad = parse_dates(leads["created_at"])
     iso = "Export timestamps as ISO 8601 (2026-05-31 14:02:00)."
     rows.check(bad | created.isna().to_numpy(bool), "created_at", "dates", iso, "not a date")
@@ -311,7 +417,7 @@ def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True)
         leads["converted"] = conv
         if require_outcome and "converted_at" not in leads:
             why = "needed to know whether a conversion happened after the cut-off"
-            raise _missing_column(leads_path, "converted_at", leads, why)
+            raise _missing_column(path, "converted_at", leads, why)
         if "converted_at" in leads:
             conv_at, bad = parse_dates(leads["converted_at"])
             bad |= (conv == 1) & conv_at.isna().to_numpy(bool) & require_outcome
@@ -320,36 +426,22 @@ def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True)
     for col in PROFILE_COLUMNS:
         if col not in leads:
             leads[col] = pd.Series(pd.NA, index=leads.index, dtype="string")
-    leads = leads.loc[rows.keep]  # the index keeps each row's position in the file, for rejects
-    events = _load_events(events_path, leads, sep, rejects)
-    return LeadData(
-        kind="crm",
-        leads=leads,
-        events=events,
-        id_column="lead_id",
-        target="converted" if "converted" in leads else None,
-        date_column="created_at",
-        rejects=rejects,
-        source={
-            "paths": [str(leads_path), str(events_path)],
-            "hash": file_hash([leads_path, events_path]),
-        },
-    )
+    return leads.loc[rows.keep]  # the index keeps each row's position in the file, for rejects
 
 
-def _load_events(
-    path: Path, leads: pd.DataFrame, sep: str | None, rejects: Rejects
+def check_events(
+    events: pd.DataFrame, piece: Piece, lead_ids: pd.Index, rejects: Rejects
 ) -> pd.DataFrame:
-    events = _read_table(path, sep)
+    """The events of one piece that keep the contract and belong to a lead in `lead_ids`,
+    as (lead_id, occurred_at, event_type, page); the rest go to `rejects`."""
     for col in EVENT_COLUMNS:
         if col not in events:
             raise _missing_column(
-                path, col, events, "every event needs a lead id, a time and a type"
+                piece.path, col, events, "every event needs a lead id, a time and a type"
             )
-    events = events.reset_index(drop=True)
     if "page" not in events:
         events["page"] = ""
-    rows = _RowCheck(path, events, "lead_id", rejects)
+    rows = _RowCheck(piece, events, "lead_id", rejects)
     when, bad = parse_dates(events["occurred_at"])
     iso = "Export timestamps as ISO 8601."
     rows.check(bad | when.isna().to_numpy(bool), "occurred_at", "dates", iso, "not a date")
@@ -357,7 +449,7 @@ def _load_events(
     rows.reject(
         etype < 0, "event_type", f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
     )
-    owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
+    owner = lead_ids.get_indexer(events["lead_id"])
     rows.reject(owner < 0, "lead_id", "no lead with this id in leads (or the lead was rejected)")
     keep = rows.keep
     pages = ("", *PAGE_KINDS)
@@ -413,9 +505,9 @@ def load_flat(
     if id_column is None:
         id_column = "row_id"
         frame.insert(0, id_column, (np.arange(len(frame)) + 1).astype(str))
-    rows = _RowCheck(path, frame, id_column, rejects)
+    rows = _RowCheck(Piece(path, path.name), frame, id_column, rejects)
     rows.reject(frame[id_column].isna().to_numpy(bool), id_column, "missing lead id")
-    _check_unique_ids(path, frame[rows.keep], id_column)
+    check_unique_ids(frame[id_column][rows.keep], str(path), id_column)
     if target is not None and target in frame:
         y, bad = parse_binary(frame[target])
         seen = ", ".join(map(repr, frame[target].dropna().astype(str).unique()[:8]))

@@ -251,9 +251,16 @@ class Features:
 
 
 def _vocabulary(values: pd.Series, max_categories: int) -> list[str]:
-    counts = values.dropna().astype(str).value_counts()
+    return vocabulary_from_counts(values.dropna().astype(str).value_counts(), max_categories)
+
+
+def vocabulary_from_counts(counts: pd.Series, max_categories: int) -> list[str]:
+    """The categories a model learns: values seen at least MIN_CATEGORY_COUNT times, the most
+    frequent `max_categories` of them (ties by name, so partial counts added up in any order
+    give the same vocabulary)."""
     counts = counts[counts >= MIN_CATEGORY_COUNT]
-    return sorted(counts.index[:max_categories].tolist())
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:max_categories]
+    return sorted(str(k) for k, _ in ranked)
 
 
 # CRM fit features: name -> (lead field it comes from, per-value normaliser)
@@ -271,6 +278,15 @@ def _crm_fit_columns(leads: pd.DataFrame) -> dict[str, pd.Series]:
     return {
         name: pd.Series(per_value(leads[field_name], fn), index=leads.index, dtype=object)
         for name, (field_name, fn) in CRM_FIT.items()
+    }
+
+
+def crm_category_counts(leads: pd.DataFrame) -> dict[str, pd.Series]:
+    """How often each normalised fit value occurs among `leads`; counts of parts of the leads
+    add up to the counts of the whole (the Dask engine counts per partition)."""
+    return {
+        name: series.dropna().astype(str).value_counts()
+        for name, series in _crm_fit_columns(leads).items()
     }
 
 
@@ -317,13 +333,18 @@ def _infer_flat_columns(
     return specs, skipped
 
 
-def fit_spec(data, config) -> FeatureSpec:
-    """Decide the features from the training leads (column kinds, vocabularies, windows)."""
+def fit_spec(data, config, counts: dict[str, pd.Series] | None = None) -> FeatureSpec:
+    """Decide the features from the training leads (column kinds, vocabularies, windows).
+
+    CRM models may be given the category `counts` of the training rows instead of the rows
+    themselves (`data.leads` is then not read), for leads that do not fit in one process.
+    """
     fc = config.features
     if data.kind == "crm":
-        fit = _crm_fit_columns(data.leads)
+        counts = crm_category_counts(data.leads) if counts is None else counts
         cats = {
-            name: _vocabulary(series, config.flat.max_categories) for name, series in fit.items()
+            name: vocabulary_from_counts(counts[name], config.flat.max_categories)
+            for name in CRM_FIT
         }
         names = CRM_CATEGORIES + ["lead_age_days"] + _engagement_names(fc.windows_days)
         if (

@@ -12,6 +12,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,11 @@ def crm_cutoff(data: dataset.LeadData, horizon_days: int) -> pd.Timestamp:
         stamps.append(data.leads["converted_at"].max())
     if data.events is not None and len(data.events):
         stamps.append(data.events["occurred_at"].max())
+    return cutoff_before(stamps, horizon_days)
+
+
+def cutoff_before(stamps: list, horizon_days: int) -> pd.Timestamp:
+    """The latest of `stamps` minus the horizon, rounded up to midnight."""
     last = max(pd.Timestamp(s) for s in stamps if pd.notna(s))
     return (last - pd.Timedelta(days=horizon_days)).ceil("D")
 
@@ -83,6 +89,59 @@ def _population(
     pop = (created < cut) & ~(conv & (conv_at <= cut))
     y = conv & (conv_at > cut) & (conv_at <= cut + horizon)
     return pop, y
+
+
+def population_counts(leads: pd.DataFrame, cuts: list, horizon_days: int) -> np.ndarray:
+    """How many leads are in the training population at each cut-off."""
+    horizon = np.timedelta64(horizon_days, "D")
+    return np.array([_population(leads, np.datetime64(c, "ns"), horizon)[0].sum() for c in cuts])
+
+
+def plan_cutoffs(
+    config: TrainConfig, last: pd.Timestamp, count: Callable[[list], np.ndarray]
+) -> list[np.datetime64]:
+    """The cut-offs to learn from, newest first. `count(cuts)` gives the population at each
+    cut-off (over all leads, however they are stored)."""
+    lc = config.label
+    every = pd.Timedelta(days=lc.snapshot_every_days or lc.horizon_days)
+    if lc.snapshots == "auto":
+        pop0 = int(count([last.to_datetime64()])[0])
+        wanted = int(np.clip(np.ceil(AUTO_SNAPSHOT_ROWS / max(pop0, 1)), 4, 8))
+    else:
+        wanted = lc.snapshots
+    cuts = [(last - j * every).to_datetime64().astype("datetime64[ns]") for j in range(wanted)]
+    sizes = count(cuts)
+    if sizes[0] == 0:
+        raise dataset.ContractError(
+            f"no lead was created before the cut-off {last} without having converted already; set label.as_of to a later date"
+        )
+    kept = [cuts[0]]
+    for j in range(1, wanted):
+        if sizes[j] < MIN_SNAPSHOT_ROWS:
+            break
+        kept.append(cuts[j])
+    return kept
+
+
+def label_rows(leads: pd.DataFrame, cuts: list, horizon_days: int) -> pd.DataFrame:
+    """One row per lead and cut-off where the lead is in the population, with the cut-off
+    (`_as_of`), its rank (`_snapshot`, 0 = newest) and the label (`_y`)."""
+    horizon = np.timedelta64(horizon_days, "D")
+    frames = []
+    for j, cut in enumerate(cuts):
+        pop, y = _population(leads, np.datetime64(cut, "ns"), horizon)
+        n = int(pop.sum())
+        frames.append(
+            leads.loc[pop].assign(
+                _as_of=np.full(n, cut, dtype="datetime64[ns]"),
+                _snapshot=np.full(n, j),
+                _y=y[pop].astype(float),
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+LABEL_COLUMNS = ["_as_of", "_snapshot", "_y"]
 
 
 def label(data: dataset.LeadData, config: TrainConfig) -> Labelled:
@@ -107,47 +166,34 @@ def label(data: dataset.LeadData, config: TrainConfig) -> Labelled:
             }
         return Labelled(data.leads, None, y, None, None, order, summary)
     lc = config.label
-    horizon = np.timedelta64(lc.horizon_days, "D")
-    every = pd.Timedelta(days=lc.snapshot_every_days or lc.horizon_days)
     last = pd.Timestamp(lc.as_of) if lc.as_of else crm_cutoff(data, lc.horizon_days)
-    pop0, _ = _population(data.leads, last.to_datetime64(), horizon)
-    if lc.snapshots == "auto":
-        wanted = int(np.clip(np.ceil(AUTO_SNAPSHOT_ROWS / max(pop0.sum(), 1)), 4, 8))
-    else:
-        wanted = lc.snapshots
-    frames, ys, cuts, snaps = [], [], [], []
-    for j in range(wanted):
-        cut = (last - j * every).to_datetime64()
-        pop, y = _population(data.leads, cut, horizon)
-        if pop.sum() < MIN_SNAPSHOT_ROWS and j > 0:
-            break
-        frames.append(data.leads.loc[pop])
-        ys.append(y[pop])
-        cuts.append(np.full(pop.sum(), cut, dtype="datetime64[ns]"))
-        snaps.append(np.full(pop.sum(), j))
-    if not frames or len(frames[0]) == 0:
-        raise dataset.ContractError(
-            f"no lead was created before the cut-off {last} without having converted already; set label.as_of to a later date"
-        )
-    leads = pd.concat(frames, ignore_index=True)
-    as_of, snapshot, y = (
-        np.concatenate(cuts),
-        np.concatenate(snaps),
-        np.concatenate(ys).astype(float),
-    )
+    cuts = plan_cutoffs(config, last, lambda c: population_counts(data.leads, c, lc.horizon_days))
+    rows = label_rows(data.leads, cuts, lc.horizon_days)
+    as_of, snapshot, y = (rows.pop(c).to_numpy() for c in LABEL_COLUMNS)
+    leads = rows
     order = np.lexsort((leads["created_at"].to_numpy(), as_of))
-    summary = {
-        "rows": int(len(y)),
-        "leads": int(leads["lead_id"].nunique()),
-        "as_of": str(last),
-        "cutoffs": [str(pd.Timestamp(last - j * every).date()) for j in range(len(frames))],
-        "horizon_days": lc.horizon_days,
-        "events": int(len(data.events)) if data.events is not None else 0,
-        "date_min": str(leads["created_at"].min()),
-        "date_max": str(leads["created_at"].max()),
-        "conversion_rate": round(float(y.mean()), 4),
+    summary = crm_summary(
+        config, cuts, len(y), leads["lead_id"].nunique(),
+        len(data.events) if data.events is not None else 0,
+        leads["created_at"].min(), leads["created_at"].max(), float(y.mean()),
+    )  # fmt: skip
+    return Labelled(leads, data.events, y.astype(float), as_of, snapshot, order, summary)
+
+
+def crm_summary(
+    config: TrainConfig, cuts: list, rows: int, leads: int, events: int, first, last, rate: float
+) -> dict[str, Any]:
+    return {
+        "rows": int(rows),
+        "leads": int(leads),
+        "as_of": str(pd.Timestamp(cuts[0])),
+        "cutoffs": [str(pd.Timestamp(c).date()) for c in cuts],
+        "horizon_days": config.label.horizon_days,
+        "events": int(events),
+        "date_min": str(first),
+        "date_max": str(last),
+        "conversion_rate": round(rate, 4),
     }
-    return Labelled(leads, data.events, y, as_of, snapshot, order, summary)
 
 
 def split(lab: Labelled, config: TrainConfig) -> dict[str, np.ndarray]:
@@ -191,14 +237,15 @@ def split(lab: Labelled, config: TrainConfig) -> dict[str, np.ndarray]:
 
 
 def _truth_metrics(
-    data_path: Path, lab: Labelled, rows: np.ndarray, y: np.ndarray
+    data_path: Path, keys: pd.DataFrame | None, horizon_days: int | None, y: np.ndarray
 ) -> tuple[dict | None, str]:
-    """Bayes-optimal metrics on the test rows from the synthetic truth file, when there is one."""
+    """Bayes-optimal metrics on the test rows (`keys`: their lead_id and _as_of) from the
+    synthetic truth file, when there is one."""
     found = synth.read_truth(data_path) if data_path.is_dir() else None
     if found is None:
         return None, ""
     truth, meta = found
-    if lab.as_of is None or lab.summary["horizon_days"] != meta["horizon_days"]:
+    if keys is None or horizon_days != meta["horizon_days"]:
         return (
             None,
             f"truth file is for a {meta['horizon_days']}-day horizon; Bayes-optimal figures skipped",
@@ -206,8 +253,8 @@ def _truth_metrics(
     key = pd.MultiIndex.from_arrays([truth["lead_id"].astype(str), truth["as_of"].astype(str)])
     want = pd.MultiIndex.from_arrays(
         [
-            lab.leads["lead_id"].iloc[rows].astype(str).to_numpy(),
-            pd.to_datetime(lab.as_of[rows]).strftime("%Y-%m-%d"),
+            keys["lead_id"].astype(str).to_numpy(),
+            pd.to_datetime(keys["_as_of"]).dt.strftime("%Y-%m-%d").to_numpy(),
         ]
     )
     p = pd.Series(truth["true_probability"].to_numpy(), index=key).reindex(want).to_numpy()
@@ -219,22 +266,22 @@ def _truth_metrics(
     return evaluate.metrics(y, p), ""
 
 
-def _input_example(scorer: LeadScorer, lab: Labelled, rows: np.ndarray) -> pd.DataFrame:
+def input_example(
+    spec: features.FeatureSpec, leads: pd.DataFrame, events: pd.DataFrame | None, as_of
+) -> pd.DataFrame:
     """A few raw test leads in the shape the pyfunc takes (no personal data)."""
-    spec = scorer.spec
-    fields = [c for c in spec.input_fields() if c in lab.leads]
-    leads = lab.leads.iloc[rows][fields]
+    fields = [c for c in spec.input_fields() if c in leads]
+    leads = leads[fields]
     leads = leads.assign(**{spec.id_column: leads[spec.id_column].astype(str)})
     if spec.kind != "crm":
         numeric = [c.name for c in spec.columns if c.kind == "numeric" and c.name in leads]
         return leads.assign(
             **{c: pd.to_numeric(leads[c], errors="coerce").astype(float) for c in numeric}
         ).reset_index(drop=True)
-    assert lab.as_of is not None and lab.events is not None  # CRM rows always have both
-    cut = pd.Timestamp(lab.as_of[rows].max())
-    ev = lab.events
-    ev = ev[ev["lead_id"].isin(leads["lead_id"]) & (ev["occurred_at"] < cut)]
-    return dataset.events_to_records(leads, ev, lab.as_of[rows]).reset_index(drop=True)
+    assert events is not None  # CRM rows always have events (maybe none of them)
+    cut = pd.Timestamp(np.max(as_of))
+    ev = events[events["lead_id"].isin(leads["lead_id"]) & (events["occurred_at"] < cut)]
+    return dataset.events_to_records(leads, ev, as_of).reset_index(drop=True)
 
 
 def _importance(scorer: LeadScorer) -> pd.DataFrame:
@@ -284,9 +331,58 @@ class Stages:
         self.bar.close()
 
 
-def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[TrainResult, dict]:
-    """Everything up to (not including) MLflow: returns the result and the files to log."""
+@dataclass
+class Prepared:
+    """What an engine (this module's in-memory one, or `leadml.dask_engine`) hands to the
+    steps every engine shares: the spec and booster, the raw scores of the calibration and
+    test rows, and ways to reach the test rows again."""
+
+    kind: str
+    source: dict
+    target: str | None
+    rejects: dataset.Rejects
+    summary: dict
+    split_method: str
+    slices: dict[str, int]
+    spec: features.FeatureSpec
+    booster: Any
+    crossfit: bool
+    raw_cal: np.ndarray
+    y_cal: np.ndarray
+    raw_test: np.ndarray
+    y_test: np.ndarray
+    test_keys: pd.DataFrame | None  # CRM: lead_id and _as_of of each test row
+    baseline_rows: tuple[pd.DataFrame, np.ndarray] | None  # what the baseline learns from
+    on_test: Callable[[Callable[[pd.DataFrame], np.ndarray]], np.ndarray]  # fn over test features
+    score_test: Callable[[LeadScorer], np.ndarray | None]  # another model on the test leads
+    example: Callable[[int], pd.DataFrame]  # a few raw test leads, as the pyfunc takes them
+    warnings: list[str] = field(default_factory=list)
+
+
+def fit(
+    data_path: Path, config: TrainConfig, progress: bool = False, engine: Any = None
+) -> tuple[TrainResult, dict]:
+    """Everything up to (not including) MLflow: returns the result and the files to log.
+
+    `engine` is None for the in-memory engine, or a `leadml.dask_engine.DaskEngine`, which
+    reads, labels, builds features and boosts on a Dask cluster; the last steps (calibration,
+    bands, baseline, evaluation, model card) are the same for both.
+    """
     steps = Stages(6, progress)
+    prepare = _prepare if engine is None else engine.prepare
+    prep = prepare(Path(data_path), config, steps, progress)
+    return _finish(Path(data_path), config, prep, steps)
+
+
+def _leak_warnings(X: pd.DataFrame, y: np.ndarray, spec, config: TrainConfig) -> list[str]:
+    return [
+        f"leakage guard: column {col!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored."
+        for col, auc in evaluate.find_leaks(X, y, spec.labels, config.leakage_auc)
+    ]
+
+
+def _prepare(data_path: Path, config: TrainConfig, steps: Stages, progress: bool) -> Prepared:
+    """The in-memory engine: everything up to the raw scores of the calibration slice."""
     steps.next("reading data")
     data = load_for_training(data_path, config)
     steps.next("labelling cut-offs")
@@ -296,7 +392,6 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
             f"{data_path}: every lead in the training population has the same outcome ({lab.y[0]:.0f}); a model needs both conversions and non-conversions"
         )
     parts = split(lab, config)
-    warnings: list[str] = []
     spec_data = dataset.LeadData(
         data.kind,
         lab.leads.iloc[parts["train"]],
@@ -323,11 +418,7 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
             raise dataset.ContractError(
                 f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed"
             )
-
-    for col, auc in evaluate.find_leaks(X["train"], Y["train"], spec.labels, config.leakage_auc):
-        warnings.append(
-            f"leakage guard: column {col!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored."
-        )
+    warnings = _leak_warnings(X["train"], Y["train"], spec, config)
     for col, why in spec.skipped.items():
         log.info("column %r not used: %s", col, why)
 
@@ -359,48 +450,86 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         )
         raw_cal = np.asarray(booster.predict(X["calibration"].to_numpy(), raw_score=True))
         y_cal = Y["calibration"]
+    Xb = pd.concat([X["train"], X["valid"]])
+    Yb = np.concatenate([Y["train"], Y["valid"]])
+    if len(Yb) > config.model.baseline_max_rows:
+        keep = np.random.default_rng(0).choice(
+            len(Yb), config.model.baseline_max_rows, replace=False
+        )
+        Xb, Yb = Xb.iloc[keep], Yb[keep]
+    test = pos["test"]
+    test_as_of = None if lab.as_of is None else lab.as_of[test]
+
+    def score_test(other: LeadScorer) -> np.ndarray | None:
+        leads = lab.leads.iloc[test]
+        out, _ = other.score_leads(leads, lab.events, as_of=test_as_of)
+        return out["probability"].to_numpy() if len(out) == len(leads) else None
+
+    def example(k: int) -> pd.DataFrame:
+        return input_example(
+            spec,
+            lab.leads.iloc[test[:k]],
+            lab.events,
+            None if test_as_of is None else test_as_of[:k],
+        )
+
+    return Prepared(
+        kind=data.kind, source=data.source, target=data.target, rejects=data.rejects,
+        summary=lab.summary, split_method=str(parts["method"][0]),
+        slices={k: int(len(v)) for k, v in pos.items()}, spec=spec, booster=booster,
+        crossfit=crossfit, raw_cal=raw_cal, y_cal=y_cal,
+        raw_test=np.asarray(booster.predict(X["test"].to_numpy(), raw_score=True)),
+        y_test=Y["test"],
+        test_keys=None if lab.as_of is None else pd.DataFrame(
+            {"lead_id": lab.leads["lead_id"].iloc[test].to_numpy(), "_as_of": test_as_of}
+        ),
+        baseline_rows=(Xb, Yb), on_test=lambda fn: fn(X["test"]), score_test=score_test,
+        example=example, warnings=warnings,
+    )  # fmt: skip
+
+
+def _finish(
+    data_path: Path, config: TrainConfig, prep: Prepared, steps: Stages
+) -> tuple[TrainResult, dict]:
+    """Calibration, bands, baseline, evaluation and the model card: the same for every engine."""
     steps.next("calibrating and baseline")
-    cal = Calibrator(config.model.calibration, sc.seed).fit(raw_cal, y_cal)
-    p_cal = cal.transform(raw_cal)
-    thresholds = bands.fit_thresholds(config.bands, p_cal)
+    sc = config.split
+    spec, booster = prep.spec, prep.booster
+    cal = Calibrator(config.model.calibration, sc.seed).fit(prep.raw_cal, prep.y_cal)
+    thresholds = bands.fit_thresholds(config.bands, cal.transform(prep.raw_cal))
     scorer = LeadScorer(spec, booster, cal, thresholds)
-    p_test = scorer.probability(X["test"])
+    y_test = prep.y_test
+    p_test = cal.transform(prep.raw_test)
     band_test = bands.to_band(p_test, thresholds)
-    m = evaluate.metrics(Y["test"], p_test)
-    baseline = None
-    if config.model.baseline:
-        Xb = pd.concat([X["train"], X["valid"]])
-        Yb = np.concatenate([Y["train"], Y["valid"]])
-        if len(Yb) > config.model.baseline_max_rows:
-            keep = np.random.default_rng(0).choice(
-                len(Yb), config.model.baseline_max_rows, replace=False
-            )
-            Xb, Yb = Xb.iloc[keep], Yb[keep]
-        p_base = fit_baseline(Xb, Yb, spec, config.split.seed).predict_proba(X["test"])[:, 1]
-        baseline = evaluate.metrics(Y["test"], p_base)
-    else:
-        p_base = None
+    m = evaluate.metrics(y_test, p_test)
+    baseline, p_base = None, None
+    if config.model.baseline and prep.baseline_rows is not None:
+        model = fit_baseline(*prep.baseline_rows, spec, sc.seed)
+        p_base = prep.on_test(lambda X: model.predict_proba(X)[:, 1])
+        baseline = evaluate.metrics(y_test, p_base)
     steps.next("evaluating")
-    bayes, note = _truth_metrics(data_path, lab, pos["test"], Y["test"])
+    warnings = list(prep.warnings)
+    horizon = prep.summary.get("horizon_days")
+    bayes, note = _truth_metrics(data_path, prep.test_keys, horizon, y_test)
     if note:
         warnings.append(note)
 
-    band_table = evaluate.band_backtest(Y["test"], p_test, band_test)
-    reliability = evaluate.reliability_table(Y["test"], p_test)
-    lift = evaluate.lift_table(Y["test"], p_test)
+    band_table = evaluate.band_backtest(y_test, p_test, band_test)
+    reliability = evaluate.reliability_table(y_test, p_test)
+    lift = evaluate.lift_table(y_test, p_test)
     importance = _importance(scorer)
     summary = {
-        **lab.summary,
-        "kind": data.kind,
+        **prep.summary,
+        "kind": prep.kind,
         "path": str(data_path),
-        "hash": data.source["hash"],
-        "rejected_rows": len(data.rejects),
-        "split": str(parts["method"][0]),
-        "slices": {k: int(len(v)) for k, v in pos.items()},
+        "hash": prep.source["hash"],
+        "rejected_rows": len(prep.rejects),
+        "split": prep.split_method,
+        "slices": prep.slices,
         "features": len(spec.feature_names),
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
         "calibration": cal.method_,
-        "crossfit_folds": sc.crossfit_folds if crossfit else 0,
+        "crossfit_folds": sc.crossfit_folds if prep.crossfit else 0,
         "seconds": steps.seconds,
     }
     scorer.card = {
@@ -412,7 +541,7 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
         "thresholds": thresholds.as_dict(),
         "band_backtest": band_table.to_dict("records"),
         "features": [{"name": n, "label": spec.labels.get(n, n)} for n in spec.feature_names],
-        "target": data.target,
+        "target": prep.target,
         "missing_values": list(config.flat.missing_values),
         "horizon_days": config.label.horizon_days,
         "warnings": warnings,
@@ -423,8 +552,8 @@ def fit(data_path: Path, config: TrainConfig, progress: bool = False) -> tuple[T
     )
     files = {
         "reliability": reliability, "lift": lift, "importance": importance, "bands": band_table,
-        "rejects": data.rejects.frame, "lab": lab, "test_rows": pos["test"], "y_test": Y["test"],
-        "p_test": p_test, "p_base": p_base, "config": config,
+        "rejects": prep.rejects.frame, "y_test": y_test, "p_test": p_test, "p_base": p_base,
+        "config": config, "score_test": prep.score_test, "example": prep.example,
     }  # fmt: skip
     return result, files
 
@@ -453,22 +582,14 @@ def _write_artefacts(out: Path, result: TrainResult, files: dict) -> None:
     )
 
 
-def _champion_metric(
-    settings: Settings, version: str, result: TrainResult, files: dict, metric: str
-) -> float | None:
+def _champion_metric(settings: Settings, version: str, files: dict, metric: str) -> float | None:
     """The current champion's metric on the new test leads, or None when it cannot score them."""
     from leadml import tracking
 
     try:
         champ = tracking.load_scorer(settings, f"models:/{settings.model_name}/{version}")
-        lab = files["lab"]
-        leads = lab.leads.iloc[files["test_rows"]]
-        out, _ = champ.score_leads(
-            leads, lab.events, as_of=None if lab.as_of is None else lab.as_of[files["test_rows"]]
-        )
-        if len(out) != len(leads):
-            return None
-        return evaluate.metrics(files["y_test"], out["probability"].to_numpy())[metric]
+        p = files["score_test"](champ)
+        return None if p is None else evaluate.metrics(files["y_test"], p)[metric]
     except (KeyError, ValueError, FileNotFoundError) as exc:
         log.warning(
             "champion v%s cannot score the new test leads (%s)", version, type(exc).__name__
@@ -482,12 +603,15 @@ def train(
     settings: Settings,
     progress: bool = False,
     register: bool = True,
+    engine: Any = None,
 ) -> TrainResult:
-    """Train, evaluate, log to MLflow, register as challenger, promote to champion when as good."""
+    """Train, evaluate, log to MLflow, register as challenger, promote to champion when as good.
+
+    `engine`: None for in memory, or a `leadml.dask_engine.DaskEngine` (see `fit`)."""
     from leadml import tracking
 
     data_path = Path(data_path)
-    result, files = fit(data_path, config, progress)
+    result, files = fit(data_path, config, progress, engine)
     rejects_dir = settings.home / "out"
     rejects_dir.mkdir(parents=True, exist_ok=True)
     result.rejects_path = rejects_dir / "train-rejects.csv"
@@ -498,7 +622,7 @@ def train(
         art = Path(tmp) / "evaluation"
         _write_artefacts(art, result, files)
         scorer_dir = result.scorer.save(Path(tmp) / "scorer")
-        example = _input_example(result.scorer, files["lab"], files["test_rows"][:3])
+        example = files["example"](3)
         flat_metrics = {f"test_{k}": v for k, v in result.metrics.items()}
         flat_metrics |= {f"baseline_{k}": v for k, v in (result.baseline or {}).items()}
         flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
@@ -519,7 +643,7 @@ def promote_if_better(settings: Settings, result: TrainResult, files: dict, metr
     if current is None:
         result.promoted, result.promotion_note = True, "no champion yet"
     else:
-        theirs = _champion_metric(settings, current, result, files, metric)
+        theirs = _champion_metric(settings, current, files, metric)
         if theirs is None:
             result.promotion_note = f"champion v{current} cannot score this data; promote by hand with `leadml promote --version {result.version}`"
         else:
