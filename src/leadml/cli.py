@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -15,6 +16,8 @@ EPILOG = """examples:
   leadml train --data data/sample
   leadml train --data leads.csv --target Converted --id "Prospect ID" --drop Tags,"Lead Quality"
   leadml score --data data/sample --out out/scores.csv
+  leadml train --data data/big --engine dask --scheduler tcp://scheduler:8786
+  leadml score --data data/big --out out/scores.parquet --engine dask
   leadml promote --version 3
   leadml serve --port 8000
   leadml rules compare --rules data/rules/sample_rules.yaml
@@ -43,7 +46,7 @@ def cmd_synth(args) -> int:
     steps = _progress(2, "synth", args.quiet)
     result = synth.make_crm(args.leads, args.seed)
     steps.update(1)
-    paths = synth.write_crm(result, args.out, args.format)
+    paths = synth.write_crm(result, args.out, args.format, args.parts)
     steps.update(1)
     steps.close()
     m = result.meta
@@ -127,13 +130,34 @@ def print_train_report(result, settings) -> None:
         print(f"champion exported to {result.export_path}")
 
 
+@contextlib.contextmanager
+def _engine(args):
+    """None for the in-memory engine; a connected DaskEngine for --engine dask."""
+    if args.engine != "dask":
+        if args.scheduler or args.dask_workers:
+            raise SystemExit("error: --scheduler and --dask-workers need --engine dask")
+        yield None
+        return
+    from leadml.dask_engine import DaskEngine
+
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    with DaskEngine.connect(scheduler, args.dask_workers) as engine:
+        where = scheduler or "a local cluster"
+        print(f"dask: {engine.workers} worker(s) on {where}", flush=True)
+        yield engine
+
+
 def cmd_train(args) -> int:
     from leadml.train import train
 
     settings = _settings()
     cfg = _config(args)
     t0 = time.perf_counter()
-    result = train(args.data, cfg, settings, progress=not args.quiet, register=not args.no_register)
+    with _engine(args) as engine:
+        result = train(
+            args.data, cfg, settings, progress=not args.quiet, register=not args.no_register,
+            engine=engine,
+        )  # fmt: skip
     print_train_report(result, settings)
     print(f"\ntrained in {time.perf_counter() - t0:.1f}s")
     return 0
@@ -144,7 +168,8 @@ def cmd_score(args) -> int:
 
     settings = _settings()
     t0 = time.perf_counter()
-    s = score_file(args.data, args.out, settings, args.model, args.sep, args.as_of)
+    with _engine(args) as engine:
+        s = score_file(args.data, args.out, settings, args.model, args.sep, args.as_of, engine)
     print(
         f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s"
         + (f" (as of {s.as_of})" if s.as_of else "")
@@ -275,6 +300,30 @@ def cmd_config(args) -> int:
     return 0
 
 
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="local: in this process (default). dask: on a Dask cluster, for CRM tables whose "
+        "events outgrow memory (Parquet parts are read a row group at a time; score writes "
+        "--out as a folder of Parquet parts, or one CSV when it ends in .csv)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: the scheduler to use, e.g. tcp://10.0.0.5:8786 (default: "
+        "DASK_SCHEDULER_ADDRESS, else a local cluster); see README 'Scaling out on Dask'",
+    )
+    p.add_argument(
+        "--dask-workers",
+        type=int,
+        metavar="N",
+        help="with --engine dask and no scheduler: worker processes of the local cluster "
+        "(default: one per core)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
@@ -306,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="file format (auto: Parquet from 100k leads)",
     )
+    s.add_argument(
+        "--parts",
+        type=int,
+        default=1,
+        help="write the events as a folder of this many Parquet files (default 1: one file)",
+    )
     s.set_defaults(func=cmd_synth)
 
     t = sub.add_parser(
@@ -328,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--no-register", action="store_true", help="fit and evaluate only; nothing goes to MLflow"
     )
+    _engine_options(t)
     t.set_defaults(func=cmd_train)
 
     c = sub.add_parser(
@@ -352,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of",
         help="CRM: cut-off time for engagement features (default: latest activity in the data)",
     )
+    _engine_options(c)
     c.set_defaults(func=cmd_score)
 
     r = sub.add_parser(
@@ -442,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from leadml.config import ConfigError
+    from leadml.config import ConfigError, EngineError
     from leadml.dataset import ContractError
     from leadml.rules import RulesError
 
@@ -454,16 +511,19 @@ def main(argv: list[str] | None = None) -> int:
     # boosting 3x slower whenever anything else ran (benchmarks/RESULTS.md, contention).
     # Read when LightGBM is first imported, which the subcommands do lazily.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Dask sets its own log levels when imported; its shuffle logs routine steps as warnings
+    if not args.verbose:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     warnings.filterwarnings("ignore", module=r"mlflow\..*")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("mlflow", "alembic", "urllib3"):
+    for noisy in ("mlflow", "alembic", "urllib3", "distributed"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return args.func(args)
-    except (ContractError, ConfigError, RulesError, FileNotFoundError) as exc:
+    except (ContractError, ConfigError, RulesError, EngineError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

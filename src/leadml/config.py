@@ -16,6 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
+class EngineError(RuntimeError):
+    """The engine asked for (a Dask cluster) cannot do the job; the message says what to change."""
+
+
 class ConfigError(ValueError):
     """A config file or setting a person has to fix."""
 

@@ -84,7 +84,12 @@ class Rejects:
     def frame(self) -> pd.DataFrame:
         if not self.parts:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS})
-        return pd.concat(self.parts, ignore_index=True)
+        f = pd.concat(self.parts, ignore_index=True)
+        # files in the order they were read, rows in file order: the same whichever engine
+        # (or piece of a file) found them first
+        file_order = pd.Series(pd.factorize(f["file"])[0], index=f.index)
+        order = np.lexsort((f["row"].to_numpy(), file_order.to_numpy()))
+        return f.iloc[order].reset_index(drop=True)
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)

@@ -113,25 +113,59 @@ class _ProgressCallback:
         self.bar.update(1)
 
 
-def fit_booster(
-    X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray | None, y_valid: np.ndarray | None,
-    spec: FeatureSpec, cfg: ModelConfig, seed: int = 7, progress: bool = False,
-) -> lgb.Booster:  # fmt: skip
-    """LightGBM with early stopping on the validation slice (none: exactly max_rounds); native categories."""
-    cat_idx = [spec.feature_names.index(c) for c in spec.categorical]
+def booster_params(spec: FeatureSpec, cfg: ModelConfig, seed: int) -> dict[str, Any]:
+    """LightGBM parameters from the model config, the same for every engine."""
     params = {
         "objective": "binary", "metric": "binary_logloss", "learning_rate": cfg.learning_rate,
         "num_leaves": cfg.num_leaves, "min_data_in_leaf": cfg.min_child_samples,
         "feature_fraction": cfg.feature_fraction, "bagging_fraction": cfg.bagging_fraction, "bagging_freq": 1,
         "lambda_l2": cfg.lambda_l2, "cat_smooth": cfg.cat_smooth, "min_data_per_group": cfg.min_data_per_group,
-        "num_threads": cfg.threads, "seed": seed, "verbosity": -1, "deterministic": True, "force_row_wise": True,
+        "seed": seed, "verbosity": -1, "deterministic": True, "force_row_wise": True,
     }  # fmt: skip
     if cfg.monotone:
         params["monotone_constraints"] = spec.monotone_constraints()
         params["monotone_constraints_method"] = "advanced"
-    names = [
-        f"f{i}" for i in range(len(spec.feature_names))
-    ]  # LightGBM-safe names; labels live in the spec
+    return params
+
+
+def lgb_names(spec: FeatureSpec) -> list[str]:
+    """LightGBM-safe column names (f0, f1, ...); the business labels live in the spec."""
+    return [f"f{i}" for i in range(len(spec.feature_names))]
+
+
+def categorical_positions(spec: FeatureSpec) -> list[int]:
+    return [spec.feature_names.index(c) for c in spec.categorical]
+
+
+def best_rounds(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> int:
+    """How many of the booster's rounds give the lowest log loss on (X, y): early stopping
+    after the fact, for boosters trained without it (LightGBM's Dask interface has none).
+
+    The trees are scored a slice at a time and added up, so checking every round costs
+    about one prediction of the whole model.
+    """
+    total = booster.current_iteration()
+    step = max(1, total // 400)
+    raw, best, best_loss = np.zeros(len(y)), total, np.inf
+    for start in range(0, total, step):
+        k = min(step, total - start)
+        raw += np.asarray(
+            booster.predict(X, raw_score=True, start_iteration=start, num_iteration=k)
+        )
+        loss = _logloss(y, 1.0 / (1.0 + np.exp(-raw)))
+        if loss < best_loss:
+            best, best_loss = start + k, loss
+    return best
+
+
+def fit_booster(
+    X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray | None, y_valid: np.ndarray | None,
+    spec: FeatureSpec, cfg: ModelConfig, seed: int = 7, progress: bool = False,
+) -> lgb.Booster:  # fmt: skip
+    """LightGBM with early stopping on the validation slice (none: exactly max_rounds); native categories."""
+    cat_idx = categorical_positions(spec)
+    params = booster_params(spec, cfg, seed) | {"num_threads": cfg.threads}
+    names = lgb_names(spec)
     dtrain = lgb.Dataset(
         X_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
     )

@@ -62,9 +62,14 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
 
 def score_file(
     data_path: Path | str, out: Path | str, settings: Settings, model_uri: str | None = None,
-    sep: str | None = None, as_of: str | None = None,
+    sep: str | None = None, as_of: str | None = None, engine=None,
 ) -> ScoreSummary:  # fmt: skip
-    """Score a CRM folder or a flat export with a trained model; write output and rejects."""
+    """Score a CRM folder or a flat export with a trained model; write output and rejects.
+
+    `engine`: None to score in memory, or a `leadml.dask_engine.DaskEngine` (CRM models),
+    which writes `out` as a folder of Parquet parts, or as one CSV when it ends in .csv."""
+    if engine is not None:
+        return engine.score_file(data_path, out, settings, model_uri, sep, as_of)
     data_path, out = Path(data_path), Path(out)
     scorer, uri = load_model(settings, model_uri)
     spec, card = scorer.spec, scorer.card

@@ -390,19 +390,43 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     return SynthResult(leads, events, truth, meta)
 
 
-def write_crm(result: SynthResult, out: Path | str, fmt: str = "auto") -> dict[str, Path]:
-    """Write leads, events, truth.csv and truth.json into `out`; return the paths."""
+def write_crm(
+    result: SynthResult, out: Path | str, fmt: str = "auto", parts: int = 1
+) -> dict[str, Path]:
+    """Write leads, events, truth.csv and truth.json into `out`; return the paths.
+
+    With `parts` > 1 (Parquet only), the events are a folder `events/` of that many Parquet
+    files, as a warehouse export or a Spark job writes them (the Dask engine's input)."""
+    import shutil
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "auto":
-        fmt = "parquet" if len(result.leads) >= 100_000 else "csv"
+        fmt = "parquet" if len(result.leads) >= 100_000 or parts > 1 else "csv"
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"format must be csv, parquet or auto, got {fmt!r}")
+    if parts > 1 and fmt != "parquet":
+        raise ValueError("events in several parts are written as Parquet: pass --format parquet")
     paths = {}
     for name, frame in (("leads", result.leads), ("events", result.events)):
+        for other in [
+            *out.glob(f"{name}.*"),
+            out / name,
+        ]:  # one table, so the reader never has to choose
+            if other.is_dir():
+                shutil.rmtree(other)
+            elif other.exists():
+                other.unlink()
+        if name == "events" and parts > 1:
+            path = out / name
+            path.mkdir()
+            bounds = np.linspace(0, len(frame), parts + 1).astype(int)
+            for i in range(parts):
+                part = frame.iloc[bounds[i] : bounds[i + 1]]
+                part.to_parquet(path / f"part-{i:05d}.parquet", index=False)
+            paths[name] = path
+            continue
         path = out / f"{name}.{fmt}"
-        for other in out.glob(f"{name}.*"):
-            other.unlink()  # one file per table, so the reader never has to choose
         if fmt == "csv":
             frame.to_csv(path, index=False)
         else:

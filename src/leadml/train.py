@@ -527,7 +527,9 @@ def _finish(
         "split": prep.split_method,
         "slices": prep.slices,
         "features": len(spec.feature_names),
-        "best_iteration": int(booster.best_iteration or booster.current_iteration()),
+        "best_iteration": int(
+            booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+        ),
         "calibration": cal.method_,
         "crossfit_folds": sc.crossfit_folds if prep.crossfit else 0,
         "seconds": steps.seconds,

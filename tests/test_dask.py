@@ -1,0 +1,177 @@
+"""The Dask engine on a real 2-worker local cluster: same features, scores and rejects as the
+in-memory engine on the same data, training quality within a small tolerance, the CLI."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadml import dask_engine, dataset, features, score, synth, tracking
+from leadml.cli import main
+from leadml.config import EngineError, Settings, TrainConfig
+from leadml.dask_engine import DaskEngine
+from leadml.train import fit, train
+
+pytestmark = pytest.mark.slow
+
+CONFIG = TrainConfig.model_validate({"model": {"baseline": False, "max_rounds": 500}})
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with DaskEngine.connect(workers=2) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="module")
+def parts_dir(tmp_path_factory, crm_small):
+    """The small CRM data as a warehouse would export it: leads in one Parquet file of
+    several row groups, events in three Parquet parts of several row groups each, with bad
+    rows in later row groups (so reject row numbers must be the file's, not the piece's)."""
+    out = tmp_path_factory.mktemp("parts") / "crm"
+    synth.write_crm(crm_small, out, "parquet", parts=3)
+    leads = pd.read_parquet(out / "leads.parquet")
+    leads["created_at"] = leads["created_at"].astype(str)
+    leads.loc[1234, "created_at"] = "not a date"
+    leads.loc[2345, "lead_id"] = None  # a blank id: the id column reads back as floats
+    leads.to_parquet(out / "leads.parquet", index=False, row_group_size=400)
+    for i, path in enumerate(sorted((out / "events").glob("*.parquet"))):
+        events = pd.read_parquet(path)
+        events["event_type"] = events["event_type"].astype(str)
+        events.loc[len(events) - 3, "event_type"] = "telepathy"
+        events.loc[len(events) - 2, "lead_id"] = 999 + i  # no such lead
+        events.to_parquet(path, index=False, row_group_size=4000)
+    return out
+
+
+def test_pieces_follow_row_groups(parts_dir):
+    pieces = dataset.pieces(parts_dir / "leads.parquet", split_row_groups=True)
+    assert len(pieces) == 8 and [p.first_row for p in pieces[:3]] == [0, 400, 800]
+    assert sum(len(dataset.read_piece(p)) for p in pieces) == 3000
+
+
+def test_same_features_and_rejects_as_in_memory(engine, parts_dir, crm_model):
+    spec = crm_model.scorer.spec
+    cut = "2026-05-01"
+    local = dataset.load_crm(parts_dir, require_outcome=False)
+    feats = features.build_features(local.leads, local.events, spec, as_of=pd.Timestamp(cut))
+    want = feats.X.set_axis(feats.ids).sort_index()
+    got = engine.features(parts_dir, spec, cut).compute().set_index("lead_id").sort_index()
+    assert engine.features(parts_dir, spec, cut).npartitions >= 4  # really split up
+    assert list(got.columns) == spec.feature_names and len(got) == len(want) == 2998
+    np.testing.assert_array_equal(got.index.to_numpy(), want.index.to_numpy())
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())  # bit for bit, NaN included
+    tables = engine.read_crm(parts_dir, None, require_outcome=False)
+    pd.testing.assert_frame_equal(tables.rejects.frame, local.rejects.frame)
+    rejects = tables.rejects.frame
+    assert {"missing lead id", "not a date"} <= set(rejects["reason"])
+    assert (rejects["value"] == "telepathy").sum() == 3
+    assert tables.rows_in == 3000 and tables.lead_rejects == 2
+
+
+@pytest.mark.parametrize("out_name", ["scores.parquet", "scores.csv"])
+def test_same_scores_and_every_row_scored_or_rejected(
+    engine, parts_dir, crm_model, tmp_path, out_name
+):
+    settings = Settings.from_env(tmp_path)
+    model = crm_model.uri
+    want = score.score_file(parts_dir, tmp_path / "local.csv", settings, model)
+    got = score.score_file(parts_dir, tmp_path / out_name, settings, model, engine=engine)
+    assert (got.rows_in, got.scored, got.rejected, got.as_of, got.bands) == (
+        want.rows_in, want.scored, want.rejected, want.as_of, want.bands,
+    )  # fmt: skip
+    assert got.scored + got.rejected == 3000
+    if out_name.endswith(".parquet"):  # a folder of Parquet parts, one per partition
+        assert len(list((tmp_path / out_name).glob("part-*.parquet"))) >= 4
+        frame = pd.read_parquet(tmp_path / out_name)
+    else:
+        frame = pd.read_csv(tmp_path / out_name)
+        assert not (tmp_path / (out_name + ".parts")).exists()
+    local = pd.read_csv(tmp_path / "local.csv").set_index("lead_id").sort_index()
+    frame = frame.set_index("lead_id").sort_index()
+    pd.testing.assert_frame_equal(frame, local, check_dtype=False)
+    rejects = pd.read_csv(got.rejects_path)
+    pd.testing.assert_frame_equal(rejects, pd.read_csv(want.rejects_path))
+    lead_rows = rejects[rejects["file"] == "leads.parquet"]
+    assert set(lead_rows["row"]) == {1235, 2346}  # the file's own row numbers (1 = first)
+
+
+def test_training_on_the_cluster_matches_in_memory_quality(engine, parts_dir, home):
+    local, _ = fit(parts_dir, CONFIG)
+    settings = Settings.from_env()
+    result = train(parts_dir, CONFIG, settings, engine=engine)
+    d, l_ = result.data_summary, local.data_summary
+    for key in ("rows", "leads", "events", "cutoffs", "slices", "conversion_rate", "hash"):
+        assert d[key] == l_[key], key
+    assert result.scorer.spec.categories == local.scorer.spec.categories
+    assert abs(result.metrics["roc_auc"] - local.metrics["roc_auc"]) < 0.015
+    assert abs(result.metrics["log_loss"] - local.metrics["log_loss"]) < 0.01
+    assert result.bayes == local.bayes and result.metrics["roc_auc"] > 0.75
+    assert 0 < d["best_iteration"] <= CONFIG.model.max_rounds
+    # registered and promoted like any model; the registry copy scores like the result
+    assert result.version == "1" and result.promoted
+    loaded = tracking.load_scorer(settings, "models:/leadml@champion")
+    data = dataset.load_crm(parts_dir, require_outcome=False)
+    a, _ = loaded.score_leads(data.leads, data.events, as_of=pd.Timestamp("2026-06-01"))
+    b, _ = result.scorer.score_leads(data.leads, data.events, as_of=pd.Timestamp("2026-06-01"))
+    np.testing.assert_allclose(a["probability"], b["probability"])
+
+
+def test_best_rounds_is_early_stopping_after_the_fact():
+    import lightgbm as lgb
+
+    from leadml.model import _logloss, best_rounds
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 4))
+    y = (X[:, 0] + rng.normal(size=3000) > 0).astype(float)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "learning_rate": 0.2}, lgb.Dataset(X[:2000], y[:2000]), 200
+    )  # fmt: skip
+    losses = [_logloss(y[2000:], booster.predict(X[2000:], num_iteration=k)) for k in range(1, 201)]
+    assert best_rounds(booster, X[2000:], y[2000:]) == int(np.argmin(losses)) + 1 < 200
+
+
+def test_too_few_cutoffs_and_flat_models_say_use_the_local_engine(
+    engine, parts_dir, flat_model, tmp_path
+):
+    few = CONFIG.with_changes({"label": {"snapshots": 3}})
+    with pytest.raises(dataset.ContractError, match="needs 4 or more"):
+        fit(parts_dir, few, engine=engine)
+    with pytest.raises(dataset.ContractError, match="--engine local"):
+        score.score_file(parts_dir, tmp_path / "s.csv", Settings.from_env(tmp_path),
+                         flat_model.uri, engine=engine)  # fmt: skip
+
+
+def test_cli_scores_on_a_given_scheduler(engine, parts_dir, crm_model, home, capsys):
+    address = engine.client.scheduler.address
+    out = home / "out" / "scores.csv"
+    argv = ["-q", "score", "--data", str(parts_dir), "--out", str(out), "--model", crm_model.uri]
+    assert main([*argv, "--engine", "dask", "--scheduler", address]) == 0
+    text = capsys.readouterr().out
+    assert f"dask: 2 worker(s) on {address}" in text and "scored 2,998 of 3,000 leads" in text
+    assert len(pd.read_csv(out)) == 2998
+    with pytest.raises(SystemExit, match="need --engine dask"):
+        main([*argv, "--scheduler", address])
+
+
+def test_unreachable_scheduler_is_a_clear_error(monkeypatch, capsys, parts_dir, home):
+    monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", "1s")
+    code = main(["-q", "score", "--data", str(parts_dir), "--out", str(home / "s.csv"),
+                 "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    with pytest.raises(EngineError), DaskEngine.connect("tcp://127.0.0.1:9"):
+        pass
+
+
+def test_synth_writes_event_parts(tmp_path, crm_small):
+    paths = synth.write_crm(crm_small, tmp_path / "d", "parquet", parts=4)
+    assert sorted(p.name for p in paths["events"].iterdir())[0] == "part-00000.parquet"
+    assert len(pd.read_parquet(paths["events"])) == len(crm_small.events)
+    synth.write_crm(crm_small, tmp_path / "d", "csv")  # back to one file: the folder goes
+    assert dataset.table_source(tmp_path / "d", "events").name == "events.csv"
+    shutil.rmtree(tmp_path / "d")
