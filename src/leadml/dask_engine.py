@@ -289,13 +289,14 @@ class DaskEngine:
         )  # fmt: skip
 
     def features(
-        self, data_path: Path, spec: features.FeatureSpec, as_of: str, sep: str | None = None
+        self, data: Path | CrmTables, spec: features.FeatureSpec, as_of: str, sep: str | None = None
     ) -> Any:
-        """The features of every lead in a CRM folder as of one cut-off, as a Dask DataFrame
-        (lead_id, then `spec.feature_names`), built by the one feature function per partition."""
+        """The features of every lead in a CRM folder (or tables already read) as of one
+        cut-off, as a Dask DataFrame (lead_id, then `spec.feature_names`), built by the one
+        feature function per partition."""
         import dask.dataframe as dd
 
-        tables = self.read_crm(Path(data_path), sep, require_outcome=False)
+        tables = data if isinstance(data, CrmTables) else self.read_crm(Path(data), sep, False)
         rows = tables.leads.drop(columns=BUCKET).assign(_as_of=pd.Timestamp(as_of))
         meta = _features_meta(rows, spec, ["lead_id"])
         X = dd.map_partitions(

@@ -1,0 +1,264 @@
+"""Scale-out benchmark: the in-memory engine against a 2-worker local Dask cluster.
+
+    .venv/bin/python benchmarks/scale.py                      # 10M leads, ~100M events
+    .venv/bin/python benchmarks/scale.py --copies 2           # a quick run (2M leads)
+
+Data: the 1M-lead synthetic sample of benchmarks/run.py (generated once, cached), tiled
+`--copies` times with new lead ids, each copy keeping a random `--keep-events` share of its
+events, written as Parquet parts (leads/ and events/ folders, 1M-row row groups at most), as
+a warehouse export would be. Model: the 20k-lead demo model that run.py trains (or one
+trained here).
+
+Measured in one run, each step in a fresh child process (so each peak is its own):
+
+1. dask features: `DaskEngine.read_crm` (read + check + shuffle) and `features` for every
+   lead as of the cut-off, reduced to column sums on the cluster (the matrix itself is
+   larger than this machine wants to hold).
+2. dask score: `score_file(..., engine=...)` writing Parquet parts.
+3. local score: `score_file(...)` in memory writing one Parquet file, watched by a guard
+   that stops it above --local-limit-gib of RSS (the machine is shared; an OOM kill would
+   take neighbours with it).
+
+Peak memory: each worker's and the driver's ru_maxrss (the driver also runs the scheduler).
+Figures go to benchmarks/_work/scale.json and scale.md; copy them to RESULTS.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as common  # noqa: E402  (the benchmark helpers: child processes, machine facts)
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+WORK = common.DEFAULT_WORK
+GIB = common.GIB
+CUT = "2026-07-30"  # the day after the base sample's last event: both engines score as of it
+
+
+def _worker_peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def tile(base: Path, out: Path, copies: int, keep: float) -> dict:
+    """`copies` copies of the base sample with new ids and a share `keep` of the events each."""
+    import numpy as np
+    import pandas as pd
+
+    (out / "leads").mkdir(parents=True)
+    (out / "events").mkdir()
+    leads = pd.read_parquet(base / "leads.parquet")
+    events = pd.read_parquet(base / "events.parquet")
+    n_events = 0
+    for k in range(copies):
+        shift = (k + 1) * 10_000_000
+        leads.assign(lead_id=leads["lead_id"] + shift).to_parquet(
+            out / "leads" / f"part-{k:03d}.parquet", index=False, row_group_size=250_000
+        )
+        keep_rows = np.random.default_rng(k).random(len(events)) < keep
+        part = events.loc[keep_rows].assign(lead_id=lambda e, s=shift: e["lead_id"] + s)
+        half = len(part) // 2
+        for j, chunk in enumerate((part.iloc[:half], part.iloc[half:])):
+            chunk.to_parquet(
+                out / "events" / f"part-{k:03d}-{j}.parquet", index=False, row_group_size=1_000_000
+            )
+        n_events += len(part)
+    info = {"leads": copies * len(leads), "events": n_events, "copies": copies, "keep": keep}
+    (out / "bench-data.json").write_text(json.dumps(info))
+    return info
+
+
+def ensure_data(copies: int, keep: float) -> tuple[Path, dict]:
+    base, _ = common.ensure_crm(WORK, 1_000_000, 42, 20, regen=False)
+    folder = WORK / f"scale_{copies}x_k{keep:g}"
+    marker = folder / "bench-data.json"
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        common.say(f"[data] reusing {folder} ({info['leads']:,} leads, {info['events']:,} events)")
+        return folder, info
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    common.say(f"[data] tiling {base.name} {copies} times into {folder} ...")
+    out = common.run_child(tile, base, folder, copies, keep)
+    if "error" in out:
+        raise SystemExit(out["error"])
+    common.say(f"[data] {out['leads']:,} leads, {out['events']:,} events")
+    return folder, out
+
+
+def ensure_model() -> Path:
+    path = WORK / "model_20000_s42_e20"
+    if (path / "scorer.json").exists():
+        return path
+    from leadml import synth
+    from leadml.config import TrainConfig
+    from leadml.train import fit
+
+    data = WORK / "crm_20000_s42_e20"
+    synth.write_crm(synth.make_crm(20_000, 42), data, "parquet")
+    result, _ = fit(data, TrainConfig())
+    return result.scorer.save(path)
+
+
+def dask_features(folder: str, model: str, memory: str) -> dict:
+    from leadml.dask_engine import DaskEngine
+    from leadml.model import LeadScorer
+
+    spec = LeadScorer.load(model).spec
+    out: dict = {}
+    with DaskEngine.connect(workers=2, memory_limit=memory) as engine:
+        t0 = time.perf_counter()
+        tables = engine.read_crm(Path(folder), None, require_outcome=False)
+        out["read_check_shuffle_s"] = round(time.perf_counter() - t0, 2)
+        out["partitions"] = int(tables.events.npartitions)
+        t1 = time.perf_counter()
+        X = engine.features(tables, spec, CUT)
+        sums = X[spec.feature_names].sum().compute()
+        out["features_s"] = round(time.perf_counter() - t1, 2)
+        out["total_s"] = round(time.perf_counter() - t0, 2)
+        out["events"] = int(tables.events.map_partitions(len).sum().compute())
+        out["leads"] = int(tables.rows_in)
+        out["check_sum"] = float(sums.sum())
+        out["worker_peak_gib"] = sorted(
+            round(v / GIB, 2) for v in engine.client.run(_worker_peak).values()
+        )
+    out["driver_peak_gib"] = round(_worker_peak() / GIB, 2)
+    return out
+
+
+def dask_score(folder: str, model: str, memory: str, out_dir: str) -> dict:
+    from leadml.config import Settings
+    from leadml.dask_engine import DaskEngine
+    from leadml.score import score_file
+
+    out: dict = {}
+    with DaskEngine.connect(workers=2, memory_limit=memory) as engine:
+        t0 = time.perf_counter()
+        s = score_file(Path(folder), Path(out_dir) / "dask.parquet", Settings.from_env(out_dir),
+                       model, as_of=CUT, engine=engine)  # fmt: skip
+        out["seconds"] = round(time.perf_counter() - t0, 2)
+        out["worker_peak_gib"] = sorted(
+            round(v / GIB, 2) for v in engine.client.run(_worker_peak).values()
+        )
+    out |= {"rows_in": s.rows_in, "scored": s.scored, "rejected": s.rejected, "bands": s.bands}
+    out["leads_per_s"] = round(s.rows_in / out["seconds"])
+    out["driver_peak_gib"] = round(_worker_peak() / GIB, 2)
+    return out
+
+
+def local_score(folder: str, model: str, out_dir: str) -> dict:
+    from leadml.config import Settings
+    from leadml.score import score_file
+
+    t0 = time.perf_counter()
+    s = score_file(Path(folder), Path(out_dir) / "local.parquet", Settings.from_env(out_dir),
+                   model, as_of=CUT)  # fmt: skip
+    out = {"seconds": round(time.perf_counter() - t0, 2)}
+    out |= {"rows_in": s.rows_in, "scored": s.scored, "rejected": s.rejected, "bands": s.bands}
+    out["leads_per_s"] = round(s.rows_in / out["seconds"])
+    out["peak_gib"] = round(_worker_peak() / GIB, 2)
+    return out
+
+
+def guarded(limit_gib: float, target, *args) -> dict:
+    """run_child, stopping the child (and saying so) when its RSS passes the limit."""
+    import multiprocessing as mp
+
+    stop = threading.Event()
+    seen = {"max": 0.0, "killed": False}
+
+    def watch() -> None:
+        while not stop.is_set():
+            for child in mp.active_children():
+                try:
+                    status = Path(f"/proc/{child.pid}/status").read_text()
+                except OSError:
+                    continue
+                rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
+                seen["max"] = max(seen["max"], rss * 1024 / GIB)
+                if rss * 1024 > limit_gib * GIB:
+                    seen["killed"] = True
+                    child.kill()
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        out = common.run_child(target, *args)
+    finally:
+        stop.set()
+        thread.join()
+    if seen["killed"]:
+        out = {
+            "error": f"stopped: RSS passed {limit_gib} GiB",
+            "rss_seen_gib": round(seen["max"], 2),
+        }
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--copies", type=int, default=10, help="copies of the 1M-lead sample (default 10)"
+    )
+    p.add_argument("--keep-events", type=float, default=0.5, help="share of events per copy (0.5)")
+    p.add_argument("--worker-memory", default="8GiB", help="Dask memory_limit per worker (8GiB)")
+    p.add_argument(
+        "--local-limit-gib", type=float, default=20.0, help="stop the local run above this RSS"
+    )
+    p.add_argument("--skip", default="", help="comma-separated steps to skip: features,dask,local")
+    args = p.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    folder, data = ensure_data(args.copies, args.keep_events)
+    model = ensure_model()
+    scratch = WORK / "scale_out"
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": common.machine_info(),
+        "git": common.git_state(), "data": data, "model": str(model), "worker_memory": args.worker_memory,
+    }  # fmt: skip
+    steps = [
+        ("features", "dask features", dask_features, (str(folder), str(model), args.worker_memory)),
+        (
+            "dask",
+            "dask score",
+            dask_score,
+            (str(folder), str(model), args.worker_memory, str(scratch)),
+        ),
+        ("local", "local score", None, None),
+    ]
+    for key, label, target, targs in steps:
+        if key in skip:
+            continue
+        common.say(f"[{label}] running ...")
+        if key == "local":
+            out = guarded(args.local_limit_gib, local_score, str(folder), str(model), str(scratch))
+        else:
+            out = common.run_child(target, *targs)
+        results[key] = out
+        common.say(f"[{label}] {json.dumps(out, default=str)}")
+    if "dask" in results and "local" in results and "seconds" in results["local"]:
+        results["dask_over_local_throughput"] = round(
+            results["dask"]["leads_per_s"] / results["local"]["leads_per_s"], 2
+        )
+        common.say(
+            f"[ratio] dask / local leads per second: {results['dask_over_local_throughput']}"
+        )
+    (WORK / "scale.json").write_text(json.dumps(results, indent=2, default=str))
+    common.say(f"figures in {WORK / 'scale.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
