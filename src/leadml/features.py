@@ -598,6 +598,7 @@ def build_features(
         eng = _engagement(leads, events, cut, spec)
         for i, name in enumerate(_engagement_names(spec.windows_days)):
             cols[name] = eng[:, i]
+        del eng  # only the views in `cols` hold it now
     else:
         for c in spec.columns:
             values = (
@@ -624,7 +625,11 @@ def build_features(
     matrix = np.empty((len(leads), len(spec.feature_names)))
     for j, name in enumerate(spec.feature_names):
         matrix[:, j] = cols[name]
-    X = pd.DataFrame(matrix[keep], columns=spec.feature_names, index=leads.index[keep])
+    cols.clear()  # frees the engagement block before the frame exists: 10M leads x 70 floats
+    # the matrix is ours: the frame wraps it (pandas would copy it by default), and stays
+    # C-ordered for Booster.predict. Two fewer copies of n x features than before.
+    values = matrix if keep.all() else matrix[keep]
+    X = pd.DataFrame(values, columns=spec.feature_names, index=leads.index[keep], copy=False)
     return Features(
         X=X,
         ids=ids[keep],
