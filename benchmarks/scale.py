@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/scale.py --copies 2           # a quick run (2M leads)
 
 Data: the 1M-lead synthetic sample of benchmarks/run.py (generated once, cached), tiled
-`--copies` times with new lead ids, each copy keeping a random `--keep-events` share of its
-events, written as Parquet parts (leads/ and events/ folders, 1M-row row groups at most), as
-a warehouse export would be. Model: the 20k-lead demo model that run.py trains (or one
+`--copies` times (10M leads) with new lead ids, each copy keeping a random `--keep-events`
+share of its events (~100M events), written as Parquet parts (leads/ and events/ folders,
+1M-row row groups at most), as a warehouse export would be; and the same with
+`--compare-copies` (3M leads), which the in-memory engine can hold. Model: the 20k-lead demo model that run.py trains (or one
 trained here).
 
 Measured in one run, each step in a fresh child process (so each peak is its own):
@@ -18,6 +19,7 @@ Measured in one run, each step in a fresh child process (so each peak is its own
 3. local score: `score_file(...)` in memory writing one Parquet file, watched by a guard
    that stops it above --local-limit-gib of RSS (the machine is shared; an OOM kill would
    take neighbours with it).
+4. dask score and local score again on the 3M-lead set: the throughput ratio.
 
 Peak memory: each worker's and the driver's ru_maxrss (the driver also runs the scheduler).
 Figures go to benchmarks/_work/scale.json and scale.md; copy them to RESULTS.md by hand.
@@ -213,48 +215,58 @@ def main() -> int:
     p.add_argument(
         "--copies", type=int, default=10, help="copies of the 1M-lead sample (default 10)"
     )
-    p.add_argument("--keep-events", type=float, default=0.5, help="share of events per copy (0.5)")
+    p.add_argument(
+        "--keep-events",
+        type=float,
+        default=0.5,
+        help="share of events per copy in the big data set (0.5: ~100M events)",
+    )
+    p.add_argument(
+        "--compare-copies",
+        type=int,
+        default=3,
+        help="copies in the set both engines score, same events per lead (3: 3M leads; the "
+        "in-memory engine cannot hold 10M leads in 20 GiB)",
+    )
     p.add_argument("--worker-memory", default="8GiB", help="Dask memory_limit per worker (8GiB)")
     p.add_argument(
-        "--local-limit-gib", type=float, default=20.0, help="stop the local run above this RSS"
+        "--local-limit-gib", type=float, default=20.0, help="stop a local run above this RSS"
     )
-    p.add_argument("--skip", default="", help="comma-separated steps to skip: features,dask,local")
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated steps to skip: features,dask-big,local-big,dask,local",
+    )
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    folder, data = ensure_data(args.copies, args.keep_events)
-    model = ensure_model()
-    scratch = WORK / "scale_out"
+    big, big_info = ensure_data(args.copies, args.keep_events)
+    small, small_info = ensure_data(args.compare_copies, args.keep_events)
+    model = str(ensure_model())
+    scratch = str(WORK / "scale_out")
+    mem = args.worker_memory
     results: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": common.machine_info(),
-        "git": common.git_state(), "data": data, "model": str(model), "worker_memory": args.worker_memory,
+        "git": common.git_state(), "data": {"big": big_info, "compare": small_info}, "model": model,
+        "worker_memory": mem, "local_limit_gib": args.local_limit_gib,
     }  # fmt: skip
     steps = [
-        ("features", "dask features", dask_features, (str(folder), str(model), args.worker_memory)),
-        (
-            "dask",
-            "dask score",
-            dask_score,
-            (str(folder), str(model), args.worker_memory, str(scratch)),
-        ),
-        ("local", "local score", None, None),
-    ]
-    for key, label, target, targs in steps:
+        ("features", "dask features, big", lambda: common.run_child(dask_features, str(big), model, mem)),
+        ("dask-big", "dask score, big", lambda: common.run_child(dask_score, str(big), model, mem, scratch)),
+        ("local-big", "local score, big", lambda: guarded(args.local_limit_gib, local_score, str(big), model, scratch)),
+        ("dask", "dask score", lambda: common.run_child(dask_score, str(small), model, mem, scratch)),
+        ("local", "local score", lambda: guarded(args.local_limit_gib, local_score, str(small), model, scratch)),
+    ]  # fmt: skip
+    for key, label, run_step in steps:
         if key in skip:
             continue
         common.say(f"[{label}] running ...")
-        if key == "local":
-            out = guarded(args.local_limit_gib, local_score, str(folder), str(model), str(scratch))
-        else:
-            out = common.run_child(target, *targs)
-        results[key] = out
+        results[key] = out = run_step()
         common.say(f"[{label}] {json.dumps(out, default=str)}")
-    if "dask" in results and "local" in results and "seconds" in results["local"]:
-        results["dask_over_local_throughput"] = round(
-            results["dask"]["leads_per_s"] / results["local"]["leads_per_s"], 2
-        )
-        common.say(
-            f"[ratio] dask / local leads per second: {results['dask_over_local_throughput']}"
-        )
+    for a, b in (("dask", "local"), ("dask-big", "local-big")):
+        if "leads_per_s" in results.get(a, {}) and "leads_per_s" in results.get(b, {}):
+            ratio = round(results[a]["leads_per_s"] / results[b]["leads_per_s"], 2)
+            results[f"{a}_over_{b}"] = ratio
+            common.say(f"[ratio] {a} / {b} leads per second: {ratio}")
     (WORK / "scale.json").write_text(json.dumps(results, indent=2, default=str))
     common.say(f"figures in {WORK / 'scale.json'}")
     return 0
