@@ -147,13 +147,24 @@ def _scores_part(
 
 
 def _quiet_lightgbm() -> None:
-    """LightGBM's network set-up logs every port it binds at info level, whatever the
-    verbosity; on the workers, only its warnings reach the log."""
+    """LightGBM's Dask estimator logs progress through its Python logger; keep its warnings,
+    but not the one that Dask, not LightGBM, sets the threads per worker (by design here)."""
     import lightgbm as lgb
 
     logger = logging.getLogger("leadml.lightgbm")
     logger.setLevel(logging.WARNING)
+    if not logger.filters:
+        logger.addFilter(lambda record: "will be ignored" not in record.getMessage())
     lgb.register_logger(logger)
+
+
+def _mute_stdout() -> None:
+    """On a local cluster's workers: LightGBM's network set-up prints every port it binds to
+    the process's stdout, from a thread where its log callback (thread-local) is not set, so
+    no logger or verbosity can stop it. Worker logs go to stderr and stay."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
 
 
 def _versions() -> dict[str, str]:
@@ -204,6 +215,7 @@ class DaskEngine:
                 memory_limit=memory_limit, dashboard_address=None, silence_logs=logging.ERROR,
             )  # fmt: skip
             client = Client(cluster)
+            client.run(_mute_stdout)
         try:
             engine = cls(client)
             engine.check_workers()
@@ -226,7 +238,6 @@ class DaskEngine:
             raise EngineError(
                 "the Dask cluster has no workers; start some with `dask worker ADDRESS`"
             )
-        self.client.run(_quiet_lightgbm)
         _quiet_lightgbm()
         mine = _versions()
         for worker, theirs in seen.items():
@@ -501,11 +512,7 @@ class DaskEngine:
         params.pop("metric")
         names = lgb_names(spec)
         model = lgb.DaskLGBMClassifier(client=self.client, n_estimators=cfg.max_rounds, **params)
-        with warnings.catch_warnings():  # threads per worker are Dask's: LightGBM says so
-            warnings.filterwarnings("ignore", message="Parameter .* will be ignored")
-            model.fit(
-                train_X[names], train_X["_y"], categorical_feature=categorical_positions(spec)
-            )
+        model.fit(train_X[names], train_X["_y"], categorical_feature=categorical_positions(spec))
         booster = model.booster_
         valid = _sample(valid_X, SAMPLE_ROWS, slices["valid"])
         rounds = best_rounds(booster, valid[names].to_numpy(), valid["_y"].to_numpy())
