@@ -89,7 +89,7 @@ def test_same_scores_and_every_row_scored_or_rejected(
         frame = pd.read_parquet(tmp_path / out_name)
     else:
         frame = pd.read_csv(tmp_path / out_name)
-        assert not (tmp_path / (out_name + ".parts")).exists()
+    assert not (tmp_path / (out_name + ".partial")).exists()
     local = pd.read_csv(tmp_path / "local.csv").set_index("lead_id").sort_index()
     frame = frame.set_index("lead_id").sort_index()
     pd.testing.assert_frame_equal(frame, local, check_dtype=False)

@@ -260,7 +260,7 @@ class DaskEngine:
         import dask
         import dask.dataframe as dd
 
-        folder = Path(folder)
+        folder = Path(folder).resolve()  # workers resolve paths from their own directory
         if not folder.is_dir():
             raise dataset.ContractError(
                 f"{folder}: the Dask engine reads CRM tables: pass a folder with leads and events "
@@ -328,7 +328,7 @@ class DaskEngine:
 
         from leadml import score
 
-        data_path, out = Path(data_path), Path(out)
+        data_path, out = Path(data_path), Path(out).resolve()  # the workers write there
         scorer, uri = score.load_model(settings, model_uri)
         if scorer.spec.kind != "crm":
             raise dataset.ContractError(
@@ -343,7 +343,9 @@ class DaskEngine:
             cut = max(pd.Timestamp(s) for s in dd.compute(*last) if pd.notna(s))
             cut += pd.Timedelta(seconds=1)
         csv = out.suffix.lower() == ".csv"
-        parts = out.with_name(out.name + ".parts") if csv else out
+        # parts go to a side folder and take the output's name only once all are written, so
+        # a failed run never leaves a partial output that looks complete
+        parts = out.with_name(out.name + ".partial")
         shutil.rmtree(parts, ignore_errors=True)
         parts.mkdir(parents=True)
         model = self.client.scatter(scorer, broadcast=True)
@@ -354,6 +356,9 @@ class DaskEngine:
         if csv:
             _join_csv(sorted(parts.glob("part-*.csv")), out, scorer.spec.id_column)
             shutil.rmtree(parts)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+            parts.rename(out)
         bands = counts.groupby("band")["leads"].sum().astype(int).to_dict()
         scored = int(sum(bands.values()))
         rpath = score.rejects_path_for(out)
