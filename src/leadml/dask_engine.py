@@ -293,7 +293,7 @@ class DaskEngine:
         bad_leads, bad_events = dask.compute(lead_rejects, event_rejects)
         rejects = dataset.Rejects([r for r in [*bad_leads, *bad_events] if len(r)])
         n_bad = sum(len(r) for r in bad_leads)
-        files = dataset._files(leads_src) + dataset._files(events_src)
+        files = dataset.table_files(leads_src) + dataset.table_files(events_src)
         return CrmTables(
             leads, events, rejects, rows_in=len(ids) + n_bad, lead_rejects=n_bad,
             source={"paths": [str(leads_src), str(events_src)], "hash": dataset.file_hash(files)},

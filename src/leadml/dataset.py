@@ -331,7 +331,7 @@ def pieces(source: Path, split_row_groups: bool = False) -> list[Piece]:
     With `split_row_groups`, each row group of a Parquet file is its own piece, so a file
     larger than a worker's memory can still be read a piece at a time.
     """
-    files = sorted(source.glob("*.parquet")) if source.is_dir() else [source]
+    files = table_files(source)
     base = source.parent
     out = []
     for f in files:
@@ -383,12 +383,13 @@ def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True)
         rejects=rejects,
         source={
             "paths": [str(leads_src), str(events_src)],
-            "hash": file_hash(_files(leads_src) + _files(events_src)),
+            "hash": file_hash(table_files(leads_src) + table_files(events_src)),
         },
     )
 
 
-def _files(source: Path) -> list[Path]:
+def table_files(source: Path) -> list[Path]:
+    """The files of a table: the file itself, or the Parquet parts of its folder."""
     return sorted(source.glob("*.parquet")) if source.is_dir() else [source]
 
 
