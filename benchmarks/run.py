@@ -707,7 +707,7 @@ def _score_child(folder: str, model: str, reps: int) -> dict:
     out: dict = {}
     scorer = LeadScorer.load(model)
     data = dataset.load_crm(Path(folder), require_outcome=False)
-    cut = sc._latest(data)
+    cut = sc.latest(data)
     with timed(out, "features_s"):
         feats = features.build_features(data.leads, data.events, scorer.spec, as_of=cut)
     X = feats.X.to_numpy(np.float64)

@@ -100,7 +100,7 @@ def test_batch_keeps_order_and_reasons_can_be_switched_off(crm_model, crm_record
 def test_predict_equals_leadml_score_on_the_same_leads(crm_model, crm_dir, tmp_path):
     out = tmp_path / "scores.csv"
     summary = score_file(crm_dir, out, Settings.from_env(tmp_path), crm_model.uri)
-    batch = pd.read_csv(out).head(300)
+    batch = pd.read_csv(out, dtype={"lead_id": str}).head(300)
     data = dataset.load_crm(crm_dir, require_outcome=False)
     leads = data.leads.set_index("lead_id").loc[batch["lead_id"]].reset_index()
     events = data.events[data.events["lead_id"].isin(batch["lead_id"])]

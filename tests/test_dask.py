@@ -50,7 +50,7 @@ def parts_dir(tmp_path_factory, crm_small):
 def test_pieces_follow_row_groups(parts_dir):
     pieces = dataset.pieces(parts_dir / "leads.parquet", split_row_groups=True)
     assert len(pieces) == 8 and [p.first_row for p in pieces[:3]] == [0, 400, 800]
-    assert sum(len(dataset.read_piece(p)) for p in pieces) == 3000
+    assert sum(dataset.read_piece(p).rows for p in pieces) == 3000
 
 
 def test_same_features_and_rejects_as_in_memory(engine, parts_dir, crm_model):
@@ -68,8 +68,10 @@ def test_same_features_and_rejects_as_in_memory(engine, parts_dir, crm_model):
     pd.testing.assert_frame_equal(tables.rejects.frame, local.rejects.frame)
     rejects = tables.rejects.frame
     assert {"missing lead id", "not a date"} <= set(rejects["reason"])
-    assert (rejects["value"] == "telepathy").sum() == 3
-    assert tables.rows_in == 3000 and tables.lead_rejects == 2
+    assert rejects["reason"].str.startswith("unknown event type").sum() == 3
+    counts = tables.counts()
+    assert (counts["leads"].read, counts["leads"].rejected_rows) == (3000, 2)
+    assert counts == local.counts()
 
 
 @pytest.mark.parametrize("out_name", ["scores.parquet", "scores.csv"])
@@ -88,9 +90,10 @@ def test_same_scores_and_every_row_scored_or_rejected(
         assert len(list((tmp_path / out_name).glob("part-*.parquet"))) >= 4
         frame = pd.read_parquet(tmp_path / out_name)
     else:
-        frame = pd.read_csv(tmp_path / out_name)
+        frame = pd.read_csv(tmp_path / out_name, dtype={"lead_id": str})
     assert not (tmp_path / (out_name + ".partial")).exists()
-    local = pd.read_csv(tmp_path / "local.csv").set_index("lead_id").sort_index()
+    local = pd.read_csv(tmp_path / "local.csv", dtype={"lead_id": str})
+    local = local.set_index("lead_id").sort_index()
     frame = frame.set_index("lead_id").sort_index()
     pd.testing.assert_frame_equal(frame, local, check_dtype=False)
     rejects = pd.read_csv(got.rejects_path)
@@ -109,7 +112,10 @@ def test_training_on_the_cluster_matches_in_memory_quality(engine, parts_dir, ho
     assert result.scorer.spec.categories == local.scorer.spec.categories
     assert abs(result.metrics["roc_auc"] - local.metrics["roc_auc"]) < 0.015
     assert abs(result.metrics["log_loss"] - local.metrics["log_loss"]) < 0.01
-    assert result.bayes == local.bayes and result.metrics["roc_auc"] > 0.75
+    # the same test rows in another order: sums agree to rounding
+    assert (
+        result.bayes == pytest.approx(local.bayes, rel=1e-12) and result.metrics["roc_auc"] > 0.75
+    )
     assert 0 < d["best_iteration"] <= CONFIG.model.max_rounds
     # registered and promoted like any model; the registry copy scores like the result
     assert result.version == "1" and result.promoted

@@ -57,21 +57,20 @@ def test_empty_file_and_header_only_file(tmp_path):
         dataset.load(header, target="y")
 
 
-def test_duplicated_ids_fail_with_examples(tmp_path):
+def test_duplicate_ids_keep_the_first_row_and_reject_the_rest(tmp_path):
     path = tmp_path / "dup.csv"
-    pd.DataFrame({"id": ["a", "b", "a", "c"], "y": [0, 1, 1, 0], "x": [1, 2, 3, 4]}).to_csv(
-        path, index=False
-    )
-    with pytest.raises(ContractError) as err:
-        dataset.load(path, target="y", id_column="id")
-    msg = str(err.value)
-    assert (
-        "dup.csv" in msg
-        and "'id'" in msg
-        and "row 1" in msg
-        and "row 3" in msg
-        and "De-duplicate" in msg
-    )
+    pd.DataFrame(
+        {"id": ["a", "b", "a", "c", "a"], "y": [0, 1, 1, 0, 1], "x": [1, 2, 3, 4, 5]}
+    ).to_csv(path, index=False)
+    data = dataset.load(path, target="y", id_column="id")
+    assert data.leads["id"].tolist() == ["a", "b", "c"] and data.leads["x"].tolist() == [
+        "1",
+        "2",
+        "4",
+    ]
+    rej = data.rejects.frame
+    assert rej["row"].tolist() == [3, 5] and set(rej["reason"]) == {dataset.DUPLICATE_ID}
+    assert data.counts()["leads"].as_dict()["used"] == 3
 
 
 def test_target_that_is_not_binary_fails_listing_values(tmp_path):
@@ -89,11 +88,8 @@ def test_a_few_bad_target_values_are_rejected_not_fatal(tmp_path):
     data = dataset.load(path, target="y")
     assert len(data.leads) == 40
     rej = data.rejects.frame
-    assert (
-        rej["row"].tolist() == [41]
-        and rej["value"].tolist() == ["maybe"]
-        and rej["field"].tolist() == ["y"]
-    )
+    assert rej["row"].tolist() == [41] and rej["field"].tolist() == ["y"]
+    assert "maybe" not in rej.to_csv()  # rejects never copy values (they may be personal)
 
 
 def test_unparseable_dates_column_fails_but_single_bad_date_is_rejected(crm_dir, tmp_path):
@@ -204,9 +200,10 @@ def test_personal_data_is_redacted_from_errors_and_rejects(tmp_path):
     pd.DataFrame({"Email": ["ann@x.org", "bob@y.org", "ann@x.org"], "y": [0, 1, 1]}).to_csv(
         path, index=False
     )
-    with pytest.raises(ContractError) as err:
-        dataset.load(path, target="y", id_column="Email")
-    assert "ann@x.org" not in str(err.value) and "<personal data>" in str(err.value)
+    data = dataset.load(path, target="y", id_column="Email")
+    rej = data.rejects.frame
+    assert rej["reason"].tolist() == [dataset.DUPLICATE_ID]
+    assert rej["lead_id"].tolist() == ["<personal data>"] and "ann@x.org" not in rej.to_csv()
     rej = dataset.Rejects()
-    rej.add("p.csv", np.array([0]), ["1"], "phone", ["+1 555 0100"], "bad")
-    assert rej.frame["value"].tolist() == ["<personal data>"]
+    rej.add("leads", "p.csv", np.array([0]), ["+1 555 0100"], "phone", "bad", "lead_id")
+    assert rej.frame["lead_id"].tolist() == ["<personal data>"]

@@ -51,12 +51,12 @@ def test_id_email_and_name_never_move_a_score(fitted, crm_dir):
     events = data.events[data.events["lead_id"].isin(leads["lead_id"])]
     base, _ = fitted.scorer.score_leads(leads, events, as_of=AS_OF)
     changed = leads.assign(
-        lead_id=leads["lead_id"] + 10_000_000,
+        lead_id="X-" + leads["lead_id"],
         email="someone.else@example.net",
         first_name="Zed",
         phone="+44 20 0000 0000",
     )
-    moved_events = events.assign(lead_id=events["lead_id"] + 10_000_000)
+    moved_events = events.assign(lead_id="X-" + events["lead_id"].astype(str))
     other, _ = fitted.scorer.score_leads(changed, moved_events, as_of=AS_OF)
     np.testing.assert_array_equal(base["probability"].to_numpy(), other["probability"].to_numpy())
 

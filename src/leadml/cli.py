@@ -70,6 +70,8 @@ def _config(args):
     from leadml.config import TrainConfig
 
     cfg = TrainConfig.from_yaml(args.config)
+    given = {"date_format": args.date_format, "max_reject_share": args.max_reject_share}
+    cfg = cfg.with_changes({"input": {k: v for k, v in given.items() if v is not None}})
     flat = cfg.flat.model_copy(
         update={
             k: v
@@ -91,13 +93,27 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
+def print_input(tables: dict, notes: list[str], rejects_path) -> None:
+    """Rows in = used + rejected, per input table; how the files were read; the rejects file."""
+    from leadml.dataset import TableCount
+
+    for i, (table, c) in enumerate(tables.items()):
+        count = c if isinstance(c, TableCount) else TableCount.from_dict(table, c)
+        print(("input: " if i == 0 else "       ") + count.line())
+    for note in notes:
+        print(f"       {note}")
+    if rejects_path is not None:
+        print(f"       rejects: {rejects_path}")
+
+
 def print_train_report(result, settings) -> None:
     m, b, o = result.metrics, result.baseline or {}, result.bayes or {}
     d = result.data_summary
     print()
     print(
-        f"data: {d['kind']} {d['path']} | {d['rows']:,} training rows, conversion {d['conversion_rate']:.1%}, split {d['split']}, {d['rejected_rows']} rejected"
+        f"data: {d['kind']} {d['path']} | {d['rows']:,} training rows, conversion {d['conversion_rate']:.1%}, split {d['split']}"
     )
+    print_input(d.get("tables", {}), d.get("read_notes", []), result.rejects_path)
     if d.get("cutoffs"):
         print(
             f"      cut-offs {d['cutoffs'][-1]} .. {d['cutoffs'][0]}, horizon {d['horizon_days']} days"
@@ -117,8 +133,6 @@ def print_train_report(result, settings) -> None:
     print(result.band_table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     for w in result.warnings:
         print(f"WARNING: {w}")
-    if result.rejects_path is not None and d["rejected_rows"]:
-        print(f"rejected rows and reasons: {result.rejects_path}")
     if result.run_id:
         print(f"\nMLflow run {result.run_id} in {settings.tracking_uri} (make mlflow-ui)")
         print(
@@ -164,19 +178,25 @@ def cmd_train(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from leadml.score import score_file
+    from leadml.dataset import MAX_REJECT_SHARE, ReadOptions
+    from leadml.score import check_paths, score_file
 
+    check_paths(args.data, args.out)  # before anything is read or loaded
     settings = _settings()
+    options = ReadOptions(
+        sep=args.sep, date_format=args.date_format,
+        max_reject_share=MAX_REJECT_SHARE if args.max_reject_share is None else args.max_reject_share,
+    )  # fmt: skip
     t0 = time.perf_counter()
     with _engine(args) as engine:
-        s = score_file(args.data, args.out, settings, args.model, args.sep, args.as_of, engine)
+        s = score_file(args.data, args.out, settings, args.model, options, args.as_of, engine)
     print(
         f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s"
         + (f" (as of {s.as_of})" if s.as_of else "")
     )
-    print("  bands: " + ", ".join(f"{b} {n:,}" for b, n in sorted(s.bands.items())))
-    print(f"  output: {s.out_path}")
-    print(f"  rejects: {s.rejects_path} ({s.rejected:,} rows)")
+    print_input(s.tables, s.notes, s.rejects_path)
+    print("bands: " + ", ".join(f"{b} {n:,}" for b, n in sorted(s.bands.items())))
+    print(f"output: {s.out_path}")
     return 0
 
 
@@ -300,6 +320,33 @@ def cmd_config(args) -> int:
     return 0
 
 
+def _input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sep", help="delimiter of CSV files (default: sniffed among , ; tab |)")
+    p.add_argument(
+        "--date-format",
+        choices=["day-first", "month-first"],
+        help="order of numeric dates such as 03/04/2026 when no value shows it (a value like "
+        "31/12/2025 shows day-first; default: found from the values, else an error asks for this)",
+    )
+    p.add_argument(
+        "--max-reject-share",
+        type=_share,
+        metavar="SHARE",
+        help="stop when a table (leads, events) has more rejected rows than this share "
+        "(default 0.05 = 5%%); rejected rows are listed in the rejects file either way",
+    )
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share such as 0.05 or 5%") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a share is between 0 and 1 (or 0% and 100%)")
+    return value
+
+
 def _engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
@@ -376,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--drop",
         help="flat export: comma-separated columns to leave out (e.g. ones filled in after contact)",
     )
-    t.add_argument("--sep", help="delimiter of CSV files (default: sniffed)")
+    _input_options(t)
     t.add_argument(
         "--config", type=Path, help="YAML training config (`leadml config` prints the defaults)"
     )
@@ -389,7 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "score",
         help="score new leads in batch",
-        description="Score leads in the training shape. Every input row is in the output or in <out>.rejects.csv with its reason.",
+        description="Score leads in the training shape. Every input row (leads and events) is "
+        "scored, used or in <out>.rejects.csv with its reason; the summary counts them per "
+        "table. Output and rejects are written to a temporary name and renamed, and --out may "
+        "not overwrite an input file. See README, 'What leadml accepts'.",
         formatter_class=fmt,
     )
     c.add_argument("--data", required=True, type=Path, help="CRM folder or flat export file")
@@ -403,10 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help=MODEL_HELP,
     )
-    c.add_argument("--sep", help="delimiter of CSV files (default: sniffed)")
+    _input_options(c)
     c.add_argument(
         "--as-of",
-        help="CRM: cut-off time for engagement features (default: latest activity in the data)",
+        help="CRM: cut-off time for engagement features, ISO 8601 such as 2026-06-30 or "
+        "2026-06-30T09:00 (default: the latest activity in the data, never later than now)",
     )
     _engine_options(c)
     c.set_defaults(func=cmd_score)
@@ -500,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from leadml.config import ConfigError, EngineError
-    from leadml.dataset import ContractError
+    from leadml.errors import LeadmlError
     from leadml.rules import RulesError
 
     args = build_parser().parse_args(argv)
@@ -523,7 +574,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return args.func(args)
-    except (ContractError, ConfigError, RulesError, EngineError, FileNotFoundError) as exc:
+    except (LeadmlError, ConfigError, RulesError, EngineError, OSError) as exc:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

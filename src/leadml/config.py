@@ -228,11 +228,30 @@ class FlatConfig(BaseModel):
     max_categories: int = Field(default=200, ge=2)
 
 
+class InputConfig(BaseModel):
+    """How input files are read (see README, "What leadml accepts")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    date_format: Literal["day-first", "month-first"] | None = Field(
+        default=None,
+        description="order of numeric dates such as 03/04/2026 when no value shows it "
+        "(31/12 is day-first, 12/31 month-first); default: found from the values",
+    )
+    max_reject_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="stop when a table has more rejected rows than this share",
+    )
+
+
 class TrainConfig(BaseModel):
     """Everything `leadml train` needs besides the data path."""
 
     model_config = ConfigDict(extra="forbid")
 
+    input: InputConfig = Field(default_factory=InputConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -272,7 +291,7 @@ class TrainConfig(BaseModel):
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(
-                f"{path}: expected a mapping of sections (features, label, split, model, bands, flat)"
+                f"{path}: expected a mapping of sections (input, features, label, split, model, bands, flat)"
             )
         try:
             return cls.model_validate(raw)

@@ -33,11 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, features, train
+from leadml import dataset, features, files, readers, train
 from leadml.config import EngineError, Settings, TrainConfig
 from leadml.model import LeadScorer, best_rounds, booster_params, categorical_positions, lgb_names
 
 BUCKET = "_bucket"
+_PIECE, _ROW = "_piece", "_row"  # where a lead row came from, to reject repeated ids
 EVENTS_PER_PARTITION = 1_500_000  # a partition's features take ~100 bytes per event
 SAMPLE_ROWS = 200_000  # rows brought to the client for the leakage guard and best rounds
 CONNECT_TIMEOUT = "10s"
@@ -45,38 +46,60 @@ _LEAD_FIELDS = ["lead_id", "created_at", "converted", "converted_at", *dataset.P
 
 
 def _bucket_of(ids: pd.Series) -> np.ndarray:
-    """A hash of each lead id; the shuffle sends equal hashes to the same partition. Ids
-    that `pd.Index.get_indexer` matches (the in-memory engine's test) hash alike."""
-    if pd.api.types.is_integer_dtype(ids.dtype):
-        values = ids.to_numpy(np.int64)
-    elif pd.api.types.is_float_dtype(ids.dtype):  # 1.0 and 1 are the same lead (a CSV column
-        values = ids.to_numpy(np.float64)  # with a blank id reads as floats)
-        if np.array_equal(values, np.round(values)):
-            values = values.astype(np.int64)
-    else:
-        values = ids.astype(str).to_numpy(object)
+    """A hash of each lead id (text, as every reader gives them); the shuffle sends equal
+    hashes to the same partition."""
+    values = ids.astype(object).to_numpy(object)
     return (pd.util.hash_array(values) & 0xFFFFFFFF).astype(np.uint32)
 
 
+@dataclass
+class _PieceReport:
+    """What checking one piece found besides its good rows: rejects (with ids as read), rows
+    read, and notes on how it was read."""
+
+    rejects: dataset.Rejects
+    rows: int
+    notes: list[str]
+
+
 def _leads_piece(
-    piece: dataset.Piece, sep: str | None, require_outcome: bool
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One piece of the leads table, checked: (good rows with their bucket, rejects)."""
+    piece: dataset.Piece, number: int, options: dataset.ReadOptions, dates: dataset.DateOrders,
+    require_outcome: bool,
+) -> tuple[pd.DataFrame, _PieceReport]:  # fmt: skip
+    """One piece of the leads table, checked: (good rows with their bucket, piece number and
+    row in the file, what was found)."""
     rejects = dataset.Rejects()
-    leads = dataset.check_leads(dataset.read_piece(piece, sep), piece, rejects, require_outcome)
+    raw = dataset.read_piece(piece, options.sep)
+    leads = dataset.check_leads(raw, piece, rejects, options, dates, require_outcome)
+    rows = leads.index.to_numpy()
     leads = leads[[c for c in _LEAD_FIELDS if c in leads]].reset_index(drop=True)
     for col in dataset.PROFILE_COLUMNS:  # the same columns and types in every piece
         leads[col] = leads[col].astype(object).where(leads[col].notna(), None)
-    return leads.assign(**{BUCKET: _bucket_of(leads["lead_id"])}), rejects.frame
+    leads = leads.assign(**{BUCKET: _bucket_of(leads["lead_id"]), _PIECE: number, _ROW: rows})
+    notes = [f"{piece.name}: {n}" for n in raw.notes] + dates.notes()
+    return leads, _PieceReport(rejects, raw.rows, notes)
 
 
 def _events_piece(
-    piece: dataset.Piece, sep: str | None, lead_ids: pd.Index
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    piece: dataset.Piece, options: dataset.ReadOptions, dates: dataset.DateOrders,
+    lead_ids: pd.Index, rejected_ids: frozenset,
+) -> tuple[pd.DataFrame, _PieceReport]:  # fmt: skip
     """One piece of the events table, checked against the good leads' ids."""
     rejects = dataset.Rejects()
-    events = dataset.check_events(dataset.read_piece(piece, sep), piece, lead_ids, rejects)
-    return events.assign(**{BUCKET: _bucket_of(events["lead_id"])}), rejects.frame
+    raw = dataset.read_piece(piece, options.sep)
+    events = dataset.check_events(raw, piece, lead_ids, rejects, options, dates, rejected_ids)
+    notes = [f"{piece.name}: {n}" for n in raw.notes] + dates.notes()
+    return events.assign(**{BUCKET: _bucket_of(events["lead_id"])}), _PieceReport(
+        rejects, raw.rows, notes
+    )
+
+
+def _without(leads: pd.DataFrame, duplicates: frozenset) -> pd.DataFrame:
+    """A partition of leads without the rows (piece, row) rejected as duplicate ids."""
+    if duplicates:
+        keys = zip(leads[_PIECE].to_numpy(), leads[_ROW].to_numpy(), strict=True)
+        leads = leads[[k not in duplicates for k in keys]]
+    return leads.drop(columns=[_PIECE, _ROW])
 
 
 def _first(pair: tuple) -> Any:
@@ -177,10 +200,14 @@ class CrmTables:
 
     leads: Any  # dask DataFrame
     events: Any
-    rejects: dataset.Rejects
-    rows_in: int  # rows read from the leads table
-    lead_rejects: int  # of which rejected
-    source: dict
+    data: dataset.LeadData  # no rows: rejects, rows read per table, source, notes
+
+    @property
+    def rejects(self) -> dataset.Rejects:
+        return self.data.rejects
+
+    def counts(self) -> dict[str, dataset.TableCount]:
+        return self.data.counts()
 
 
 class DaskEngine:
@@ -255,11 +282,17 @@ class DaskEngine:
 
     # ---- reading ----------------------------------------------------------------------
 
-    def read_crm(self, folder: Path, sep: str | None, require_outcome: bool) -> CrmTables:
-        """Read and check a CRM folder on the cluster; leads and events in aligned partitions."""
+    def read_crm(
+        self, folder: Path, options: dataset.ReadOptions | None, require_outcome: bool
+    ) -> CrmTables:
+        """Read and check a CRM folder on the cluster; leads and events in aligned partitions.
+
+        The same checks as in memory, a piece at a time on the workers; the client keeps the
+        lead ids (to reject events of unknown leads and repeated ids) and the rejects."""
         import dask
         import dask.dataframe as dd
 
+        options = options or dataset.ReadOptions()
         folder = Path(folder).resolve()  # workers resolve paths from their own directory
         if not folder.is_dir():
             raise dataset.ContractError(
@@ -268,46 +301,78 @@ class DaskEngine:
             )
         leads_src = dataset.table_source(folder, "leads")
         events_src = dataset.table_source(folder, "events")
+        lead_pieces = dataset.pieces(leads_src, split_row_groups=True)
+        event_pieces = dataset.pieces(events_src, split_row_groups=True)
+        dates = dataset.DateOrders(options.date_format)
+        if dates.explicit is None:
+            dataset.sample_date_orders(dates, {
+                p.name: readers.read_head(p.path, options.sep) for p in (lead_pieces[0], event_pieces[0])
+            })  # fmt: skip
         lead_pairs = [
-            dask.delayed(_leads_piece)(p, sep, require_outcome)
-            for p in dataset.pieces(leads_src, split_row_groups=True)
+            dask.delayed(_leads_piece)(p, i, options, dates, require_outcome)
+            for i, p in enumerate(lead_pieces)
         ]
         leads = dd.from_delayed([dask.delayed(_first)(p) for p in lead_pairs], verify_meta=False)
-        lead_rejects = [dask.delayed(_second)(p) for p in lead_pairs]
+        lead_reports = [dask.delayed(_second)(p) for p in lead_pairs]
         with _mixed_collections():
-            leads, lead_rejects = dask.persist(leads, lead_rejects)
-        ids = leads["lead_id"].compute()
-        dataset.check_unique_ids(ids.reset_index(drop=True), str(leads_src), rows=False)
-        id_index = self.client.scatter(pd.Index(ids), broadcast=True)
-        event_pieces = dataset.pieces(events_src, split_row_groups=True)
-        event_pairs = [dask.delayed(_events_piece)(p, sep, id_index) for p in event_pieces]
+            leads, lead_reports = dask.persist(leads, lead_reports)
+        where = leads[["lead_id", _PIECE, _ROW]].compute().reset_index(drop=True)
+        (lead_reports,) = dask.compute(lead_reports)
+        rejects = dataset.Rejects([p for r in lead_reports for p in r.rejects.parts])
+        duplicates = self._duplicates(where, lead_pieces, rejects)
+        leads = leads.map_partitions(
+            _without, duplicates, meta=leads._meta.drop(columns=[_PIECE, _ROW])
+        )
+        ids = pd.Index(where["lead_id"]).unique()
+        rejected_ids = frozenset(rejects.ids("leads") - set(ids))
+        id_index = self.client.scatter(ids, broadcast=True)
+        event_pairs = [
+            dask.delayed(_events_piece)(p, options, dates, id_index, rejected_ids)
+            for p in event_pieces
+        ]
         events = dd.from_delayed([dask.delayed(_first)(p) for p in event_pairs], verify_meta=False)
-        event_rejects = [dask.delayed(_second)(p) for p in event_pairs]
+        event_reports = [dask.delayed(_second)(p) for p in event_pairs]
         n = self.partitions or max(
             2 * self.workers, int(np.ceil(_rows(event_pieces) / EVENTS_PER_PARTITION))
         )
         leads = leads.shuffle(on=BUCKET, npartitions=n)
         events = events.shuffle(on=BUCKET, npartitions=n)
         with _mixed_collections():
-            leads, events, event_rejects = dask.persist(leads, events, event_rejects)
-        bad_leads, bad_events = dask.compute(lead_rejects, event_rejects)
-        rejects = dataset.Rejects([r for r in [*bad_leads, *bad_events] if len(r)])
-        n_bad = sum(len(r) for r in bad_leads)
+            leads, events, event_reports = dask.persist(leads, events, event_reports)
+        (event_reports,) = dask.compute(event_reports)
+        rejects.extend(dataset.Rejects([p for r in event_reports for p in r.rejects.parts]))
         files = dataset.table_files(leads_src) + dataset.table_files(events_src)
-        return CrmTables(
-            leads, events, rejects, rows_in=len(ids) + n_bad, lead_rejects=n_bad,
-            source={"paths": [str(leads_src), str(events_src)], "hash": dataset.file_hash(files)},
+        notes = list(dict.fromkeys(n for r in [*lead_reports, *event_reports] for n in r.notes))
+        data = dataset.LeadData(
+            "crm", pd.DataFrame(), None, "lead_id", "converted", "created_at", rejects,
+            {"paths": [str(leads_src), str(events_src)], "hash": dataset.file_hash(files)},
+            read={"leads": sum(r.rows for r in lead_reports),
+                  "events": sum(r.rows for r in event_reports)},
+            notes=notes,
         )  # fmt: skip
+        return CrmTables(leads, events, data)
+
+    @staticmethod
+    def _duplicates(
+        where: pd.DataFrame, pieces: list[dataset.Piece], rejects: dataset.Rejects
+    ) -> frozenset:
+        """Rows (piece, row) whose id an earlier row already has: rejected, as in memory."""
+        dup = where["lead_id"].duplicated(keep="first").to_numpy(bool)
+        for number, part in where[dup].groupby(_PIECE, sort=True):
+            rejects.add("leads", pieces[int(number)].name, part[_ROW].to_numpy(),
+                        part["lead_id"].to_numpy(), "lead_id", dataset.DUPLICATE_ID, "lead_id")  # fmt: skip
+        return frozenset(zip(where.loc[dup, _PIECE], where.loc[dup, _ROW], strict=True))
 
     def features(
-        self, data: Path | CrmTables, spec: features.FeatureSpec, as_of: str, sep: str | None = None
-    ) -> Any:
+        self, data: Path | CrmTables, spec: features.FeatureSpec, as_of: str,
+        options: dataset.ReadOptions | None = None,
+    ) -> Any:  # fmt: skip
         """The features of every lead in a CRM folder (or tables already read) as of one
         cut-off, as a Dask DataFrame (lead_id, then `spec.feature_names`), built by the one
         feature function per partition."""
         import dask.dataframe as dd
 
-        tables = data if isinstance(data, CrmTables) else self.read_crm(Path(data), sep, False)
+        tables = data if isinstance(data, CrmTables) else self.read_crm(Path(data), options, False)
         rows = tables.leads.drop(columns=BUCKET).assign(_as_of=pd.Timestamp(as_of))
         meta = _features_meta(rows, spec, ["lead_id"])
         X = dd.map_partitions(
@@ -319,8 +384,8 @@ class DaskEngine:
     # ---- scoring ----------------------------------------------------------------------
 
     def score_file(
-        self, data_path: Path, out: Path, settings: Settings, model_uri: str | None = None,
-        sep: str | None = None, as_of: str | None = None,
+        self, data_path: Path, out: Path, settings: Settings, model_uri: str | None,
+        options: dataset.ReadOptions, cut: pd.Timestamp | None,
     ):  # fmt: skip
         """`score.score_file` on the cluster: a CRM folder scored into `out`, a folder of
         Parquet parts (one per partition) or one CSV file, and rejects next to it."""
@@ -335,10 +400,10 @@ class DaskEngine:
                 "the Dask engine scores CRM models (leads + events); this model was trained on a "
                 "flat export: use --engine local"
             )
-        tables = self.read_crm(data_path, sep, require_outcome=False)
-        if as_of:
-            cut = pd.Timestamp(as_of)
-        else:  # the data's "now", as the in-memory engine takes it
+        tables = self.read_crm(data_path, options, require_outcome=False)
+        rpath = score.rejects_path_for(out)
+        counts = score.check_share(tables.data, options, rpath)
+        if cut is None:  # the data's "now", as the in-memory engine takes it
             last = [tables.leads["created_at"].max(), tables.events["occurred_at"].max()]
             cut = max(pd.Timestamp(s) for s in dd.compute(*last) if pd.notna(s))
             cut += pd.Timedelta(seconds=1)
@@ -349,27 +414,28 @@ class DaskEngine:
         shutil.rmtree(parts, ignore_errors=True)
         parts.mkdir(parents=True)
         model = self.client.scatter(scorer, broadcast=True)
-        counts = dd.map_partitions(
+        by_band = dd.map_partitions(
             _scores_part, tables.leads, tables.events, model, cut, str(parts), csv,
             align_dataframes=False, meta={"band": object, "leads": np.int64},
         ).compute()  # fmt: skip
+        bands = by_band.groupby("band")["leads"].sum().astype(int).to_dict()
+        scored = int(sum(bands.values()))
+        leads = counts["leads"]
+        if scored != leads.used:
+            raise RuntimeError(
+                f"bookkeeping error: {leads.read} rows in, {scored} scored, {leads.rejected_rows} rejected"
+            )
         if csv:
-            _join_csv(sorted(parts.glob("part-*.csv")), out, scorer.spec.id_column)
+            with files.atomic_path(out) as tmp:
+                _join_csv(sorted(parts.glob("part-*.csv")), tmp, scorer.spec.id_column)
             shutil.rmtree(parts)
         else:
-            shutil.rmtree(out, ignore_errors=True)
-            parts.rename(out)
-        bands = counts.groupby("band")["leads"].sum().astype(int).to_dict()
-        scored = int(sum(bands.values()))
-        rpath = score.rejects_path_for(out)
-        tables.rejects.frame.to_csv(rpath, index=False)
-        if scored + tables.lead_rejects != tables.rows_in:
-            raise RuntimeError(
-                f"bookkeeping error: {tables.rows_in} rows in, {scored} scored, {tables.lead_rejects} rejected"
-            )
+            _replace_folder(parts, out)
+        files.write_frame(tables.rejects.frame, rpath)
         return score.ScoreSummary(
-            out_path=out, rejects_path=rpath, rows_in=tables.rows_in, scored=scored,
-            rejected=tables.lead_rejects, bands=bands, as_of=str(cut), model=uri,
+            out_path=out, rejects_path=rpath, rows_in=leads.read, scored=scored,
+            rejected=leads.rejected_rows, bands=bands, as_of=str(cut), model=uri,
+            tables=counts, notes=tables.data.notes,
         )  # fmt: skip
 
     # ---- training ---------------------------------------------------------------------
@@ -382,7 +448,8 @@ class DaskEngine:
         import dask.dataframe as dd
 
         steps.next("reading data")
-        tables = self.read_crm(data_path, config.flat.sep, require_outcome=True)
+        tables = self.read_crm(data_path, train.read_options(config), require_outcome=True)
+        dataset.check_reject_share(tables.data, config.input.max_reject_share)
         leads, events = tables.leads, tables.events
         steps.next("labelling cut-offs")
         lc = config.label
@@ -417,9 +484,7 @@ class DaskEngine:
                 *[dask.delayed(features.crm_category_counts)(p) for p in train_rows.to_delayed()]
             )
         )
-        empty = dataset.LeadData("crm", pd.DataFrame(), None, "lead_id", "converted",
-                                 "created_at", tables.rejects, tables.source)  # fmt: skip
-        spec = features.fit_spec(empty, config, counts=counts)
+        spec = features.fit_spec(tables.data, config, counts=counts)
         steps.next("building features")
         keep = ["lead_id", "_as_of", "_snapshot", "_y"]
         X = dd.map_partitions(
@@ -498,13 +563,14 @@ class DaskEngine:
             )
 
         return train.Prepared(
-            kind="crm", source=tables.source, target="converted", rejects=tables.rejects,
+            kind="crm", source=tables.data.source, target="converted", rejects=tables.rejects,
             summary=summary, split_method="time (by cut-off)", slices=slices, spec=spec,
             booster=booster, crossfit=False, raw_cal=raw_cal.to_numpy(), y_cal=y_cal.to_numpy(),
             raw_test=raw_test.to_numpy(), y_test=keys["_y"].to_numpy(),
             test_keys=keys[["lead_id", "_as_of"]].reset_index(drop=True),
             baseline_rows=(base[names].set_axis(spec.feature_names, axis=1), base["_y"].to_numpy()),
-            on_test=on_test, score_test=score_test, example=example, warnings=warnings,
+            on_test=on_test, score_test=score_test, example=example, tables=tables.counts(),
+            notes=tables.data.notes, warnings=warnings,
         )  # fmt: skip
 
     def _boost(self, train_X, valid_X, spec, config: TrainConfig, slices: dict) -> Any:
@@ -573,6 +639,16 @@ def _rows(pieces: list[dataset.Piece]) -> int:
         if p.row_group is not None:
             total += pq.ParquetFile(p.path).metadata.row_group(p.row_group).num_rows
     return total
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """`new` takes the name `target`; a previous `target` is kept aside until then."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _join_csv(parts: list[Path], out: Path, id_column: str) -> None:

@@ -2,28 +2,45 @@
 
 Two shapes come in:
 
-* CRM tables: a folder holding `leads.csv|parquet` (one row per lead) and
-  `events.csv|parquet` (one row per activity).
+* CRM tables: a folder holding `leads` (one row per lead) and `events` (one row per
+  activity), each a CSV/Parquet/.xlsx file or a folder of Parquet parts.
 * A flat export: one file, one row per lead, any columns, a named target column.
 
-A file that breaks the contract as a whole (missing column, empty file, a target that is not
-binary, duplicated ids, a date column that mostly does not parse) raises `ContractError`
-with the file, the column, example rows and the fix. A bad value in a single row only
-removes that row: it goes to the rejects table with its reason, and the good rows go on.
+Nothing is lost: every row read ends up used or in the rejects with its table, file, row,
+lead id, field and reason (never the row's values: they may be personal data), and the
+counts per table are reported. A file that breaks the contract as a whole (missing column,
+empty file, a target that is not binary, ambiguous dates) raises `ContractError` with the
+file, the column and the fix; so does a table with more rejected rows than
+`max_reject_share` allows: a file that is mostly garbage is not scored as if it were fine.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
 import hashlib
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from leadml import privacy, readers
+from leadml.errors import ContractError
+from leadml.values import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    AmbiguousDates,
+    ParsedDates,
+    date_order,
+    decimal_commas,
+    id_text,
+    parse_binary,
+    parse_dates,
+    parse_order,
+)
+
+__all__ = ["FALSE_WORDS", "TRUE_WORDS", "ContractError", "parse_binary"]
 
 LEAD_COLUMNS = ["lead_id", "created_at"]
 OUTCOME_COLUMNS = ["converted", "converted_at"]
@@ -34,45 +51,77 @@ EVENT_TYPES = (
     "demo_request", "trial_start", "cart_add", "unsubscribe", "bounce",
 )  # fmt: skip
 PAGE_KINDS = ("pricing", "product", "blog", "other")
-TRUE_WORDS = {"1", "1.0", "yes", "y", "true", "t", "converted", "won"}
-FALSE_WORDS = {"0", "0.0", "no", "n", "false", "f", "not converted", "lost"}
-PII_PATTERN = re.compile(
-    r"(e-?mail|phone|mobile|first.?name|last.?name|full.?name|^name$|address|ip.?addr)", re.I
-)
-REDACTED = "<personal data>"
-REJECT_COLUMNS = ["file", "row", "lead_id", "field", "value", "reason"]
+REDACTED = privacy.REDACTED
+REJECT_COLUMNS = ["table", "file", "row", "lead_id", "field", "reason"]
+TABLES = ("leads", "events")  # a flat export is one table of leads
 BINARY = "binary (0/1, yes/no, true/false)"
-# more than this share of bad values in a required column is a broken file, not bad rows
-MAX_BAD_SHARE = 0.2
+MAX_REJECT_SHARE = 0.05
+# read as missing in text columns, besides empty fields (pandas' defaults)
+NA_WORDS = (
+    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
+DUPLICATE_ID = "duplicate id (the first row with this id is used)"
+FUTURE = "in the future (later than the time of this run)"
+LEAD_REJECTED = "its lead was rejected (see the leads rows with this id)"
+NO_LEAD = "no lead with this id in leads"
 
 
-class ContractError(ValueError):
-    """The input as a whole breaks the contract; the message says what to fix."""
+@dataclass(frozen=True)
+class ReadOptions:
+    """How input files are read; the same for training, scoring and every engine.
+
+    `date_format`: day-first or month-first, for numeric dates whose order the values do not
+    reveal. `now`: rows later than this are rejected as in the future (default: the time of
+    the run). `missing_values`: placeholders read as missing, besides empty fields.
+    """
+
+    sep: str | None = None
+    date_format: str | None = None
+    max_reject_share: float = MAX_REJECT_SHARE
+    missing_values: tuple[str, ...] = ()
+    now: pd.Timestamp | None = None
+
+    def clock(self) -> np.datetime64:
+        now = self.now if self.now is not None else utc_now()
+        return np.datetime64(pd.Timestamp(now).to_datetime64(), "ns")
+
+
+def utc_now() -> pd.Timestamp:
+    """The wall clock as naive UTC, the time zone every timestamp is kept in."""
+    return pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))
+
+
+# ---- rejects and counts -------------------------------------------------------------------
 
 
 @dataclass
 class Rejects:
-    """Rows that could not be used, each with the file, row number, field and reason."""
+    """Rows that could not be used, each with its table, file, row, lead id, field and reason.
+
+    Ids are kept as read internally (events of a rejected lead are told apart from events of
+    an unknown one); `frame`, what is written and logged, redacts ids that are personal data.
+    """
 
     parts: list[pd.DataFrame] = field(default_factory=list)
 
-    def add(self, file: str, rows: np.ndarray, ids, field_name: str, values, reason: str) -> None:
+    def add(
+        self, table: str, file: str, rows, ids, field_name: str, reason: str, id_column: str = ""
+    ) -> None:
+        rows = np.asarray(rows)
         if len(rows) == 0:
             return
-        if PII_PATTERN.search(field_name):  # the rejects file is logged to MLflow: no personal data
-            values = [REDACTED] * len(rows)
+        ids = pd.Series(np.asarray(ids, dtype=object)).where(lambda s: s.notna(), "")
         self.parts.append(
             pd.DataFrame(
                 {
+                    "table": table,
                     "file": file,
-                    "row": np.asarray(rows) + 1,  # 1 = first data row after the header
-                    "lead_id": pd.Series(np.asarray(ids, dtype=object)).astype(str).to_numpy(),
+                    "row": rows.astype(np.int64) + 1,  # 1 = first data row after the header
+                    "lead_id": ids.astype(str).to_numpy(object),
                     "field": field_name,
-                    "value": pd.Series(np.asarray(values, dtype=object))
-                    .astype(str)
-                    .str.slice(0, 80)
-                    .to_numpy(),
                     "reason": reason,
+                    "_personal_id": privacy.personal_name(id_column),
                 }
             )
         )
@@ -80,23 +129,46 @@ class Rejects:
     def extend(self, other: Rejects) -> None:
         self.parts.extend(other.parts)
 
+    def _all(self) -> pd.DataFrame:
+        if not self.parts:
+            cols = [*REJECT_COLUMNS, "_personal_id"]
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        f = pd.concat(self.parts, ignore_index=True)
+        # tables, then files in the order they were read, then rows in file order: the same
+        # whichever engine (or piece of a file) found them first
+        table_order = f["table"].map({t: i for i, t in enumerate(TABLES)}).fillna(len(TABLES))
+        file_order = pd.factorize(f["file"])[0]
+        order = np.lexsort((f["row"].to_numpy(), file_order, table_order.to_numpy()))
+        return f.iloc[order].reset_index(drop=True)
+
     @property
     def frame(self) -> pd.DataFrame:
-        if not self.parts:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS})
-        f = pd.concat(self.parts, ignore_index=True)
-        # files in the order they were read, rows in file order: the same whichever engine
-        # (or piece of a file) found them first
-        file_order = pd.Series(pd.factorize(f["file"])[0], index=f.index)
-        order = np.lexsort((f["row"].to_numpy(), file_order.to_numpy()))
-        return f.iloc[order].reset_index(drop=True)
+        """What may be written down: no values, and no id that is personal data."""
+        f = self._all()
+        personal = f["_personal_id"].astype(bool) | f["lead_id"].map(privacy.looks_personal)
+        f["lead_id"] = f["lead_id"].where(~personal.astype(bool), REDACTED)
+        return f[REJECT_COLUMNS]
+
+    def ids(self, table: str) -> set:
+        """The ids (as read) of the rejected rows of one table."""
+        return {i for p in self.parts if (p["table"] == table).all() for i in p["lead_id"]}
 
     def __len__(self) -> int:
         return sum(len(p) for p in self.parts)
 
+    def counts(self, read: dict[str, int]) -> dict[str, TableCount]:
+        """Rows read, used and rejected (by reason) per table."""
+        f = self._all()
+        out = {}
+        for table, n in read.items():
+            mine = f.loc[f["table"] == table, "reason"]
+            by_reason = mine.value_counts(sort=True).astype(int).to_dict()
+            out[table] = TableCount(table, int(n), {str(k): v for k, v in by_reason.items()})
+        return out
+
     def summary(self) -> list[str]:
-        """One line per (file, reason) with its count: what a person reads first."""
-        f = self.frame
+        """One line per (file, field, reason) with its count: what a person reads first."""
+        f = self._all()
         if f.empty:
             return []
         counts = f.groupby(["file", "field", "reason"], sort=False).size()
@@ -104,6 +176,71 @@ class Rejects:
             f"{file}: {n} row(s) rejected, {fld}: {reason}"
             for (file, fld, reason), n in counts.items()
         ]
+
+
+@dataclass(frozen=True)
+class TableCount:
+    """Rows in = rows used + rows rejected, for one table."""
+
+    table: str
+    read: int
+    rejected: dict[str, int]  # reason -> rows, commonest first
+
+    @property
+    def rejected_rows(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def used(self) -> int:
+        return self.read - self.rejected_rows
+
+    @property
+    def share(self) -> float:
+        return self.rejected_rows / self.read if self.read else 0.0
+
+    def line(self) -> str:
+        """'events  61,234 read  61,228 used  6 rejected (3 unknown event type, ...)'."""
+        text = f"{self.table:<7}{self.read:>12,} read {self.used:>12,} used {self.rejected_rows:>10,} rejected"
+        if self.rejected:
+            shown = [f"{n:,} {reason}" for reason, n in list(self.rejected.items())[:3]]
+            more = len(self.rejected) - 3
+            text += " (" + "; ".join(shown) + (f"; {more} more reasons" if more > 0 else "") + ")"
+        return text
+
+    def as_dict(self) -> dict:
+        """Plain data for JSON and MLflow (reasons as [reason, rows] pairs: a reason is no key)."""
+        return {"read": self.read, "used": self.used, "rejected": self.rejected_rows,
+                "reasons": [[r, n] for r, n in self.rejected.items()]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, table: str, d: dict) -> TableCount:
+        return cls(table, int(d["read"]), {str(r): int(n) for r, n in d["reasons"]})
+
+
+class TooManyRejects(ContractError):
+    """A table with more rejected rows than the limit; carries the rejects to write down."""
+
+    def __init__(self, message: str, rejects: pd.DataFrame):
+        super().__init__(message)
+        self.rejects = rejects
+
+
+def check_reject_share(data: LeadData, limit: float) -> dict[str, TableCount]:
+    """Rows read / used / rejected per table; stops (TooManyRejects: one line, the commonest
+    reason and what to do) when a table has more rejected rows than `limit` allows."""
+    counts = data.counts()
+    files = dict(zip(("leads", "events"), data.source["paths"], strict=False))
+    for table, c in counts.items():
+        if c.read and c.share > limit:
+            reason, n = next(iter(c.rejected.items()))
+            raise TooManyRejects(
+                f"{files.get(table, table)}: {c.rejected_rows:,} of {c.read:,} {table} rows "
+                f"rejected ({c.share:.1%}, over the {limit:.0%} limit); commonest reason: "
+                f"{reason} ({n:,} rows). Fix the export, or raise the limit with "
+                f"--max-reject-share (input.max_reject_share in the config).",
+                data.rejects.frame,
+            )
+    return counts
 
 
 @dataclass
@@ -118,6 +255,11 @@ class LeadData:
     date_column: str | None
     rejects: Rejects
     source: dict
+    read: dict[str, int] = field(default_factory=dict)  # rows read per table
+    notes: list[str] = field(default_factory=list)  # how the files were read
+
+    def counts(self) -> dict[str, TableCount]:
+        return self.rejects.counts(self.read)
 
 
 def file_hash(paths: list[Path]) -> str:
@@ -128,59 +270,6 @@ def file_hash(paths: list[Path]) -> str:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 h.update(chunk)
     return h.hexdigest()[:16]
-
-
-def sniff_sep(path: Path) -> str:
-    """Guess the delimiter from the first lines among , ; tab |."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-        sample = fh.read(65536)
-    if not sample.strip():
-        raise ContractError(
-            f"{path}: the file is empty. Export the leads again, with a header row."
-        )
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
-def _read_table(
-    path: Path, sep: str | None = None, strings: bool = False, missing=()
-) -> pd.DataFrame:
-    if path.suffix.lower() == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        sep = sep or sniff_sep(path)
-        kwargs = {"dtype": str} if strings else {}
-        try:
-            frame = pd.read_csv(
-                path,
-                sep=sep,
-                na_values=list(missing) or None,
-                keep_default_na=True,
-                low_memory=False,
-                **kwargs,
-            )
-        except pd.errors.EmptyDataError:
-            raise ContractError(
-                f"{path}: the file is empty. Export the leads again, with a header row."
-            ) from None
-        except pd.errors.ParserError as exc:
-            raise ContractError(
-                f"{path}: cannot be parsed as delimited text with separator {sep!r} ({exc}). Pass the right separator with --sep."
-            ) from None
-        frame = frame.loc[
-            :,
-            [
-                c
-                for c in frame.columns
-                if not str(c).startswith("Unnamed:") or frame[c].notna().any()
-            ],
-        ]
-        frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
-        raise ContractError(f"{path}: the file has a header but no rows. Export at least one lead.")
-    return frame
 
 
 def _missing_column(
@@ -196,98 +285,70 @@ def _missing_column(
 
 
 def _examples(
-    frame: pd.DataFrame,
-    rows: np.ndarray,
-    column: str,
-    id_col: str | None = None,
-    first_row: int = 0,
-    k: int = 3,
+    frame: pd.DataFrame, rows: np.ndarray, column: str, id_col: str | None = None, k: int = 3
 ) -> str:
+    """A few rows of one column, as a person finds them in the file (row 1 = first data row);
+    values that are personal data are redacted."""
+
     def show(col: str, r: int) -> str:
-        return REDACTED if PII_PATTERN.search(col) else repr(frame[col].iat[r])
+        value = frame[col].iat[r]
+        return repr(privacy.safe_text([value], col)[0]) if pd.notna(value) else "(empty)"
 
     parts = []
     for r in rows[:k]:
         ident = f" ({id_col}={show(id_col, r)})" if id_col and id_col in frame else ""
-        parts.append(f"row {r + first_row + 1}{ident}: {show(column, r)}")
+        parts.append(f"row {frame.index[r] + 1}{ident}: {show(column, r)}")
     return "; ".join(parts)
 
 
-def parse_binary(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Map 0/1, yes/no, true/false (any case) to 1.0/0.0; return (parsed, bad mask). Missing is bad."""
-    text = values.astype("string").str.strip().str.lower()
-    out = np.full(len(values), np.nan)
-    out[text.isin(TRUE_WORDS).fillna(False).to_numpy(bool)] = 1.0
-    out[text.isin(FALSE_WORDS).fillna(False).to_numpy(bool)] = 0.0
-    return out, np.isnan(out)
+# ---- dates --------------------------------------------------------------------------------
 
 
-def parse_dates(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Parse timestamps (ISO or anything pandas reads); return (parsed, bad mask for non-missing values)."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = (
-            values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
-        )
-    else:
-        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed").dt.tz_localize(
-            None
-        )
-    parsed = parsed.astype("datetime64[ns]")
-    bad = (parsed.isna() & values.notna()).to_numpy(bool).copy()
-    return parsed, bad
+class DateOrders:
+    """The day/month order numeric dates are read in: as configured (`date_format`), else as
+    each column's own values show, else as another date column of the same export shows."""
+
+    def __init__(self, date_format: str | None):
+        self.explicit = parse_order(date_format)
+        self.seen: dict[str, tuple[str, str]] = {}  # "file: column" -> (order, example)
+
+    def sample(self, where: str, values: pd.Series) -> None:
+        """Learn the order from the first values of a column, before any piece is parsed."""
+        if self.explicit is None:
+            try:
+                order, example = date_order(values.head(50_000))
+            except AmbiguousDates:
+                return
+            if order is not None:
+                self.seen.setdefault(where, (order, example))
+
+    @property
+    def fallback(self) -> str | None:
+        return self.explicit or next((o for o, _ in self.seen.values()), None)
+
+    def parse(self, values: pd.Series, where: str) -> ParsedDates:
+        try:
+            parsed = parse_dates(values, self.explicit)
+        except AmbiguousDates as exc:
+            if self.fallback is None:
+                raise ContractError(
+                    f"{where}: dates such as {exc.example!r} could be day-first or month-first, "
+                    "and no value says which. Pass --date-format day-first (31/12/2025) or "
+                    "--date-format month-first (12/31/2025), or set input.date_format."
+                ) from None
+            parsed = parse_dates(values, self.fallback)
+            parsed.example = "as in the other date columns"
+        if parsed.order is not None:
+            example = "as configured" if self.explicit else parsed.example
+            self.seen.setdefault(where, (parsed.order, example))
+        return parsed
+
+    def notes(self) -> list[str]:
+        return [f"{where}: numeric dates read {order} ({example})"
+                for where, (order, example) in self.seen.items()]  # fmt: skip
 
 
-class _RowCheck:
-    """Which rows of one piece of a file are still good; bad ones go to the rejects with
-    their reason.
-
-    A column where most values are bad is a broken file, not bad rows: `check` raises a
-    ContractError for it instead of rejecting nearly everything. `first_row` is the piece's
-    offset in its file, so reject row numbers are the file's.
-    """
-
-    def __init__(self, piece: Piece, frame: pd.DataFrame, id_col: str, rejects: Rejects):
-        self.piece, self.frame, self.id_col, self.rejects = piece, frame, id_col, rejects
-        self.keep = np.ones(len(frame), bool)
-
-    def reject(self, bad: np.ndarray, column: str, reason: str) -> None:
-        rows = np.flatnonzero(bad & self.keep)
-        f = self.frame
-        ids = f[self.id_col].to_numpy()[rows] if self.id_col in f else [""] * len(rows)
-        values = f[column].to_numpy()[rows] if column in f else [""] * len(rows)
-        self.rejects.add(self.piece.name, rows + self.piece.first_row, ids, column, values, reason)
-        self.keep &= ~bad
-
-    def check(self, bad: np.ndarray, column: str, what: str, fix: str, reason: str) -> None:
-        if bad.mean() > MAX_BAD_SHARE:
-            rows = np.flatnonzero(bad)
-            raise ContractError(
-                f"{self.piece.path}: column {column!r}: {bad.sum()} of {len(bad)} rows are not {what} "
-                f"(e.g. {_examples(self.frame, rows, column, self.id_col, self.piece.first_row)}). {fix}"
-            )
-        self.reject(bad, column, reason)
-
-
-def check_unique_ids(
-    ids: pd.Series, where: str, id_col: str = "lead_id", rows: bool = True
-) -> None:
-    """One row per lead: repeated ids are a broken export, not bad rows. With `rows`, the
-    ids' index is their position in the file and the message names the rows."""
-    dup = ids.duplicated(keep=False).to_numpy(bool)
-    if dup.any():
-        repeated = ids[dup]
-        if PII_PATTERN.search(id_col):  # an email used as the id: name rows, not values
-            repeated = repeated.astype(object).where(repeated.isna(), REDACTED)
-        if rows:
-            shown = "; ".join(f"row {r + 1} ({id_col}={v!r})" for r, v in repeated.iloc[:3].items())
-        else:
-            shown = ", ".join(repr(v) for v in pd.unique(ids[dup])[:3])
-            shown = REDACTED if PII_PATTERN.search(id_col) else shown
-        raise ContractError(
-            f"{where}: column {id_col!r} must identify one lead per row, but {ids[dup].nunique()} id(s) "
-            f"repeat (e.g. {shown}). De-duplicate the export (keep the latest row per lead) "
-            f"or name the right id column with --id."
-        )
+# ---- reading a table's pieces -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -302,12 +363,12 @@ class Piece:
 
 
 def table_source(folder: Path, name: str) -> Path:
-    """Where one CRM table lives: `name.csv|parquet`, or a folder `name/` (or `name.parquet/`)
-    of Parquet parts, as Spark, Dask and most warehouses write them."""
+    """Where one CRM table lives: `name.csv|tsv|txt|parquet|xlsx`, or a folder `name/` (or
+    `name.parquet/`) of Parquet parts, as Spark, Dask and most warehouses write them."""
     found = [
         p
         for p in sorted(folder.glob(f"{name}.*")) + sorted(folder.glob(name))
-        if (p.is_file() and p.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt"))
+        if (p.is_file() and p.suffix.lower() in readers.TABLE_SUFFIXES)
         or (p.is_dir() and any(p.glob("*.parquet")))
     ]
     if not found:
@@ -323,6 +384,11 @@ def table_source(folder: Path, name: str) -> Path:
 
 
 _table_file = table_source  # the benchmarks' name for it
+
+
+def table_files(source: Path) -> list[Path]:
+    """The files of a table: the file itself, or the Parquet parts of its folder."""
+    return sorted(source.glob("*.parquet")) if source.is_dir() else [source]
 
 
 def pieces(source: Path, split_row_groups: bool = False) -> list[Piece]:
@@ -349,48 +415,12 @@ def pieces(source: Path, split_row_groups: bool = False) -> list[Piece]:
     return out
 
 
-def read_piece(piece: Piece, sep: str | None = None) -> pd.DataFrame:
-    """One piece as a frame whose index is the row's position in its file."""
-    if piece.row_group is None:
-        frame = _read_table(piece.path, sep)
-        return frame.reset_index(drop=True)
-    import pyarrow.parquet as pq
-
-    frame = pq.ParquetFile(piece.path).read_row_group(piece.row_group).to_pandas()
-    frame.index = pd.RangeIndex(piece.first_row, piece.first_row + len(frame))
-    return frame
-
-
-def load_crm(folder: Path, sep: str | None = None, require_outcome: bool = True) -> LeadData:
-    """Read `leads` and `events` from a folder and enforce their contract."""
-    rejects = Rejects()
-    leads_src, events_src = table_source(folder, "leads"), table_source(folder, "events")
-    leads = _concat(
-        [check_leads(read_piece(p, sep), p, rejects, require_outcome) for p in pieces(leads_src)]
-    )
-    check_unique_ids(leads["lead_id"], str(leads_src), rows=not leads_src.is_dir())
-    ids = pd.Index(leads["lead_id"])
-    events = _concat(
-        [check_events(read_piece(p, sep), p, ids, rejects) for p in pieces(events_src)]
-    )
-    return LeadData(
-        kind="crm",
-        leads=leads,
-        events=events,
-        id_column="lead_id",
-        target="converted" if "converted" in leads else None,
-        date_column="created_at",
-        rejects=rejects,
-        source={
-            "paths": [str(leads_src), str(events_src)],
-            "hash": file_hash(table_files(leads_src) + table_files(events_src)),
-        },
-    )
-
-
-def table_files(source: Path) -> list[Path]:
-    """The files of a table: the file itself, or the Parquet parts of its folder."""
-    return sorted(source.glob("*.parquet")) if source.is_dir() else [source]
+def read_piece(piece: Piece, sep: str | None = None) -> readers.RawTable:
+    """One piece as read, its frame indexed by each row's position in its file."""
+    raw = readers.read_table(piece.path, sep, piece.row_group)
+    if piece.row_group is not None:
+        raw.frame.index = pd.RangeIndex(piece.first_row, piece.first_row + len(raw.frame))
+    return raw
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -398,23 +428,79 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
+def _missing_words(frame: pd.DataFrame, columns, words) -> None:
+    """Placeholders ('N/A', 'Select', ...) in text columns read as missing, in place."""
+    for col in columns:
+        values = frame[col]
+        if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+            frame[col] = values.where(~values.isin(words))
+
+
+class _RowCheck:
+    """Which rows of one piece of a table are still good; bad ones go to the rejects with
+    their reason.
+
+    A column with more bad values than the reject limit is a broken file, not bad rows:
+    `check` raises a ContractError naming it, with examples, instead of rejecting them.
+    """
+
+    def __init__(
+        self, table: str, piece: Piece, raw: readers.RawTable, id_col: str, rejects: Rejects,
+        limit: float,
+    ):  # fmt: skip
+        self.table, self.piece, self.frame = table, piece, raw.frame
+        self.id_col, self.rejects, self.limit = id_col, rejects, limit
+        self.keep = np.ones(len(raw.frame), bool)
+        for reason in dict.fromkeys(raw.bad_reasons):  # rows that did not split into fields
+            rows = raw.bad_rows[[r == reason for r in raw.bad_reasons]]
+            rejects.add(table, piece.name, rows, [""] * len(rows), "(whole row)", reason)
+
+    def reject(self, bad: np.ndarray, column: str, reason: str) -> None:
+        rows = np.flatnonzero(bad & self.keep)
+        f = self.frame
+        ids = f[self.id_col].to_numpy()[rows] if self.id_col in f else [""] * len(rows)
+        self.rejects.add(self.table, self.piece.name, f.index.to_numpy()[rows], ids, column,
+                         reason, self.id_col)  # fmt: skip
+        self.keep &= ~bad
+
+    def check(self, bad: np.ndarray, column: str, what: str, fix: str, reason: str) -> None:
+        if len(bad) and bad.mean() > self.limit:
+            rows = np.flatnonzero(bad)
+            raise ContractError(
+                f"{self.piece.path}: column {column!r}: {bad.sum():,} of {len(bad):,} rows "
+                f"({bad.mean():.1%}) are not {what}, over the {self.limit:.0%} reject limit "
+                f"(e.g. {_examples(self.frame, rows, column, self.id_col)}). {fix}"
+            )
+        self.reject(bad, column, reason)
+
+    def future(self, stamps: pd.Series, column: str, now: np.datetime64) -> None:
+        self.reject((stamps.to_numpy("datetime64[ns]") > now), column, FUTURE)
+
+
 def check_leads(
-    leads: pd.DataFrame, piece: Piece, rejects: Rejects, require_outcome: bool = True
-) -> pd.DataFrame:
+    raw: readers.RawTable, piece: Piece, rejects: Rejects, options: ReadOptions,
+    dates: DateOrders, require_outcome: bool = True,
+) -> pd.DataFrame:  # fmt: skip
     """The rows of one piece of the leads table that keep the contract, typed; the rest go to
-    `rejects`. Repeated ids are checked over the whole table by `check_unique_ids`."""
-    path = piece.path
+    `rejects`. Repeated ids are found over the whole table by `drop_duplicate_ids`."""
+    leads, path = raw.frame, piece.path
     for col in LEAD_COLUMNS + (OUTCOME_COLUMNS[:1] if require_outcome else []):
         if col not in leads:
             raise _missing_column(
                 path, col, leads, "lead id, creation time and outcome are required"
             )
-    rows = _RowCheck(piece, leads, "lead_id", rejects)
+    rows = _RowCheck("leads", piece, raw, "lead_id", rejects, options.max_reject_share)
+    leads["lead_id"] = id_text(leads["lead_id"])
     rows.reject(leads["lead_id"].isna().to_numpy(bool), "lead_id", "missing lead id")
-    created, bad = parse_dates(leads["created_at"])
+    _missing_words(leads, [c for c in PROFILE_COLUMNS if c in leads],
+                   (*NA_WORDS, *options.missing_values))  # fmt: skip
+    now = options.clock()
+    created = dates.parse(leads["created_at"], f"{piece.name}: created_at")
     iso = "Export timestamps as ISO 8601 (2026-05-31 14:02:00)."
-    rows.check(bad | created.isna().to_numpy(bool), "created_at", "dates", iso, "not a date")
-    leads["created_at"] = created
+    bad = created.bad | created.stamps.isna().to_numpy(bool)
+    rows.check(bad, "created_at", "dates", iso, "not a date")
+    rows.future(created.stamps, "created_at", now)
+    leads["created_at"] = created.stamps
     if "converted" in leads:
         conv, bad = parse_binary(leads["converted"])
         rows.check(
@@ -425,21 +511,50 @@ def check_leads(
             why = "needed to know whether a conversion happened after the cut-off"
             raise _missing_column(path, "converted_at", leads, why)
         if "converted_at" in leads:
-            conv_at, bad = parse_dates(leads["converted_at"])
-            bad |= (conv == 1) & conv_at.isna().to_numpy(bool) & require_outcome
+            conv_at = dates.parse(leads["converted_at"], f"{piece.name}: converted_at")
+            bad = conv_at.bad | (
+                (conv == 1) & conv_at.stamps.isna().to_numpy(bool) & require_outcome
+            )
             rows.reject(bad, "converted_at", "converted lead without a valid conversion date")
-            leads["converted_at"] = conv_at
+            rows.future(conv_at.stamps, "converted_at", now)
+            leads["converted_at"] = conv_at.stamps
     for col in PROFILE_COLUMNS:
         if col not in leads:
             leads[col] = pd.Series(pd.NA, index=leads.index, dtype="string")
     return leads.loc[rows.keep]  # the index keeps each row's position in the file, for rejects
 
 
+def drop_duplicate_ids(
+    parts: list[tuple[Piece, pd.DataFrame]], rejects: Rejects, id_col: str = "lead_id",
+    table: str = "leads",
+) -> list[pd.DataFrame]:  # fmt: skip
+    """One row per lead: of rows sharing an id, the first in file order is used and the rest
+    are rejected as duplicates."""
+    if not parts:
+        return []
+    ids = pd.concat([f[id_col] for _, f in parts], ignore_index=True)
+    dup = ids.duplicated(keep="first").to_numpy(bool)
+    out, start = [], 0
+    for piece, frame in parts:
+        mine = dup[start : start + len(frame)]
+        start += len(frame)
+        if mine.any():
+            rejects.add(table, piece.name, frame.index.to_numpy()[mine],
+                        frame[id_col].to_numpy()[mine], id_col, DUPLICATE_ID, id_col)  # fmt: skip
+        out.append(frame.loc[~mine] if mine.any() else frame)
+    return out
+
+
 def check_events(
-    events: pd.DataFrame, piece: Piece, lead_ids: pd.Index, rejects: Rejects
-) -> pd.DataFrame:
+    raw: readers.RawTable, piece: Piece, lead_ids: pd.Index, rejects: Rejects,
+    options: ReadOptions, dates: DateOrders, rejected_ids: frozenset = frozenset(),
+) -> pd.DataFrame:  # fmt: skip
     """The events of one piece that keep the contract and belong to a lead in `lead_ids`,
-    as (lead_id, occurred_at, event_type, page); the rest go to `rejects`."""
+    as (lead_id, occurred_at, event_type, page); the rest go to `rejects`.
+
+    `rejected_ids`: ids of leads that were rejected, so their events say so rather than
+    "no lead with this id"."""
+    events = raw.frame
     for col in EVENT_COLUMNS:
         if col not in events:
             raise _missing_column(
@@ -447,16 +562,23 @@ def check_events(
             )
     if "page" not in events:
         events["page"] = ""
-    rows = _RowCheck(piece, events, "lead_id", rejects)
-    when, bad = parse_dates(events["occurred_at"])
+    rows = _RowCheck("events", piece, raw, "lead_id", rejects, options.max_reject_share)
+    events["lead_id"] = id_text(events["lead_id"])
+    when = dates.parse(events["occurred_at"], f"{piece.name}: occurred_at")
     iso = "Export timestamps as ISO 8601."
-    rows.check(bad | when.isna().to_numpy(bool), "occurred_at", "dates", iso, "not a date")
+    rows.check(when.bad | when.stamps.isna().to_numpy(bool), "occurred_at", "dates", iso,
+               "not a date")  # fmt: skip
+    rows.future(when.stamps, "occurred_at", options.clock())
     etype = _vocabulary_codes(events["event_type"], EVENT_TYPES)
     rows.reject(
         etype < 0, "event_type", f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
     )
     owner = lead_ids.get_indexer(events["lead_id"])
-    rows.reject(owner < 0, "lead_id", "no lead with this id in leads (or the lead was rejected)")
+    unknown = owner < 0
+    if rejected_ids and unknown.any():
+        theirs = unknown & events["lead_id"].isin(rejected_ids).to_numpy(bool)
+        rows.reject(theirs, "lead_id", LEAD_REJECTED)
+    rows.reject(unknown, "lead_id", NO_LEAD)
     keep = rows.keep
     pages = ("", *PAGE_KINDS)
     page = _vocabulary_codes(events["page"].fillna(""), pages)
@@ -465,7 +587,7 @@ def check_events(
     return pd.DataFrame(
         {
             "lead_id": events["lead_id"].to_numpy()[keep],
-            "occurred_at": when.to_numpy()[keep],
+            "occurred_at": when.stamps.to_numpy()[keep],
             "event_type": pd.Categorical.from_codes(etype[keep], categories=EVENT_TYPES),
             "page": pd.Categorical.from_codes(page[keep], categories=pages),
         }
@@ -484,19 +606,75 @@ def _vocabulary_codes(values: pd.Series, vocabulary) -> np.ndarray:
     return lookup[cat.cat.codes.to_numpy()].astype(np.int64)
 
 
+def sample_date_orders(dates: DateOrders, tables: dict[str, pd.DataFrame]) -> None:
+    """Learn the day/month order from the first rows of each table's date columns."""
+    for name, frame in tables.items():
+        for col in ("created_at", "converted_at", "occurred_at"):
+            if col in frame:
+                dates.sample(f"{name}: {col}", frame[col])
+
+
+def load_crm(
+    folder: Path, options: ReadOptions | None = None, require_outcome: bool = True
+) -> LeadData:
+    """Read `leads` and `events` from a folder and enforce their contract."""
+    options = options or ReadOptions()
+    rejects, dates = Rejects(), DateOrders(options.date_format)
+    leads_src, events_src = table_source(folder, "leads"), table_source(folder, "events")
+    lead_pieces, event_pieces = pieces(leads_src), pieces(events_src)
+    first_leads = read_piece(lead_pieces[0], options.sep)
+    first_events = read_piece(event_pieces[0], options.sep)
+    sample_date_orders(
+        dates, {lead_pieces[0].name: first_leads.frame, event_pieces[0].name: first_events.frame}
+    )
+    read = {"leads": 0, "events": 0}
+    notes: list[str] = []
+    parts = []
+    for i, piece in enumerate(lead_pieces):
+        raw = first_leads if i == 0 else read_piece(piece, options.sep)
+        read["leads"] += raw.rows
+        notes += [f"{piece.name}: {n}" for n in raw.notes]
+        parts.append((piece, check_leads(raw, piece, rejects, options, dates, require_outcome)))
+    leads = _concat(drop_duplicate_ids(parts, rejects))
+    ids = pd.Index(leads["lead_id"])
+    rejected_ids = frozenset(rejects.ids("leads") - set(ids))
+    events = []
+    for i, piece in enumerate(event_pieces):
+        raw = first_events if i == 0 else read_piece(piece, options.sep)
+        read["events"] += raw.rows
+        notes += [f"{piece.name}: {n}" for n in raw.notes]
+        events.append(check_events(raw, piece, ids, rejects, options, dates, rejected_ids))
+    return LeadData(
+        kind="crm",
+        leads=leads,
+        events=_concat(events),
+        id_column="lead_id",
+        target="converted" if "converted" in leads else None,
+        date_column="created_at",
+        rejects=rejects,
+        source={
+            "paths": [str(leads_src), str(events_src)],
+            "hash": file_hash(table_files(leads_src) + table_files(events_src)),
+        },
+        read=read,
+        notes=notes + dates.notes(),
+    )
+
+
 def load_flat(
     path: Path,
     target: str | None,
     id_column: str | None = None,
     drop: list[str] | tuple[str, ...] = (),
-    sep: str | None = None,
-    missing_values: list[str] | tuple[str, ...] = (),
+    options: ReadOptions | None = None,
     date_column: str | None = None,
     require_target: bool = True,
 ) -> LeadData:
     """Read a flat CRM export (one row per lead) as text columns and check id and target."""
-    frame = _read_table(path, sep, strings=True, missing=missing_values)
-    frame = frame.reset_index(drop=True)
+    options = options or ReadOptions()
+    piece = Piece(path, path.name)
+    raw = readers.read_table(path, options.sep)
+    frame = raw.frame
     rejects = Rejects()
     for col in drop:
         if col not in frame:
@@ -508,44 +686,62 @@ def load_flat(
         )
     if id_column is not None and id_column not in frame:
         raise _missing_column(path, id_column, frame, "lead id", "--id")
+    notes = [f"{path.name}: {n}" for n in raw.notes]
     if id_column is None:
         id_column = "row_id"
-        frame.insert(0, id_column, (np.arange(len(frame)) + 1).astype(str))
-    rows = _RowCheck(Piece(path, path.name), frame, id_column, rejects)
+        frame.insert(0, id_column, (frame.index.to_numpy() + 1).astype(str))
+    else:
+        frame[id_column] = id_text(frame[id_column])
+    others = [c for c in frame.columns if c != id_column]
+    _missing_words(frame, others, (*NA_WORDS, *options.missing_values))
+    for col in others:
+        if col not in (target, date_column):
+            fixed = decimal_commas(frame[col], raw.sep or ",")
+            if fixed is not None and not frame[col].equals(fixed):
+                frame[col] = fixed
+                notes.append(f"{path.name}: {col!r} read with a decimal comma")
+    raw.frame = frame
+    rows = _RowCheck("leads", piece, raw, id_column, rejects, options.max_reject_share)
     rows.reject(frame[id_column].isna().to_numpy(bool), id_column, "missing lead id")
-    check_unique_ids(frame[id_column][rows.keep], str(path), id_column)
     if target is not None and target in frame:
         y, bad = parse_binary(frame[target])
-        seen = ", ".join(map(repr, frame[target].dropna().astype(str).unique()[:8]))
+        seen = ", ".join(
+            map(repr, privacy.safe_text(frame[target].dropna().astype(str).unique()[:8]))
+        )
         fix = f"Values seen: {seen}. Map the outcome to 0/1 or pick the right --target."
         if require_target:
             rows.check(bad, target, BINARY, fix, "target is not 0/1, yes/no or true/false")
         frame[target] = y
     elif require_target and target is not None:
         raise _missing_column(path, target, frame, "the outcome to learn", "--target")
+    dates = DateOrders(options.date_format)
     if date_column is not None:
         if date_column not in frame:
             why = "creation date for the time split"
             raise _missing_column(path, date_column, frame, why, "split.date_column")
-        when, bad = parse_dates(frame[date_column])
+        when = dates.parse(frame[date_column], f"{path.name}: {date_column}")
         fix = "Export dates as ISO 8601 or drop split.date_column."
-        rows.check(bad | when.isna().to_numpy(bool), date_column, "dates", fix, "not a date")
-        frame[date_column] = when
-    keep = rows.keep
-    frame = frame.loc[keep]  # the index keeps each row's position in the file, for rejects
+        rows.check(
+            when.bad | when.stamps.isna().to_numpy(bool), date_column, "dates", fix, "not a date"
+        )
+        rows.future(when.stamps, date_column, options.clock())
+        frame[date_column] = when.stamps
+    (frame,) = drop_duplicate_ids([(piece, frame.loc[rows.keep])], rejects, id_column)
     return LeadData(
         kind="flat",
-        leads=frame,
+        leads=frame,  # the index keeps each row's position in the file, for rejects
         events=None,
         id_column=id_column,
         target=target if target in frame else None,
         date_column=date_column,
         rejects=rejects,
-        source={"paths": [str(path)], "hash": file_hash([path]), "rows_read": int(len(keep))},
+        source={"paths": [str(path)], "hash": file_hash([path]), "rows_read": raw.rows},
+        read={"leads": raw.rows},
+        notes=notes + dates.notes(),
     )
 
 
-def load(path: Path | str, **flat_options) -> LeadData:
+def load(path: Path | str, options: ReadOptions | None = None, **flat_options) -> LeadData:
     """A folder is read as CRM tables, a file as a flat export."""
     path = Path(path)
     if not path.exists():
@@ -553,13 +749,13 @@ def load(path: Path | str, **flat_options) -> LeadData:
             f"{path}: no such file or folder. Pass a folder with leads and events, or a flat CSV/Parquet file, to --data."
         )
     if path.is_dir():
-        return load_crm(path, flat_options.get("sep"), flat_options.get("require_target", True))
-    return load_flat(path, **flat_options)
+        return load_crm(path, options, flat_options.get("require_target", True))
+    return load_flat(path, options=options, **flat_options)
 
 
 def pii_columns(columns) -> list[str]:
     """Columns whose name says they hold personal data; never used as features or logged."""
-    return [c for c in columns if PII_PATTERN.search(str(c))]
+    return [c for c in columns if privacy.personal_name(c)]
 
 
 def events_from_records(
@@ -588,7 +784,7 @@ def events_from_records(
 
 def as_of_array(values: list) -> np.ndarray:
     """Cut-offs as datetime64[ns]; now (UTC) where none is given."""
-    now = np.datetime64(pd.Timestamp.now(tz="UTC").tz_localize(None).to_datetime64(), "ns")
+    now = np.datetime64(utc_now().to_datetime64(), "ns")
     given = timestamps(values)
     return np.where(np.isnat(given), now, given)
 

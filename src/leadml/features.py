@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadml.dataset import EVENT_TYPES, FALSE_WORDS, TRUE_WORDS, Rejects, pii_columns
+from leadml import privacy
+from leadml.dataset import EVENT_TYPES, FALSE_WORDS, TRUE_WORDS, Rejects
 
 KINDS = [
     "pricing_view", "product_view", "blog_view", "other_view", "email_open", "email_click",
@@ -257,8 +258,10 @@ def _vocabulary(values: pd.Series, max_categories: int) -> list[str]:
 def vocabulary_from_counts(counts: pd.Series, max_categories: int) -> list[str]:
     """The categories a model learns: values seen at least MIN_CATEGORY_COUNT times, the most
     frequent `max_categories` of them (ties by name, so partial counts added up in any order
-    give the same vocabulary)."""
+    give the same vocabulary). A value that looks like an email address or a phone number is
+    never one: a model's categories end up in its files, its schema and its card."""
     counts = counts[counts >= MIN_CATEGORY_COUNT]
+    counts = counts[[not privacy.looks_personal(str(k)) for k in counts.index]]
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:max_categories]
     return sorted(str(k) for k, _ in ranked)
 
@@ -309,8 +312,9 @@ def _infer_flat_columns(
         present = values.dropna().astype(str).str.strip()
         present = present[present != ""]
         is_flag = present.str.lower().isin(TRUE_WORDS | FALSE_WORDS).all() and not present.empty
-        if col in pii_columns([col]) and not is_flag:  # "Do Not Email" (yes/no) is consent, not PII
-            skipped[col] = "personal data: never used as a feature"
+        # "Do Not Email" (yes/no) is consent, not personal data
+        if not is_flag and privacy.personal_column(col, present):
+            skipped[col] = "personal data (by its name or its values): never used as a feature"
         elif present.empty or present.nunique() < 2:
             skipped[col] = "constant or empty"
         elif pd.to_numeric(present, errors="coerce").notna().mean() >= 0.95:
@@ -610,8 +614,8 @@ def build_features(
                 num, reasons = _numbers(values, c)
                 for reason in dict.fromkeys(r for r in reasons if r):
                     rows = np.flatnonzero((reasons == reason) & keep)
-                    rejects.add(source, leads.index.to_numpy()[rows], ids[rows], c.name,
-                                values.to_numpy()[rows], reason)  # fmt: skip
+                    rejects.add("leads", source, leads.index.to_numpy()[rows], ids[rows],
+                                c.name, reason, spec.id_column)  # fmt: skip
                     keep[rows] = False
                 cols[c.name] = num
             elif c.kind == "binary":

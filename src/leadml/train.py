@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from leadml import bands, dataset, evaluate, features, synth
+from leadml import bands, dataset, evaluate, features, privacy, synth, values
 from leadml.config import Settings, TrainConfig
+from leadml.files import write_frame
 from leadml.model import Calibrator, LeadScorer, fit_baseline, fit_booster, fit_crossfit
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,9 @@ def label(data: dataset.LeadData, config: TrainConfig) -> Labelled:
             }
         return Labelled(data.leads, None, y, None, None, order, summary)
     lc = config.label
-    last = pd.Timestamp(lc.as_of) if lc.as_of else crm_cutoff(data, lc.horizon_days)
+    last = (
+        values.timestamp(lc.as_of, "label.as_of") if lc.as_of else crm_cutoff(data, lc.horizon_days)
+    )
     cuts = plan_cutoffs(config, last, lambda c: population_counts(data.leads, c, lc.horizon_days))
     rows = label_rows(data.leads, cuts, lc.horizon_days)
     as_of, snapshot, y = (rows.pop(c).to_numpy() for c in LABEL_COLUMNS)
@@ -269,9 +272,10 @@ def _truth_metrics(
 def input_example(
     spec: features.FeatureSpec, leads: pd.DataFrame, events: pd.DataFrame | None, as_of
 ) -> pd.DataFrame:
-    """A few raw test leads in the shape the pyfunc takes (no personal data)."""
+    """A few raw test leads in the shape the pyfunc takes, with no personal data: MLflow
+    stores it as the model's input example."""
     fields = [c for c in spec.input_fields() if c in leads]
-    leads = leads[fields]
+    leads = privacy.scrub_frame(leads[fields])
     leads = leads.assign(**{spec.id_column: leads[spec.id_column].astype(str)})
     if spec.kind != "crm":
         numeric = [c.name for c in spec.columns if c.kind == "numeric" and c.name in leads]
@@ -297,11 +301,20 @@ def _importance(scorer: LeadScorer) -> pd.DataFrame:
     return frame.sort_values("gain", ascending=False).reset_index(drop=True)
 
 
+def read_options(config: TrainConfig) -> dataset.ReadOptions:
+    """How the training config says input files are read."""
+    return dataset.ReadOptions(
+        sep=config.flat.sep, date_format=config.input.date_format,
+        max_reject_share=config.input.max_reject_share,
+        missing_values=tuple(config.flat.missing_values),
+    )  # fmt: skip
+
+
 def load_for_training(data_path: Path, config: TrainConfig) -> dataset.LeadData:
     f = config.flat
     return dataset.load(
-        data_path, target=f.target, id_column=f.id_column, drop=f.drop, sep=f.sep,
-        missing_values=f.missing_values, date_column=config.split.date_column,
+        data_path, read_options(config), target=f.target, id_column=f.id_column, drop=f.drop,
+        date_column=config.split.date_column,
     )  # fmt: skip
 
 
@@ -356,6 +369,8 @@ class Prepared:
     on_test: Callable[[Callable[[pd.DataFrame], np.ndarray]], np.ndarray]  # fn over test features
     score_test: Callable[[LeadScorer], np.ndarray | None]  # another model on the test leads
     example: Callable[[int], pd.DataFrame]  # a few raw test leads, as the pyfunc takes them
+    tables: dict[str, dataset.TableCount] = field(default_factory=dict)  # rows in/used/rejected
+    notes: list[str] = field(default_factory=list)  # how the input files were read
     warnings: list[str] = field(default_factory=list)
 
 
@@ -385,6 +400,7 @@ def _prepare(data_path: Path, config: TrainConfig, steps: Stages, progress: bool
     """The in-memory engine: everything up to the raw scores of the calibration slice."""
     steps.next("reading data")
     data = load_for_training(data_path, config)
+    dataset.check_reject_share(data, config.input.max_reject_share)
     steps.next("labelling cut-offs")
     lab = label(data, config)
     if len(np.unique(lab.y)) < 2:
@@ -408,6 +424,7 @@ def _prepare(data_path: Path, config: TrainConfig, steps: Stages, progress: bool
         lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
     )
     data.rejects.extend(feats.rejects)
+    tables = dataset.check_reject_share(data, config.input.max_reject_share)
     usable = lab.leads.index.isin(feats.X.index)
     pos = {k: v[usable[v]] for k, v in parts.items() if k != "method"}
     Xall = feats.X.reindex(lab.leads.index)
@@ -484,7 +501,7 @@ def _prepare(data_path: Path, config: TrainConfig, steps: Stages, progress: bool
             {"lead_id": lab.leads["lead_id"].iloc[test].to_numpy(), "_as_of": test_as_of}
         ),
         baseline_rows=(Xb, Yb), on_test=lambda fn: fn(X["test"]), score_test=score_test,
-        example=example, warnings=warnings,
+        example=example, tables=tables, notes=data.notes, warnings=warnings,
     )  # fmt: skip
 
 
@@ -523,7 +540,9 @@ def _finish(
         "kind": prep.kind,
         "path": str(data_path),
         "hash": prep.source["hash"],
+        "tables": {name: c.as_dict() for name, c in prep.tables.items()},
         "rejected_rows": len(prep.rejects),
+        "read_notes": prep.notes,
         "split": prep.split_method,
         "slices": prep.slices,
         "features": len(spec.feature_names),
@@ -613,11 +632,13 @@ def train(
     from leadml import tracking
 
     data_path = Path(data_path)
-    result, files = fit(data_path, config, progress, engine)
-    rejects_dir = settings.home / "out"
-    rejects_dir.mkdir(parents=True, exist_ok=True)
-    result.rejects_path = rejects_dir / "train-rejects.csv"
-    files["rejects"].to_csv(result.rejects_path, index=False)
+    rejects_path = settings.home / "out" / "train-rejects.csv"
+    try:
+        result, files = fit(data_path, config, progress, engine)
+    except dataset.TooManyRejects as exc:
+        write_frame(exc.rejects, rejects_path)
+        raise dataset.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
+    result.rejects_path = write_frame(files["rejects"], rejects_path)
     if not register:
         return result
     with tempfile.TemporaryDirectory() as tmp:
@@ -628,12 +649,22 @@ def train(
         flat_metrics = {f"test_{k}": v for k, v in result.metrics.items()}
         flat_metrics |= {f"baseline_{k}": v for k, v in (result.baseline or {}).items()}
         flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
+        flat_metrics |= _row_metrics(result.data_summary)
         result.run_id, result.version = tracking.log_training(
             settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
             artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
         )  # fmt: skip
     promote_if_better(settings, result, files, config.promote_metric)
     return result
+
+
+def _row_metrics(summary: dict) -> dict[str, float]:
+    """Rows read / used / rejected per input table, as MLflow metrics (rows_events_rejected)."""
+    return {
+        f"rows_{table}_{k}": float(counts[k])
+        for table, counts in summary.get("tables", {}).items()
+        for k in ("read", "used", "rejected")
+    }
 
 
 def promote_if_better(settings: Settings, result: TrainResult, files: dict, metric: str) -> None:
