@@ -113,11 +113,11 @@ def print_train_report(result, settings) -> None:
     print(
         f"data: {d['kind']} {d['path']} | {d['rows']:,} training rows, conversion {d['conversion_rate']:.1%}, split {d['split']}"
     )
-    print_input(d.get("tables", {}), d.get("read_notes", []), result.rejects_path)
     if d.get("cutoffs"):
         print(
             f"      cut-offs {d['cutoffs'][-1]} .. {d['cutoffs'][0]}, horizon {d['horizon_days']} days"
         )
+    print_input(d.get("tables", {}), d.get("read_notes", []), result.rejects_path)
     print(f"test slice: {m['leads']:,} leads")
     print(f"{'metric':<10} {'LightGBM':>10} {'baseline':>10} {'best possible':>14}")
     for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"):

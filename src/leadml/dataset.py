@@ -202,7 +202,8 @@ class TableCount:
         """'events  61,234 read  61,228 used  6 rejected (3 unknown event type, ...)'."""
         text = f"{self.table:<7}{self.read:>12,} read {self.used:>12,} used {self.rejected_rows:>10,} rejected"
         if self.rejected:
-            shown = [f"{n:,} {reason}" for reason, n in list(self.rejected.items())[:3]]
+            short = [(r.split(";")[0].split(" (")[0], n) for r, n in self.rejected.items()]
+            shown = [f"{n:,} {reason}" for reason, n in short[:3]]
             more = len(self.rejected) - 3
             text += " (" + "; ".join(shown) + (f"; {more} more reasons" if more > 0 else "") + ")"
         return text

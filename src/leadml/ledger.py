@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
-from leadml import rules, train
+from leadml import files, rules, train
 from leadml.bands import to_band
 from leadml.config import TrainConfig
 from leadml.features import CRM_FIT, KIND_LABELS, KINDS
@@ -322,10 +322,10 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "ledger.csv", "html": out / "ledger.html", "rules": out / "suggested_rules.yaml",
              "disagreements": out / "disagreements.csv"}  # fmt: skip
-    ledger.per_rule.to_csv(paths["csv"], index=False)
-    ledger.disagreements.to_csv(paths["disagreements"], index=False)
-    paths["rules"].write_text(ledger.suggested)
-    paths["html"].write_text(render_html(ledger, title))
+    files.write_frame(ledger.per_rule, paths["csv"])
+    files.write_frame(ledger.disagreements, paths["disagreements"])
+    files.write_text(paths["rules"], ledger.suggested)
+    files.write_text(paths["html"], render_html(ledger, title))
     return paths
 
 

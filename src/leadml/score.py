@@ -61,11 +61,12 @@ def check_paths(data_path: Path, out: Path) -> None:
     inputs = {data_path}
     if data_path.is_dir():
         inputs |= {p.resolve() for p in data_path.rglob("*") if p.is_file()}
-    for path, what in ((Path(out), "--out"), (rejects_path_for(Path(out)), "the rejects file")):
-        if path.resolve() in inputs or path.resolve() == data_path:
+    for path, what in ((Path(out), "--out"), (rejects_path_for(Path(out)), "its rejects file")):
+        if path.resolve() in inputs:
+            kind = "folder" if path.resolve() == data_path and data_path.is_dir() else "file"
             raise dataset.ContractError(
-                f"{path}: {what} would overwrite the input {data_path}. Write the scores to "
-                "another file, e.g. --out out/scores.csv."
+                f"{path}: {what} would overwrite the input {kind} {path.resolve()}. Write the "
+                "scores to another file, e.g. --out out/scores.csv."
             )
 
 

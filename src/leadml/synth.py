@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from leadml import files
+
 AS_OF = pd.Timestamp("2026-06-30")
 HORIZON_DAYS = 30
 HISTORY_DAYS = 360
@@ -423,19 +425,15 @@ def write_crm(
             bounds = np.linspace(0, len(frame), parts + 1).astype(int)
             for i in range(parts):
                 part = frame.iloc[bounds[i] : bounds[i + 1]]
-                part.to_parquet(path / f"part-{i:05d}.parquet", index=False)
+                files.write_frame(part, path / f"part-{i:05d}.parquet")
             paths[name] = path
             continue
         path = out / f"{name}.{fmt}"
-        if fmt == "csv":
-            frame.to_csv(path, index=False)
-        else:
-            frame.to_parquet(path, index=False)
-        paths[name] = path
+        paths[name] = files.write_frame(frame, path)
     truth_dir = out / "truth"
     truth_dir.mkdir(exist_ok=True)
-    result.truth.to_csv(truth_dir / "truth.csv", index=False)
-    (truth_dir / "truth.json").write_text(json.dumps(result.meta, indent=2))
+    files.write_frame(result.truth, truth_dir / "truth.csv")
+    files.write_text(truth_dir / "truth.json", json.dumps(result.meta, indent=2))
     paths["truth"] = truth_dir / "truth.csv"
     return paths
 
