@@ -87,7 +87,8 @@ def _events_piece(
     """One piece of the events table, checked against the good leads' ids."""
     rejects = dataset.Rejects()
     raw = dataset.read_piece(piece, options.sep)
-    events = dataset.check_events(raw, piece, lead_ids, rejects, options, dates, rejected_ids)
+    events = dataset.check_events(raw, piece, lead_ids, rejects, options, dates, rejected_ids,
+                                  categorical=False)  # fmt: skip
     notes = [f"{piece.name}: {n}" for n in raw.notes] + dates.notes()
     return events.assign(**{BUCKET: _bucket_of(events["lead_id"])}), _PieceReport(
         rejects, raw.rows, notes

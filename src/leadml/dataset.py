@@ -315,9 +315,12 @@ class DateOrders:
 
     def sample(self, where: str, values: pd.Series) -> None:
         """Learn the order from the first values of a column, before any piece is parsed."""
-        if self.explicit is None:
+        text = values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
+        if self.explicit is None and text:
+            head = values.head(50_000)
+            iso = pd.to_datetime(head, format="ISO8601", errors="coerce", utc=True)
             try:
-                order, example = date_order(values.head(50_000))
+                order, example = date_order(head[iso.isna().to_numpy(bool)])
             except AmbiguousDates:
                 return
             if order is not None:
@@ -447,10 +450,11 @@ class _RowCheck:
 
     def __init__(
         self, table: str, piece: Piece, raw: readers.RawTable, id_col: str, rejects: Rejects,
-        limit: float,
+        limit: float, ids: np.ndarray | None = None,
     ):  # fmt: skip
         self.table, self.piece, self.frame = table, piece, raw.frame
         self.id_col, self.rejects, self.limit = id_col, rejects, limit
+        self.ids = ids  # the rows' ids as text, when the frame's column is not (yet)
         self.keep = np.ones(len(raw.frame), bool)
         for reason in dict.fromkeys(raw.bad_reasons):  # rows that did not split into fields
             rows = raw.bad_rows[[r == reason for r in raw.bad_reasons]]
@@ -458,11 +462,16 @@ class _RowCheck:
 
     def reject(self, bad: np.ndarray, column: str, reason: str) -> None:
         rows = np.flatnonzero(bad & self.keep)
-        f = self.frame
-        ids = f[self.id_col].to_numpy()[rows] if self.id_col in f else [""] * len(rows)
-        self.rejects.add(self.table, self.piece.name, f.index.to_numpy()[rows], ids, column,
-                         reason, self.id_col)  # fmt: skip
-        self.keep &= ~bad
+        if len(rows):
+            f = self.frame
+            ids: np.ndarray | list[str]
+            if self.ids is not None:
+                ids = self.ids[rows]
+            else:
+                ids = f[self.id_col].to_numpy()[rows] if self.id_col in f else [""] * len(rows)
+            self.rejects.add(self.table, self.piece.name, f.index.to_numpy()[rows], ids, column,
+                             reason, self.id_col)  # fmt: skip
+            self.keep &= ~bad
 
     def check(self, bad: np.ndarray, column: str, what: str, fix: str, reason: str) -> None:
         if len(bad) and bad.mean() > self.limit:
@@ -549,12 +558,16 @@ def drop_duplicate_ids(
 def check_events(
     raw: readers.RawTable, piece: Piece, lead_ids: pd.Index, rejects: Rejects,
     options: ReadOptions, dates: DateOrders, rejected_ids: frozenset = frozenset(),
+    categorical: bool = True,
 ) -> pd.DataFrame:  # fmt: skip
-    """The events of one piece that keep the contract and belong to a lead in `lead_ids`,
-    as (lead_id, occurred_at, event_type, page); the rest go to `rejects`.
+    """The events of one piece that keep the contract and belong to a lead in `lead_ids`
+    (unique), as (lead_id, occurred_at, event_type, page); the rest go to `rejects`.
 
     `rejected_ids`: ids of leads that were rejected, so their events say so rather than
-    "no lead with this id"."""
+    "no lead with this id". With `categorical`, `lead_id` is a Categorical over `lead_ids`:
+    matching events to leads then hashes each lead once, not each event (3 s -> 0.4 s for
+    6M events), and takes 4 bytes an event.
+    """
     events = raw.frame
     for col in EVENT_COLUMNS:
         if col not in events:
@@ -563,8 +576,12 @@ def check_events(
             )
     if "page" not in events:
         events["page"] = ""
-    rows = _RowCheck("events", piece, raw, "lead_id", rejects, options.max_reject_share)
-    events["lead_id"] = id_text(events["lead_id"])
+    # ids as text, worked out once per distinct id
+    codes, uniques = pd.factorize(events["lead_id"], use_na_sentinel=True)
+    text = id_text(pd.Series(uniques)).to_numpy(object)
+    owner = np.append(lead_ids.get_indexer(text), -1)[codes]
+    row_ids = np.append(text, np.array([None], dtype=object))[codes]
+    rows = _RowCheck("events", piece, raw, "lead_id", rejects, options.max_reject_share, row_ids)
     when = dates.parse(events["occurred_at"], f"{piece.name}: occurred_at")
     iso = "Export timestamps as ISO 8601."
     rows.check(when.bad | when.stamps.isna().to_numpy(bool), "occurred_at", "dates", iso,
@@ -574,10 +591,9 @@ def check_events(
     rows.reject(
         etype < 0, "event_type", f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
     )
-    owner = lead_ids.get_indexer(events["lead_id"])
     unknown = owner < 0
     if rejected_ids and unknown.any():
-        theirs = unknown & events["lead_id"].isin(rejected_ids).to_numpy(bool)
+        theirs = unknown & pd.Series(row_ids).isin(rejected_ids).to_numpy(bool)
         rows.reject(theirs, "lead_id", LEAD_REJECTED)
     rows.reject(unknown, "lead_id", NO_LEAD)
     keep = rows.keep
@@ -585,9 +601,14 @@ def check_events(
     page = _vocabulary_codes(events["page"].fillna(""), pages)
     # a page view on an unknown page is an "other" page; other events carry no page
     page = np.where(page >= 0, page, np.where(etype == 0, pages.index("other"), 0))
+    ids = (
+        pd.Categorical.from_codes(owner[keep], categories=lead_ids)
+        if categorical
+        else lead_ids.to_numpy(object)[owner[keep]]
+    )
     return pd.DataFrame(
         {
-            "lead_id": events["lead_id"].to_numpy()[keep],
+            "lead_id": ids,
             "occurred_at": when.stamps.to_numpy()[keep],
             "event_type": pd.Categorical.from_codes(etype[keep], categories=EVENT_TYPES),
             "page": pd.Categorical.from_codes(page[keep], categories=pages),

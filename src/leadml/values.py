@@ -45,6 +45,8 @@ def id_text(values: pd.Series) -> pd.Series:
     """
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.astype(str)
+    if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+        return values.astype(str)
     if pd.api.types.is_integer_dtype(values.dtype):
         text = values.astype("string")
     elif pd.api.types.is_float_dtype(values.dtype):
