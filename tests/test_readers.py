@@ -62,3 +62,9 @@ def test_excel_is_read_as_text(tmp_path):
     raw = readers.read_table(tmp_path / "x.xlsx")
     assert raw.frame["id"].tolist() == ["007", "8"]
     assert raw.frame["when"].iloc[0].startswith("2026-01-02 10:00")
+
+
+def test_windows_1252_wins_a_tie_with_other_single_byte_encodings(tmp_path):
+    path = tmp_path / "br.csv"
+    path.write_bytes("id,city\n1,São Paulo\n2,Köln\n".encode("cp1252"))
+    assert readers.read_table(path).frame["city"].tolist() == ["São Paulo", "Köln"]

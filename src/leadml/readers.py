@@ -187,15 +187,14 @@ def detect_encoding(path: Path, head: bytes) -> str:
             return "utf-8"  # a character cut by the end of the sample
     from charset_normalizer import from_bytes
 
-    best = from_bytes(head, cp_isolation=_ENCODINGS).best()
+    matches = from_bytes(head, cp_isolation=_ENCODINGS)
+    best = matches.best()
     if best is None:
         return "cp1252"
-    try:  # prefer the commonest encoding when it reads the sample the same way
-        if head.decode("cp1252") == str(best):
-            return "cp1252"
-    except UnicodeDecodeError:
-        pass
-    return best.encoding
+    # among encodings that read the sample equally well, the commonest (Windows-1252) wins:
+    # a short sample rarely tells cp1252's ã from cp1250's ă
+    tied = {m.encoding for m in matches if m.chaos <= best.chaos and m.coherence >= best.coherence}
+    return next((e for e in _ENCODINGS if e in tied), best.encoding)
 
 
 def _control_share(text: str) -> float:

@@ -1,0 +1,536 @@
+"""Fault injection: hand leadml what real users and real machines do, and check what happens.
+
+    .venv/bin/python benchmarks/faults.py             # every case (~5 min on 2 cores)
+    .venv/bin/python benchmarks/faults.py --quick     # the quick cases (make test runs these)
+    .venv/bin/python benchmarks/faults.py --only kill # cases whose name contains "kill"
+    .venv/bin/python benchmarks/faults.py --list      # the cases and what each expects
+
+Every case runs the real `leadml` command line (a child process: exit codes, stderr lines and
+kills are real) in a scratch LEADML_HOME with its own MLflow store, and prints one line:
+
+    case  |  expected  |  observed  |  ok / FAIL
+
+The exit code is 1 when any case fails. Cases are grouped: input files (issue 13 sections
+1-5), kills and full disks, promotion (section 6) and the service (section 7). Scratch folders
+go to benchmarks/_work/faults/ (removed unless --keep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "_work" / "faults"
+LEADS = 1500
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    expected: str
+    run: Callable[[World, Path], str]  # returns what was observed; "ok: ..." when as expected
+    quick: bool = True
+
+
+class World:
+    """A scratch home with synthetic CRM data and a trained champion, made once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.home = root / "home"
+        self.data = root / "crm"
+        self.env = {**os.environ, "LEADML_HOME": str(self.home), "OMP_WAIT_POLICY": "PASSIVE",
+                    "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
+        self.env.pop("MLFLOW_TRACKING_URI", None)
+
+    def leadml(self, *args: str, timeout: float = 300, env: dict | None = None,
+               preexec: Callable | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "leadml.cli", "-q", *args], capture_output=True, text=True,
+            env=env or self.env, timeout=timeout, preexec_fn=preexec, cwd=self.root,
+        )  # fmt: skip
+
+    def start(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "leadml.cli", "-q", *args], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=self.env, cwd=self.root,
+        )  # fmt: skip
+
+    def prepare(self) -> None:
+        ok = self.leadml("synth", "--out", str(self.data), "--leads", str(LEADS), "--seed", "3")
+        _must(ok, "synth")
+        cfg = self.root / "small.yaml"
+        cfg.write_text("model:\n  baseline: false\n  max_rounds: 60\n")
+        _must(self.leadml("train", "--data", str(self.data), "--config", str(cfg)), "train")
+        self.config = cfg
+        self.model = str(self.home / "models" / "champion")
+        self.clean = self.score(self.data, "clean")
+
+    def copy(self, name: str) -> Path:
+        out = self.root / name
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(self.data, out, ignore=shutil.ignore_patterns("truth"))
+        return out
+
+    def score(
+        self, data: Path, name: str, *extra: str
+    ) -> pd.DataFrame | subprocess.CompletedProcess:
+        out = self.root / "out" / f"{name}.csv"
+        done = self.leadml("score", "--data", str(data), "--out", str(out), "--model", self.model,
+                           "--as-of", "2026-06-15", *extra)  # fmt: skip
+        if done.returncode:
+            return done
+        frame = pd.read_csv(out, dtype={"lead_id": str})
+        frame.attrs["stdout"] = done.stdout
+        return frame
+
+
+def _must(done: subprocess.CompletedProcess, what: str) -> None:
+    if done.returncode:
+        raise RuntimeError(f"{what} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+
+
+def _one_line(done: subprocess.CompletedProcess) -> str:
+    lines = done.stderr.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _max_dp(a: pd.DataFrame, b: pd.DataFrame, skip: set | None = None) -> float:
+    a, b = a.set_index("lead_id"), b.set_index("lead_id")
+    common = a.index.intersection(b.index).difference(list(skip or ()))
+    return float(np.abs(a.loc[common, "probability"] - b.loc[common, "probability"]).max())
+
+
+def _same(world: World, other, skip: set | None = None) -> str:
+    if isinstance(other, subprocess.CompletedProcess):
+        return f"exit {other.returncode}: {_one_line(other)}"
+    dp = _max_dp(world.clean, other, skip)
+    n = len(other)
+    return f"{'ok' if dp <= 1e-9 else 'DIFFERENT'}: {n} leads scored, max |dp| {dp:.1e}"
+
+
+# ---- input files ------------------------------------------------------------------------
+
+
+def odd_event_id(world: World, tmp: Path) -> str:
+    folder = world.copy("odd")
+    events = pd.read_csv(folder / "events.csv", dtype=str)
+    owner = events.loc[11, "lead_id"]
+    events.loc[11, "lead_id"] = "L-odd"
+    events.to_csv(folder / "events.csv", index=False)
+    out = world.score(folder, "odd")
+    if isinstance(out, subprocess.CompletedProcess):
+        return _same(world, out)
+    rejected = "1 no lead with this id" in out.attrs["stdout"]
+    return _same(world, out, {owner}) + ("" if rejected else "; the reject was not reported")
+
+
+def leading_zeros(world: World, tmp: Path) -> str:
+    folder = world.copy("zeros")
+    leads = pd.read_csv(folder / "leads.csv", dtype=str)
+    leads.loc[0, "lead_id"], leads.loc[1, "lead_id"] = "000123", "123"
+    leads.to_csv(folder / "leads.csv", index=False)
+    out = world.score(folder, "zeros")
+    if isinstance(out, subprocess.CompletedProcess):
+        return _same(world, out)
+    ids = set(out["lead_id"])
+    return (
+        "ok: both kept, written as read" if {"000123", "123"} <= ids else f"ids {sorted(ids)[:3]}"
+    )
+
+
+def float_ids_in_parquet(world: World, tmp: Path) -> str:
+    folder = tmp / "pq"
+    folder.mkdir()
+    leads = pd.read_csv(world.data / "leads.csv")
+    leads["lead_id"] = leads["lead_id"].astype(float)
+    leads.to_parquet(folder / "leads.parquet")
+    pd.read_csv(world.data / "events.csv").to_parquet(folder / "events.parquet")
+    return _same(world, world.score(folder, "pq"))
+
+
+def garbage_events_stop(world: World, tmp: Path) -> str:
+    folder = world.copy("garbage")
+    events = pd.read_csv(folder / "events.csv", dtype=str)
+    events.loc[: len(events) // 4, "event_type"] = "fax_sent"
+    events.to_csv(folder / "events.csv", index=False)
+    done = world.score(folder, "garbage")
+    if not isinstance(done, subprocess.CompletedProcess):
+        return f"scored {len(done)} leads from a file that is 25% garbage"
+    line = _one_line(done)
+    good = done.returncode == 2 and "events.csv" in line and "unknown event type" in line
+    return ("ok: " if good else "") + f"exit {done.returncode}: {line[:150]}"
+
+
+def duplicate_ids(world: World, tmp: Path) -> str:
+    folder = world.copy("dups")
+    leads = pd.read_csv(folder / "leads.csv", dtype=str)
+    pd.concat([leads, leads.iloc[[3]].assign(job_title="Student")]).to_csv(
+        folder / "leads.csv", index=False
+    )
+    out = world.score(folder, "dups")
+    note = "" if isinstance(out, subprocess.CompletedProcess) else out.attrs["stdout"]
+    return _same(world, out) + ("; 1 duplicate id reported" if "1 duplicate id" in note else "")
+
+
+def _dates(world: World, name: str, fmt: str) -> Path:
+    folder = world.copy(name)
+    for table, cols in (("leads", ["created_at", "converted_at"]), ("events", ["occurred_at"])):
+        frame = pd.read_csv(folder / f"{table}.csv", dtype=str)
+        for col in cols:
+            stamps = pd.to_datetime(frame[col])
+            frame[col] = stamps.dt.strftime(fmt).where(stamps.notna())
+        frame.to_csv(folder / f"{table}.csv", index=False)
+    return folder
+
+
+def day_first_dates(world: World, tmp: Path) -> str:
+    return _same(world, world.score(_dates(world, "dmy", "%d/%m/%Y %H:%M:%S"), "dmy"))
+
+
+def dotted_dates(world: World, tmp: Path) -> str:
+    return _same(world, world.score(_dates(world, "dots", "%d.%m.%Y %H:%M:%S"), "dots"))
+
+
+def ambiguous_dates(world: World, tmp: Path) -> str:
+    folder = tmp / "amb"
+    folder.mkdir()
+    pd.DataFrame({"lead_id": ["1", "2"], "created_at": ["03/04/2026", "05/06/2026"]}).to_csv(
+        folder / "leads.csv", index=False
+    )
+    pd.DataFrame({"lead_id": ["1"], "occurred_at": ["2026-06-07"], "event_type": ["webinar"]}).to_csv(
+        folder / "events.csv", index=False
+    )  # fmt: skip
+    done = world.score(folder, "amb")
+    asked = isinstance(done, subprocess.CompletedProcess) and "--date-format" in _one_line(done)
+    again = world.score(folder, "amb2", "--date-format", "day-first")
+    scored = isinstance(again, pd.DataFrame) and len(again) == 2
+    return (
+        "ok: asked for --date-format, then scored"
+        if asked and scored
+        else f"asked={asked} scored={scored}"
+    )
+
+
+def future_event(world: World, tmp: Path) -> str:
+    folder = world.copy("future")
+    events = pd.read_csv(folder / "events.csv", dtype=str)
+    events.loc[5, "occurred_at"] = "2031-01-01 00:00:00"
+    events.to_csv(folder / "events.csv", index=False)
+    out = world.leadml(
+        "score", "--data", str(folder), "--out", str(tmp / "f.csv"), "--model", world.model
+    )
+    clean = world.leadml(
+        "score", "--data", str(world.data), "--out", str(tmp / "c.csv"), "--model", world.model
+    )
+    if out.returncode or clean.returncode:
+        return f"exit {out.returncode}: {_one_line(out)}"
+    a = pd.read_csv(tmp / "f.csv", dtype={"lead_id": str})
+    b = pd.read_csv(tmp / "c.csv", dtype={"lead_id": str})
+    same_cut = (
+        out.stdout.split("(as of")[1].split(")")[0] == clean.stdout.split("(as of")[1].split(")")[0]
+    )
+    dp = _max_dp(a, b)
+    ok = dp <= 1e-9 and same_cut and "1 in the future" in out.stdout
+    return f"{'ok: ' if ok else ''}same default as-of {same_cut}, max |dp| {dp:.1e}"
+
+
+def _flat_rows(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    return pd.DataFrame({
+        "ref": [f"R{i:04d}" for i in range(n)], "visits": rng.poisson(4, n),
+        "minutes": (rng.gamma(2, 10, n).round(1) + 0.25), "plan": rng.choice(["Free", "Pró", "Team"], n),
+        "city": rng.choice(["Zürich", "São Paulo", "Köln"], n), "won": rng.choice(["yes", "no"], n),
+    })  # fmt: skip
+
+
+def _flat_model(world: World) -> str:
+    """A flat-export model on `_flat_rows` (trained once per run)."""
+    path = world.root / "flat_model"
+    if not (path / "scorer.json").exists():
+        from leadml.config import TrainConfig
+        from leadml.train import fit
+
+        _flat_rows().to_csv(world.root / "flat.csv", index=False)
+        cfg = {
+            "flat": {"target": "won", "id_column": "ref"},
+            "model": {"baseline": False, "max_rounds": 40},
+        }
+        result, _ = fit(world.root / "flat.csv", TrainConfig.model_validate(cfg))
+        result.scorer.save(path)
+    return str(path)
+
+
+def _score_flat(world: World, path: Path, model: str, out: Path) -> pd.DataFrame | str:
+    done = world.leadml("score", "--data", str(path), "--out", str(out), "--model", model)
+    if done.returncode:
+        return f"exit {done.returncode}: {_one_line(done)}"
+    return pd.read_csv(out, dtype={"ref": str}).set_index("ref")
+
+
+def decimal_commas(world: World, tmp: Path) -> str:
+    model = _flat_model(world)
+    rows = _flat_rows().drop(columns=["won"])
+    rows.to_csv(tmp / "dots.csv", index=False)
+    rows.to_csv(tmp / "commas.csv", sep=";", decimal=",", index=False)
+    a = _score_flat(world, tmp / "dots.csv", model, tmp / "a.csv")
+    b = _score_flat(world, tmp / "commas.csv", model, tmp / "b.csv")
+    if isinstance(a, str) or isinstance(b, str):
+        return str(a if isinstance(a, str) else b)
+    dp = float(np.abs(a["probability"] - b["probability"]).max())
+    return f"{'ok' if dp <= 1e-9 else 'DIFFERENT'}: max |dp| {dp:.1e}"
+
+
+def encodings(world: World, tmp: Path) -> str:
+    model = _flat_model(world)
+    rows = _flat_rows().drop(columns=["won"])
+    rows.to_csv(tmp / "utf8.csv", index=False)
+    base = _score_flat(world, tmp / "utf8.csv", model, tmp / "u.csv")
+    seen = []
+    for enc in ("utf-8-sig", "cp1252", "latin-1", "utf-16"):
+        rows.to_csv(tmp / f"{enc}.csv", index=False, encoding=enc)
+        other = _score_flat(world, tmp / f"{enc}.csv", model, tmp / f"o-{enc}.csv")
+        if isinstance(other, str) or isinstance(base, str):
+            return f"{enc}: {other if isinstance(other, str) else base}"
+        seen.append(f"{enc} {float(np.abs(base['probability'] - other['probability']).max()):.0e}")
+    rows.to_excel(tmp / "leads.xlsx", index=False)
+    xlsx = _score_flat(world, tmp / "leads.xlsx", model, tmp / "x.csv")
+    if isinstance(xlsx, str):
+        return f"xlsx: {xlsx}"
+    seen.append(f"xlsx {float(np.abs(base['probability'] - xlsx['probability']).max()):.0e}")
+    ok = all(s.endswith("0e+00") for s in seen)
+    return ("ok: " if ok else "") + "max |dp| " + ", ".join(seen)
+
+
+def not_tables(world: World, tmp: Path) -> str:
+    observed = []
+    for name, content in (("binary.csv", b"\x00\x01PK\x00\xff" * 99), ("empty.csv", b""),
+                          ("header.csv", b"lead_id,x\n"), ("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 99)):  # fmt: skip
+        path = tmp / name
+        path.write_bytes(content)
+        for cmd in (["train", "--data", str(path), "--target", "x", "--no-register"],
+                    ["score", "--data", str(path), "--out", str(tmp / "s.csv"), "--model", world.model]):  # fmt: skip
+            done = world.leadml(*cmd)
+            lines = done.stderr.strip().splitlines()
+            good = done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr
+            observed.append(
+                "." if good else f"{name}/{cmd[0]}: exit {done.returncode}, {len(lines)} lines"
+            )
+    bad = [o for o in observed if o != "."]
+    return "ok: 8 of 8 one line, exit 2" if not bad else "; ".join(bad)
+
+
+def out_is_input(world: World, tmp: Path) -> str:
+    folder = world.copy("same")
+    before = (folder / "events.csv").read_bytes()
+    done = world.leadml(
+        "score", "--data", str(folder), "--out", str(folder / "events.csv"), "--model", world.model
+    )
+    kept = (folder / "events.csv").read_bytes() == before
+    return (
+        "ok: " if done.returncode == 2 and kept else ""
+    ) + f"exit {done.returncode}, input kept {kept}"
+
+
+def personal_data(world: World, tmp: Path) -> str:
+    rng = np.random.default_rng(1)
+    n = 600
+    owners = [f"rep{i}@example.org" for i in range(4)]
+    frame = pd.DataFrame({
+        "ref": [f"R{i}" for i in range(n)], "Email": [f"p{i}@mail.example" for i in range(n)],
+        "Account Owner": rng.choice(owners, n), "Owner Name": rng.choice(["Ann Lee", "Bo Dahl"], n),
+        "visits": rng.poisson(3, n), "source": rng.choice(["Web", "Ads", "x@partner.example"], n),
+        "won": rng.choice([0, 1], n),
+    })  # fmt: skip
+    frame.to_csv(tmp / "pii.csv", index=False)
+    env = {**world.env, "LEADML_HOME": str(tmp / "pii_home")}
+    done = world.leadml(
+        "train", "--data", str(tmp / "pii.csv"), "--target", "won", "--id", "ref", env=env
+    )
+    if done.returncode:
+        return f"train exit {done.returncode}: {_one_line(done)}"
+    secrets = [*owners, "Ann Lee", "Bo Dahl", "x@partner.example", "p1@mail.example"]
+    found = [
+        f"{s} in {p.name}" for p in (tmp / "pii_home").rglob("*") if p.is_file()
+        for s in secrets if s.encode() in p.read_bytes()
+    ]  # fmt: skip
+    found += [f"{s} in output" for s in secrets if s in done.stdout + done.stderr]
+    return (
+        "ok: none found in the store, artefacts, export or output"
+        if not found
+        else "; ".join(found[:3])
+    )
+
+
+# ---- kills and full disks ---------------------------------------------------------------
+
+
+def full_disk_while_scoring(world: World, tmp: Path) -> str:
+    out = tmp / "scores.csv"
+    first = world.leadml(
+        "score", "--data", str(world.data), "--out", str(out), "--model", world.model
+    )
+    _must(first, "score")
+    before = out.read_bytes()
+
+    limit = len(before) // 2
+
+    def small_disk() -> None:  # writes past half the scores fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = world.leadml("score", "--data", str(world.data), "--out", str(out), "--model", world.model,
+                        preexec=small_disk)  # fmt: skip
+    kept = out.read_bytes() == before
+    leftovers = [p.name for p in tmp.iterdir() if p.name.startswith(".")]
+    ok = done.returncode != 0 and kept and not leftovers
+    return (
+        "ok: " if ok else ""
+    ) + f"exit {done.returncode}, previous scores whole {kept}, leftovers {leftovers}"
+
+
+def kill_score_at_random(world: World, tmp: Path, tries: int = 6) -> str:
+    out = tmp / "scores.csv"
+    rng = random.Random(13)
+    seen = []
+    for _ in range(tries):
+        proc = world.start(
+            "score", "--data", str(world.data), "--out", str(out), "--model", world.model
+        )
+        time.sleep(rng.uniform(0.5, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if out.exists():
+            frame = pd.read_csv(out)
+            seen.append("whole" if len(frame) == LEADS else f"TORN ({len(frame)} rows)")
+        else:
+            seen.append("absent")
+    done = world.leadml(
+        "score", "--data", str(world.data), "--out", str(out), "--model", world.model
+    )
+    leftovers = [p.name for p in tmp.iterdir() if p.name.startswith(".")]
+    ok = not any(s.startswith("TORN") for s in seen) and done.returncode == 0 and not leftovers
+    return (
+        "ok: " if ok else ""
+    ) + f"after kills: {', '.join(seen)}; next run cleans up: {not leftovers}"
+
+
+CASES = [
+    Case(
+        "input: one odd event id",
+        "that event rejected, every other lead as on clean data (|dp| <= 1e-9)",
+        odd_event_id,
+    ),
+    Case("input: 000123 and 123", "two leads, ids written back as read", leading_zeros),
+    Case(
+        "input: Parquet float ids", "100001.0 is lead 100001: scores as clean", float_ids_in_parquet
+    ),
+    Case(
+        "input: 25% garbage events",
+        "exit 2, one line naming events.csv and the reason",
+        garbage_events_stop,
+    ),
+    Case(
+        "input: repeated lead id",
+        "first row used, the other rejected, scores as clean",
+        duplicate_ids,
+    ),
+    Case("input: day-first dates", "scores as the ISO file", day_first_dates),
+    Case("input: 31.12.2025 dates", "scores as the ISO file", dotted_dates),
+    Case("input: ambiguous dates", "asks for --date-format; scores with it", ambiguous_dates),
+    Case(
+        "input: event in 2031",
+        "rejected as in the future; as-of and scores unchanged",
+        future_event,
+    ),
+    Case("input: ';' and decimal commas", "scores as the file with dots", decimal_commas),
+    Case("input: BOM, cp1252, latin-1, UTF-16, xlsx", "scores as UTF-8", encodings),
+    Case(
+        "input: binary, empty, header-only, .xls",
+        "exit 2 and one line, in train and score",
+        not_tables,
+    ),
+    Case("input: --out is an input file", "refused, input untouched", out_is_input),
+    Case(
+        "input: personal columns and values",
+        "none in the MLflow store, export or output",
+        personal_data,
+    ),
+    Case(
+        "disk: full while writing scores",
+        "run fails, previous scores whole, no leftovers",
+        full_disk_while_scoring,
+    ),
+    Case(
+        "kill: score, kill -9 at random points",
+        "output absent or whole, never torn",
+        kill_score_at_random,
+        quick=False,
+    ),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="only the quick cases (make test)")
+    p.add_argument("--only", help="cases whose name contains this text")
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument(
+        "--work", type=Path, default=None, help="scratch folder (default: a temporary one)"
+    )
+    args = p.parse_args(argv)
+    cases = [
+        c for c in CASES if (not args.quick or c.quick) and (not args.only or args.only in c.name)
+    ]
+    if args.list:
+        for c in cases:
+            print(f"{c.name:<42} {c.expected}{'' if c.quick else '  (full run only)'}")
+        return 0
+    root = Path(args.work or tempfile.mkdtemp(prefix="leadml-faults-"))
+    root.mkdir(parents=True, exist_ok=True)
+    world = World(root)
+    t0 = time.perf_counter()
+    world.prepare()
+    failed = 0
+    print(f"{'case':<42} | {'expected':<60} | observed", flush=True)
+    for i, case in enumerate(cases):
+        tmp = root / f"case{i}"
+        tmp.mkdir()
+        try:
+            observed = case.run(world, tmp)
+        except Exception as exc:  # a case that crashes is a failed case, the others go on
+            observed = f"{type(exc).__name__}: {str(exc)[:200]}"
+        ok = observed.startswith("ok")
+        failed += not ok
+        print(
+            f"{case.name:<42} | {case.expected:<60} | {observed} | {'ok' if ok else 'FAIL'}",
+            flush=True,
+        )
+    print(
+        f"{len(cases) - failed} of {len(cases)} cases as expected in {time.perf_counter() - t0:.0f} s"
+    )
+    if not args.keep and not args.work:
+        shutil.rmtree(root, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

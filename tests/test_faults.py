@@ -1,0 +1,21 @@
+"""The quick part of the fault-injection script (benchmarks/faults.py) runs with the tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "faults.py"
+
+
+def test_every_quick_fault_case_behaves_as_expected(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--work", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if " | " in line][1:]
+    assert len(lines) >= 15, done.stdout + done.stderr[-2000:]
+    failed = [line for line in lines if not line.endswith("| ok")]
+    assert not failed and done.returncode == 0, "\n".join(failed) or done.stderr[-2000:]
