@@ -24,7 +24,10 @@ def test_quality_report_names_personal_columns_and_counts_rejects(crm_dir):
     columns, rejected = explore.quality_report(data)
     notes = columns.set_index("column")["note"]
     assert notes["email"].startswith("personal data") and notes["industry"] == ""
-    assert list(rejected.columns) == ["file", "field", "reason", "rows"]
+    assert list(rejected.columns) == ["table", "file", "field", "reason", "rows"]
+    counts = explore.input_counts(data).set_index("table")
+    assert counts.loc["leads", "read"] == 3000 == counts.loc["leads", "used"]
+    assert (counts["read"] == counts["used"] + counts["rejected"]).all()
 
 
 def test_config_with_changes_merges_deeply_and_checks():

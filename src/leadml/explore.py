@@ -21,7 +21,7 @@ MAX_SEGMENTS = 4
 
 def quality_report(data: dataset.LeadData) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per lead column: type, missing share, distinct values (personal columns say so, never
-    show values); and the rejected rows counted by file, field and reason."""
+    show values); and the rejected rows counted by table, file, field and reason."""
     personal = set(dataset.pii_columns(data.leads.columns))
     rows = []
     for col in data.leads.columns:
@@ -31,12 +31,21 @@ def quality_report(data: dataset.LeadData) -> tuple[pd.DataFrame, pd.DataFrame]:
             "distinct": int(values.nunique()), "note": "personal data: never used" if col in personal else "",
         })  # fmt: skip
     rej = data.rejects.frame
+    keys = ["table", "file", "field", "reason"]
     summary = (
-        rej.groupby(["file", "field", "reason"]).size().rename("rows").reset_index()
+        rej.groupby(keys, sort=False).size().rename("rows").reset_index()
         if len(rej)
-        else pd.DataFrame(columns=["file", "field", "reason", "rows"])
+        else pd.DataFrame(columns=[*keys, "rows"])
     )
     return pd.DataFrame(rows), summary
+
+
+def input_counts(data: dataset.LeadData) -> pd.DataFrame:
+    """Rows read, used and rejected per table: rows in = used + rejected."""
+    return pd.DataFrame(
+        [{"table": t, "read": c.read, "used": c.used, "rejected": c.rejected_rows}
+         for t, c in data.counts().items()]
+    )  # fmt: skip
 
 
 def labelled_table(data: dataset.LeadData, config: TrainConfig):
