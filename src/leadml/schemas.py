@@ -180,11 +180,22 @@ class Reason(BaseModel):
 
 
 class Reasons(BaseModel):
-    base_score: float = Field(
-        description="Score of an average lead; it plus all contributions is the score"
+    """Why the lead has its score: base_score + positive + negative + other == total."""
+
+    base_score: float = Field(description="Score of an average lead, rounded to 0.1")
+    positive: list[Reason] = Field(description="Up to 3 reasons that raise the score")
+    negative: list[Reason] = Field(description="Up to 3 reasons that lower the score")
+    other: float = Field(
+        description="Everything not listed: the smaller reasons, and the rounding of the "
+        "listed points and of the base score"
     )
-    positive: list[Reason]
-    negative: list[Reason]
+    total: float = Field(
+        description="What the points add up to, exactly (to 1e-6): the score before rounding "
+        "to 1-99, i.e. 100 x probability"
+    )
+    adds_up_to: Literal["score"] = Field(
+        description="The scale of the points: 'score' (score points, see total)"
+    )
 
 
 class Prediction(BaseModel):

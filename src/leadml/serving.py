@@ -181,7 +181,11 @@ def score_requests(
     wanted = np.array([requests[owner[k][0]][1] for k in rows], dtype=bool)
     why: list[dict | None] = [None] * len(X)
     if wanted.any():
-        for j, reason in zip(np.flatnonzero(wanted), scorer.reasons(X[wanted]), strict=True):
+        for j, reason in zip(
+            np.flatnonzero(wanted),
+            scorer.reasons(X[wanted], probability=out["probability"][wanted]),
+            strict=True,
+        ):
             why[int(j)] = reason
     notes = _unseen_notes(spec, feats.unseen_rows, len(X))
     for k, row in enumerate(rows):
