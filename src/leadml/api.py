@@ -21,15 +21,16 @@ import os
 import secrets
 import time
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from leadml import schemas
 from leadml.config import ServeSettings, Settings
@@ -37,11 +38,19 @@ from leadml.serving import Batcher, LoadedModel, ModelSource, ServiceMetrics, sc
 
 log = logging.getLogger("leadml.api")
 API_KEY_HEADER = "X-API-Key"
+CLIENT_GONE = 499  # the client hung up before the answer (nginx's status for it)
 BATCH_ALONE = 64  # requests with this many leads are scored on their own thread, not merged
 
 
-def _error(status: int, message: str, errors: list[dict] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "errors": errors or []}, status_code=status)
+def _error(
+    status: int,
+    message: str,
+    errors: list[dict] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    # ASCII JSON: no text from a request (an id, a key) can make the error itself fail to encode
+    body = json.dumps({"error": message, "errors": errors or []}, separators=(",", ":"))
+    return Response(body, status, headers, media_type="application/json")
 
 
 class _Reloader:
@@ -298,15 +307,15 @@ async def _read_body(request: Request, serve: ServeSettings) -> bytes:
 
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(schemas.RequestError)
-    async def request_error(request: Request, exc: schemas.RequestError) -> JSONResponse:
+    async def request_error(request: Request, exc: schemas.RequestError) -> Response:
         return _error(exc.status, exc.message, exc.errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail), headers=exc.headers)  # e.g. 405's Allow
 
     @app.exception_handler(RequestValidationError)
-    async def query_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def query_error(request: Request, exc: RequestValidationError) -> Response:
         # query parameters and headers; inputs are not echoed (they may be personal data)
         errors = [
             {"lead": None, "lead_id": None, "field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
@@ -320,7 +329,8 @@ class _Guard:
 
     An exception escaping a handler becomes a JSON 500 here and is logged by type and place
     only. Left to Starlette, it would be re-raised to uvicorn, which logs its message, and a
-    message can quote the lead's data.
+    message can quote the lead's data. A client that hung up mid-request is no error of
+    ours: it is counted as 499, not logged, and gets no answer (there is no one to read it).
     """
 
     def __init__(self, app, metrics: ServiceMetrics):
@@ -339,6 +349,8 @@ class _Guard:
 
         try:
             await self.app(scope, receive, send_status)
+        except ClientDisconnect:
+            status[0] = status[0] or CLIENT_GONE
         except Exception as exc:
             frames = traceback.extract_tb(exc.__traceback__)[-3:]
             where = " <- ".join(
