@@ -9,8 +9,16 @@ for what only a real server shows: hang-ups, headers on the wire, its log.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,10 +26,152 @@ from leadml.api import create_app
 from leadml.config import ServeSettings
 
 pytestmark = pytest.mark.slow
+MB = 1_000_000
 
 
 def client(model, **serve) -> TestClient:
     return TestClient(create_app(serve=ServeSettings(reload_seconds=0, **serve), model=model))
+
+
+@pytest.fixture(scope="module")
+def lead(crm_records) -> dict:
+    return crm_records[1]
+
+
+def _replace(lead: dict, field: str, raw: bytes) -> bytes:
+    """The lead as JSON with `field`'s value replaced by raw JSON text."""
+    marker = "\u2603"  # a snowman, nowhere else in the lead
+    text = json.dumps({**lead, field: marker}, ensure_ascii=False).encode()
+    return text.replace(json.dumps(marker, ensure_ascii=False).encode(), raw)
+
+
+def _event(lead: dict, key: str, raw: bytes) -> bytes:
+    event = {"occurred_at": "2026-06-01T10:00:00", "event_type": "demo_request", key: "\u2603"}
+    body = json.dumps({**lead, "events": [event]}, ensure_ascii=False).encode()
+    return body.replace('"\u2603"'.encode(), raw)
+
+
+def _post(c: TestClient, body: bytes, path: str = "/predict"):
+    return c.post(path, content=body, headers={"content-type": "application/json"})
+
+
+def _assert_refused(r, statuses=(400, 422)) -> dict:
+    assert r.status_code in statuses, (r.status_code, r.text[:300])
+    body = r.json()
+    assert body["error"] and len(r.content) < 5000, r.text[:300]
+    return body
+
+
+DEEP = 100_000
+NESTED = {
+    "lists in a field": lambda lead: _replace(lead, "job_title", b"[" * DEEP + b"]" * DEEP),
+    "objects in a field": lambda lead: _replace(lead, "industry", b'{"a":' * DEEP + b"1" + b"}" * DEEP),
+    "lists at the top": lambda lead: b"[" * DEEP + b"]" * DEEP,
+    "in the batch's leads": lambda lead: b'{"leads": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+    "1,000 deep in an ignored field": lambda lead: _replace(lead, "notes", b"[" * 1000 + b"]" * 1000),
+    "300 deep in an event": lambda lead: _event(lead, "page", b"[" * 300 + b"]" * 300),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(NESTED))
+def test_deeply_nested_json_gets_400_that_says_so(crm_model, lead, case):
+    with client(crm_model) as c:
+        body = _assert_refused(_post(c, NESTED[case](lead)), (400,))
+    assert "nested more than 200 levels deep" in body["error"]
+
+
+DIGITS = 5000  # past the 4,300 digits Python turns into an int, and past any float
+NUMBERS = {
+    "lead_id": lambda lead, n: _replace(lead, "lead_id", n),
+    "job_title": lambda lead, n: _replace(lead, "job_title", n),
+    "as_of": lambda lead, n: _replace(lead, "as_of", n),
+    "ignored field": lambda lead, n: _replace(lead, "score_hint", n),
+    "event_type": lambda lead, n: _event(lead, "event_type", n),
+    "occurred_at": lambda lead, n: _event(lead, "occurred_at", n),
+}
+
+
+@pytest.mark.parametrize("digits", [DIGITS, MB])
+@pytest.mark.parametrize("where", list(NUMBERS))
+def test_numbers_with_thousands_of_digits_get_400(crm_model, lead, where, digits):
+    with client(crm_model) as c:
+        body = _assert_refused(_post(c, NUMBERS[where](lead, b"9" * digits)), (400,))
+    assert "a number with more digits than a number can have" in body["error"]
+    assert "9" * 20 not in body["error"]
+
+
+FLAT_LEAD = {"customer_ref": "C1", "web_visits": 3, "minutes_on_site": 12.5,
+             "plan_interest": "Pro", "sales_region": "North", "newsletter": "yes"}  # fmt: skip
+
+
+BEYOND_FLOAT = [
+    (field, number)
+    for field in ("web_visits", "minutes_on_site", "customer_ref")
+    for number in (b"1e400", b"-1e400", b"1" + b"0" * 400)
+] + [("web_visits", b'"1e400"'), ("minutes_on_site", b'"-1e400"')]  # numbers in text
+
+
+@pytest.mark.parametrize("field, number", BEYOND_FLOAT)
+def test_numbers_beyond_a_float_get_422_naming_the_field(flat_model, field, number):
+    """Already refused on 10c1925: kept as a guard (the lead's own numeric fields)."""
+    with client(flat_model) as c:
+        body = _assert_refused(_post(c, _replace(FLAT_LEAD, field, number)), (422,))
+    assert [(e["lead"], e["field"]) for e in body["errors"]] == [(0, field)]
+    assert "0" * 50 not in json.dumps(body)
+
+
+ENCODINGS = {
+    "invalid UTF-8 inside a string": lambda lead: _replace(lead, "job_title", b'"VP \xff\xfe Sales"'),
+    "invalid UTF-8 inside a key": lambda lead: json.dumps(lead).encode().replace(b'"job_title"', b'"job\xfftitle"'),
+    "a truncated UTF-8 sequence in the id": lambda lead: _replace(lead, "lead_id", b'"L\xc3"'),
+    "UTF-16 with a byte order mark": lambda lead: json.dumps(lead).encode("utf-16"),
+    "UTF-16 without one": lambda lead: json.dumps(lead).encode("utf-16-le"),
+    "UTF-32": lambda lead: json.dumps(lead).encode("utf-32"),
+    "Latin-1": lambda lead: json.dumps({**lead, "job_title": "Directrice générale"}, ensure_ascii=False).encode("latin-1"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(ENCODINGS))
+def test_bodies_that_are_not_utf8_get_400_that_says_so(crm_model, lead, case):
+    with client(crm_model) as c:
+        body = _assert_refused(_post(c, ENCODINGS[case](lead)), (400,))
+    assert "UTF-8" in body["error"]
+    assert "UTF-16" in body["error"] or "offset" in body["error"]  # says what, or where
+
+
+def test_a_utf8_byte_order_mark_is_allowed(crm_model, lead):
+    with client(crm_model) as c:
+        r = _post(c, b"\xef\xbb\xbf" + json.dumps(lead).encode())
+    assert r.status_code == 200 and r.json()["predictions"][0]["lead_id"] == lead["lead_id"]
+
+
+@pytest.mark.parametrize("field", ["lead_id", "job_title"])
+def test_a_lone_surrogate_gets_400(crm_model, lead, field):
+    with client(crm_model) as c:
+        body = _assert_refused(_post(c, _replace(lead, field, b'"\\udc00 x"')), (400,))
+    assert "surrogate" in body["error"] or "escape" in body["error"]
+
+
+STRINGS = {
+    "lead_id": (lambda lead, s: {**lead, "lead_id": s}, 422, "lead_id"),
+    "job_title": (lambda lead, s: {**lead, "job_title": s}, 422, "job_title"),
+    "event page": (lambda lead, s: {**lead, "events": [{"occurred_at": "2026-06-01T10:00:00",
+                   "event_type": "page_view", "page": s}]}, 422, "events[0].page"),
+    "as_of": (lambda lead, s: {**lead, "as_of": s}, 422, "as_of"),
+    "an ignored field": (lambda lead, s: {**lead, "remarks": s}, 200, None),
+    "a key": (lambda lead, s: {**lead, s: 1}, 200, None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(STRINGS))
+def test_strings_of_a_megabyte_are_refused_or_ignored_never_echoed(crm_model, lead, case):
+    make, status, field = STRINGS[case]
+    with client(crm_model) as c:
+        r = c.post("/predict", json=make(lead, "Q" * MB))
+    assert r.status_code == status, r.text[:300]
+    assert "Q" * 80 not in r.text and len(r.content) < 5000
+    if field:
+        assert [(e["lead"], e["field"]) for e in r.json()["errors"]] == [(0, field)]
 
 
 def test_wrong_method_gets_405_with_allow(crm_model):
@@ -56,5 +206,71 @@ def test_a_client_that_hangs_up_mid_body_is_499_not_500(crm_model, caplog):
     assert not [m for m in sent if m.get("status") == 500]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     metrics = app.state.metrics.exposition()[0].decode()
+    assert 'leadml_requests_total{route="/predict",status="499"} 1.0' in metrics
+    assert 'status="500"' not in metrics
+
+
+# ---- the real server -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(crm_model, tmp_path_factory):
+    """`leadml serve` (uvicorn, httptools, one worker) on the CRM fixture's export."""
+    port = _free_port()
+    home = tmp_path_factory.mktemp("hostile_home")
+    env = {**os.environ, "LEADML_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadml.cli", "serve", "--port", str(port), "--workers", "1",
+         "--model", crm_model.uri, "--reload-seconds", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"{url}/ready", timeout=1).status_code == 200:
+                break
+        except httpx2.TransportError:
+            pass
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.3)
+    else:
+        pytest.fail("leadml serve did not become ready in 90 s")
+    yield url, port
+    os.killpg(proc.pid, signal.SIGTERM)
+    out = proc.communicate(timeout=30)[0].decode()
+    assert "ERROR" not in out and "Traceback" not in out, out  # no hostile request logs an error
+
+
+def _hang_up_mid_body(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000\r\n\r\n" + b'{"lead_id": "L1", "job_title": "' + b"a" * 4000)  # fmt: skip
+        time.sleep(0.2)  # the server has started reading the body
+
+
+def test_real_server_hostile_input_never_gives_500(server, lead):
+    url, port = server
+    with httpx2.Client(base_url=url, timeout=60) as c:
+        for make in [*NESTED.values(), *ENCODINGS.values()]:
+            r = c.post("/predict", content=make(lead), headers={"content-type": "application/json"})
+            assert r.status_code == 400 and r.json()["error"], r.text[:200]
+        r = c.post("/predict", content=NUMBERS["lead_id"](lead, b"9" * MB))
+        assert r.status_code == 400
+        r = c.post("/predict", content=_replace(lead, "lead_id", b'"\\udc00"'))
+        assert r.status_code == 400
+        r = c.get("/predict")
+        assert r.status_code == 405 and r.headers["allow"] == "POST"
+        _hang_up_mid_body(port)
+        deadline = time.monotonic() + 30
+        while 'status="499"' not in (metrics := c.get("/metrics").text):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
     assert 'leadml_requests_total{route="/predict",status="499"} 1.0' in metrics
     assert 'status="500"' not in metrics

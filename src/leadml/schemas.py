@@ -11,11 +11,11 @@ and never quote the value sent: it may be an email address or a name.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
+import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -78,10 +78,11 @@ def _binary(value: Any) -> Any:
     raise ValueError("expected true/false (or yes/no, 1/0)")
 
 
+MAX_ID_LENGTH = 200
 LeadId = Annotated[
     str,
     BeforeValidator(_id_text),
-    StringConstraints(max_length=200, pattern=r"\S"),
+    StringConstraints(max_length=MAX_ID_LENGTH, pattern=r"\S"),
     AfterValidator(_non_blank),
 ]
 # checked in Rust (no Python call per event); zones are turned into UTC when frames are built
@@ -289,11 +290,17 @@ def _path(loc: tuple) -> str:
 
 
 def _lead_id(raw: Any, spec: FeatureSpec) -> str | None:
+    """The lead's id for an error, when it is a valid id (anything else is not echoed)."""
     key = "lead_id" if spec.kind == "crm" else spec.id_column
     value = raw.get(key) if isinstance(raw, dict) else None
-    return (
-        str(value)[:200] if isinstance(value, str | int) and not isinstance(value, bool) else None
-    )
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
+        return None
+    return value.strip() or None
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def parse_predict_body(
@@ -304,6 +311,8 @@ def parse_predict_body(
     A valid body goes from bytes to models in one pydantic-core pass; only a body with
     something wrong in it takes the slow path that works out which lead and field.
     """
+    if body.startswith(_BOM):  # RFC 8259 lets a parser ignore it
+        body = body[len(_BOM) :]
     if not body.strip():
         raise RequestError(400, 'empty body: send one lead as a JSON object, or {"leads": [...]}')
     try:
@@ -345,15 +354,31 @@ def parse_predict_body(
     return _parsed(leads, indices, errors, single)
 
 
+# what the JSON parser says, in the caller's terms (its messages never quote the input)
+_JSON_PROBLEMS = {
+    "recursion limit exceeded": "nested more than 200 levels deep",
+    "number out of range": "a number with more digits than a number can have",
+}
+
+
 def _json(body: bytes) -> Any:
+    """The slow path's parse, by the same parser as the fast path (same limits: nesting,
+    digits, Unicode), with a message for each way a body can be unreadable."""
+    if 0 in body[:4] or body.startswith((b"\xff\xfe", b"\xfe\xff")):  # JSON text has no NUL
+        raise RequestError(400, "body is UTF-16 or UTF-32 text; send JSON encoded as UTF-8")
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise RequestError(400, "body is not UTF-8 text; send JSON") from None
-    except json.JSONDecodeError as exc:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise RequestError(
-            400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            400, f"body is not UTF-8 text (bad byte at offset {exc.start}); send JSON as UTF-8"
         ) from None
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError as exc:
+        problem = str(exc)
+        for words, said in _JSON_PROBLEMS.items():
+            problem = problem.replace(words, said)
+        raise RequestError(400, f"body is not valid JSON: {problem}") from None
 
 
 def _check_size(n: int, max_batch: int) -> None:

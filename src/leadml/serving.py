@@ -202,7 +202,14 @@ def score_requests(
 def _request_notes(parsed: schemas.ParsedRequest) -> list[str]:
     if not parsed.ignored_fields:
         return []
-    return ["fields not used by this model were ignored: " + ", ".join(parsed.ignored_fields)]
+    return ["fields not used by this model were ignored: " + _names(parsed.ignored_fields)]
+
+
+def _names(names: list[str], most: int = 10, longest: int = 60) -> str:
+    """Field names for a note: at most `most`, each cut at `longest` characters (they come from
+    the caller, and a key can be a megabyte long)."""
+    shown = [n if len(n) <= longest else n[:longest] + "..." for n in names[:most]]
+    return ", ".join(shown) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 _MAX_TURNS = 50
