@@ -324,3 +324,43 @@ def test_probabilities_are_finite_json(crm_model, crm_records):
     with client(crm_model) as c:
         preds = c.post("/predict", json={"leads": crm_records}).json()["predictions"]
     assert all(math.isfinite(p["probability"]) for p in preds)
+
+
+def test_predict_batch_scores_a_batch_as_predict_does(crm_model, crm_records):
+    leads = {"leads": crm_records[:5]}
+    with client(crm_model) as c:
+        batch = c.post("/predict/batch", json=leads, params={"skip_invalid": "true"})
+        predict = c.post("/predict", json=leads, params={"skip_invalid": "true"})
+        fast = c.post("/predict/batch", json=leads, params={"reasons": "false"})
+    assert batch.status_code == 200 and batch.json() == predict.json()
+    assert [p["lead_id"] for p in batch.json()["predictions"]] == [
+        r["lead_id"] for r in crm_records[:5]
+    ]
+    assert all(p["reasons"] is None for p in fast.json()["predictions"])
+
+
+def test_predict_batch_takes_only_a_batch(crm_model, crm_records):
+    with client(crm_model) as c:
+        r = c.post("/predict/batch", json=crm_records[0])
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["leads"]
+        assert "/predict" in r.json()["error"]
+        r = c.post("/predict/batch", json=[crm_records[0]])
+        assert r.status_code == 400 and "expected a JSON object" in r.json()["error"]
+
+
+def test_predict_batch_is_documented_with_the_model_lead_fields(flat_model):
+    with client(flat_model) as c:
+        spec = c.get("/openapi.json").json()
+    op = spec["paths"]["/predict/batch"]["post"]
+    assert op["requestBody"]["required"] is True
+    assert op["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/LeadBatch"
+    }
+    assert {p["name"] for p in op["parameters"]} == {"reasons", "skip_invalid"}
+    assert set(op["responses"]) >= {"200", "400", "422", "413"}
+    schemas = spec["components"]["schemas"]
+    assert schemas["LeadBatch"]["properties"]["leads"]["items"] == {
+        "$ref": "#/components/schemas/Lead"
+    }
+    assert {"customer_ref", "web_visits"} <= set(schemas["Lead"]["properties"])
+    assert "contact_email" not in json.dumps(spec)  # a personal-data column the model skipped

@@ -23,7 +23,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from leadml.api import create_app
-from leadml.config import ServeSettings
+from leadml.config import ServeSettings, TrainConfig
+from leadml.serving import LoadedModel
+from leadml.train import fit
+from tests.conftest import make_flat
 
 pytestmark = pytest.mark.slow
 MB = 1_000_000
@@ -274,3 +277,65 @@ def test_real_server_hostile_input_never_gives_500(server, lead):
             time.sleep(0.2)
     assert 'leadml_requests_total{route="/predict",status="499"} 1.0' in metrics
     assert 'status="500"' not in metrics
+
+
+# ---- blank ids ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rowid_model(tmp_path_factory) -> LoadedModel:
+    """A flat model without an id column: `row_id` is optional, and no field is required."""
+    path = tmp_path_factory.mktemp("rowid") / "export.csv"
+    make_flat(800, seed=5).drop(columns=["customer_ref"]).to_csv(path, index=False)
+    cfg = TrainConfig.model_validate({"flat": {"target": "won"}, "model": {"baseline": False}})
+    result, _ = fit(path, cfg)
+    assert result.scorer.spec.id_column == "row_id"
+    return LoadedModel.build(result.scorer, "leadml", "1", str(path.parent), "fp")
+
+
+def _model_and_lead(request, kind: str, crm_records) -> tuple[LoadedModel, dict, str]:
+    if kind == "crm":
+        return request.getfixturevalue("crm_model"), crm_records[1], "lead_id"
+    if kind == "flat":
+        return request.getfixturevalue("flat_model"), FLAT_LEAD, "customer_ref"
+    flat = {k: v for k, v in FLAT_LEAD.items() if k != "customer_ref"}
+    return request.getfixturevalue("rowid_model"), {**flat, "row_id": "R-1"}, "row_id"
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+@pytest.mark.parametrize("kind", ["crm", "flat", "flat without an id column"])
+def test_a_blank_id_is_refused_the_same_way_everywhere(request, crm_records, kind, blank):
+    model, good, id_field = _model_and_lead(request, kind, crm_records)
+    bad = {**good, id_field: blank}
+    sends = [("/predict", bad, 0), ("/predict", {"leads": [good, bad]}, 1),
+             ("/predict/batch", {"leads": [good, bad]}, 1)]  # fmt: skip
+    message = "blank: an id needs a character other than spaces"
+    with client(model) as c:
+        for path, body, index in sends:
+            expected = [{"lead": index, "lead_id": None, "field": id_field, "message": message}]
+            r = c.post(path, json=body)
+            assert r.status_code == 422 and r.json()["errors"] == expected, (path, r.text[:300])
+            assert f"lead {index}, field {id_field}: {message}" in r.json()["error"]
+            r = c.post(path, json=body, params={"skip_invalid": "true", "reasons": "false"})
+            assert r.status_code == 200 and r.json()["rejected"] == expected, (path, r.text[:300])
+            scored = [p["lead_id"] for p in r.json()["predictions"]]
+            assert scored == ([str(good[id_field])] if index else [])
+
+
+def test_a_batch_with_a_bad_lead_is_never_scored_as_one_lead(rowid_model):
+    """No field of this model is required, so {"leads": [...]} also reads as one lead
+    (with an ignored field "leads") when a lead in it is invalid."""
+    lead = {k: v for k, v in FLAT_LEAD.items() if k != "customer_ref"}
+    with client(rowid_model) as c:
+        r = c.post("/predict", json={"leads": [lead, {**lead, "web_visits": "lots"}]})
+    assert r.status_code == 422, r.text[:300]
+    assert [(e["lead"], e["field"]) for e in r.json()["errors"]] == [(1, "web_visits")]
+
+
+def test_a_row_id_left_out_or_null_is_the_lead_place_in_the_request(rowid_model):
+    """What an absent row_id means (already so on 10c1925; kept as the documented rule)."""
+    lead = {k: v for k, v in FLAT_LEAD.items() if k != "customer_ref"}
+    batch = {"leads": [lead, {**lead, "row_id": None}, {**lead, "row_id": " R-9 "}]}
+    with client(rowid_model) as c:
+        r = c.post("/predict", json=batch, params={"reasons": "false"})
+    assert [p["lead_id"] for p in r.json()["predictions"]] == ["1", "2", "R-9"]

@@ -26,7 +26,7 @@ from leadml.config import ServeSettings, Settings
 pytestmark = pytest.mark.slow
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]  # fmt: skip
-EXAMPLES = {"/predict": 120}  # the one operation with a body worth fuzzing; others get 15
+EXAMPLES = {"/predict": 120, "/predict/batch": 60}  # the bodies worth fuzzing; others get 15
 
 
 def _operations(model, home):
@@ -40,7 +40,13 @@ def _operations(model, home):
 @pytest.mark.parametrize("kind", ["crm", "flat"])
 def test_no_input_gives_a_server_error(kind, crm_model, flat_model, home):
     operations = _operations(crm_model if kind == "crm" else flat_model, home)
-    assert {op.path for op in operations} >= {"/predict", "/model", "/admin/reload", "/ready"}
+    assert {op.path for op in operations} >= {
+        "/predict",
+        "/predict/batch",
+        "/model",
+        "/admin/reload",
+        "/ready",
+    }
     for op in operations:
         for mode in ("positive", "negative"):
             strategy = op.as_strategy(generation_mode=schemathesis.GenerationMode(mode))

@@ -214,26 +214,17 @@ def _routes(app: FastAPI, serve: ServeSettings) -> None:
             return _error(503, not_ready())
         return {"ready": True, "model": model.name, "model_version": model.version}
 
-    @app.post(
-        "/predict",
-        response_model=schemas.PredictResponse,
-        responses={s: errors[s] for s in (400, 401, 413, 422, 503)},
-        dependencies=[Depends(require_key)],
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {}}}},
-        tags=["scoring"],
-    )
-    async def predict(request: Request, reasons: bool = True, skip_invalid: bool = False) -> Any:
-        """Score one lead (the lead object) or a batch (`{"leads": [...]}`).
-
-        `reasons=false` skips the reasons (faster). `skip_invalid=true` scores the valid leads
-        of a batch and lists the others under `rejected`, instead of refusing the request.
-        """
+    async def predict_body(
+        request: Request, reasons: bool, skip_invalid: bool, batch_only: bool
+    ) -> Response:
         batcher: Batcher = app.state.batcher
         batcher.arriving += 1
         try:
             model = ready_model()
             body = await _read_body(request, serve)
-            parsed = schemas.parse_predict_body(body, model, serve.max_batch, skip_invalid)
+            parsed = schemas.parse_predict_body(
+                body, model, serve.max_batch, skip_invalid, batch_only
+            )
         finally:
             batcher.arriving -= 1
         if len(parsed.leads) >= BATCH_ALONE:
@@ -242,6 +233,30 @@ def _routes(app: FastAPI, serve: ServeSettings) -> None:
             out = await app.state.batcher.score(model, parsed, reasons)
         app.state.metrics.scored(out)
         return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
+
+    scoring = {
+        "response_model": schemas.PredictResponse,
+        "responses": {s: errors[s] for s in (400, 401, 413, 422, 503)},
+        "dependencies": [Depends(require_key)],
+        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {}}}},
+        "tags": ["scoring"],
+    }
+
+    @app.post("/predict", **scoring)  # type: ignore[arg-type]
+    async def predict(request: Request, reasons: bool = True, skip_invalid: bool = False) -> Any:
+        """Score one lead (the lead object) or a batch (`{"leads": [...]}`).
+
+        `reasons=false` skips the reasons (faster). `skip_invalid=true` scores the valid leads
+        of a batch and lists the others under `rejected`, instead of refusing the request.
+        """
+        return await predict_body(request, reasons, skip_invalid, batch_only=False)
+
+    @app.post("/predict/batch", **scoring)  # type: ignore[arg-type]
+    async def predict_batch(
+        request: Request, reasons: bool = True, skip_invalid: bool = False
+    ) -> Any:
+        """Score a batch (`{"leads": [...]}`, nothing else); options and answer as for /predict."""
+        return await predict_body(request, reasons, skip_invalid, batch_only=True)
 
     @app.get("/model", response_model=schemas.ModelCard, tags=["operations"],
              responses={s: errors[s] for s in (401, 503)}, dependencies=[Depends(require_key)])  # fmt: skip
@@ -375,6 +390,10 @@ def _openapi(app: FastAPI) -> dict:
     body, components = schemas.request_body_schema(app.state.model)
     spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"] = {
         "schema": body
+    }
+    batch = {"$ref": "#/components/schemas/LeadBatch"} if app.state.model else body
+    spec["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"] = {
+        "schema": batch
     }
     spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
     app.openapi_schema = spec

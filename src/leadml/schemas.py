@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from leadml.dataset import EVENT_TYPES, FALSE_WORDS, PAGE_KINDS, TRUE_WORDS
@@ -63,7 +64,7 @@ def _id_text(value: Any) -> Any:
 def _non_blank(value: str) -> str:
     value = value.strip()
     if not value:
-        raise ValueError("an id is required (not blank)")
+        raise PydanticCustomError("blank_id", "blank: an id needs a character other than spaces")
     return value
 
 
@@ -80,9 +81,14 @@ def _binary(value: Any) -> Any:
 
 MAX_ID_LENGTH = 200
 LeadId = Annotated[
-    str,
+    # the pattern is documented, and checked by _non_blank: one check and one message for ""
+    # and "  ", wherever the id is (the length is checked first, in Rust)
+    Annotated[
+        str,
+        StringConstraints(max_length=MAX_ID_LENGTH),
+        Field(json_schema_extra={"pattern": r"\S"}),
+    ],
     BeforeValidator(_id_text),
-    StringConstraints(max_length=MAX_ID_LENGTH, pattern=r"\S"),
     AfterValidator(_non_blank),
 ]
 # checked in Rust (no Python call per event); zones are turned into UTC when frames are built
@@ -143,7 +149,11 @@ def lead_model(spec: FeatureSpec) -> type[BaseModel]:
     if spec.id_column != "row_id":
         fields["lead_id_"] = (LeadId, Field(alias=spec.id_column, description="The lead's id"))
     else:
-        fields["row_id"] = (LeadId | None, Field(None, description="Optional id, echoed back"))
+        fields["row_id"] = (
+            LeadId | None,
+            Field(None, description="Optional id, echoed back; left out or null: the lead's "
+                  "place in the request (1, 2, ...). A blank id is refused, as lead ids are"),
+        )  # fmt: skip
     for i, c in enumerate(spec.columns):
         alias = c.name  # export columns ("Lead Origin") are not Python names
         if c.kind == "numeric":
@@ -304,12 +314,14 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def parse_predict_body(
-    body: bytes, model: LoadedModel, max_batch: int, skip_invalid: bool = False
-) -> ParsedRequest:
+    body: bytes, model: LoadedModel, max_batch: int, skip_invalid: bool = False,
+    batch_only: bool = False,
+) -> ParsedRequest:  # fmt: skip
     """JSON body -> validated leads; raises RequestError (400/413/422) naming lead and field.
 
-    A valid body goes from bytes to models in one pydantic-core pass; only a body with
-    something wrong in it takes the slow path that works out which lead and field.
+    A body with "leads" is a batch, anything else one lead (`batch_only`: a batch is
+    required). A valid body goes from bytes to models in one pydantic-core pass; only a body
+    with something wrong in it takes the slow path that works out which lead and field.
     """
     if body.startswith(_BOM):  # RFC 8259 lets a parser ignore it
         body = body[len(_BOM) :]
@@ -319,7 +331,12 @@ def parse_predict_body(
         parsed = model.body_adapter.validate_json(body)
     except ValueError:  # not JSON, or not valid: find out exactly what below
         parsed = None
-    if parsed is not None:
+    # a lead with "leads" in it is a batch that failed: a flat model without required fields
+    # would otherwise score a batch with one bad lead as one empty lead
+    if parsed is not None and not (
+        isinstance(parsed, model.lead_type)
+        and (batch_only or "leads" in (parsed.model_extra or {}))
+    ):
         single = isinstance(parsed, model.lead_type)
         leads = [parsed] if single else parsed.leads
         _check_size(len(leads), max_batch)
@@ -330,6 +347,9 @@ def parse_predict_body(
     single = not (isinstance(data, dict) and "leads" in data)
     if single and not isinstance(data, dict):
         raise RequestError(400, 'expected a JSON object: one lead, or {"leads": [...]}')
+    if single and batch_only:
+        raise RequestError(422, 'expected a batch, {"leads": [...]}; send a single lead to /predict',
+                           [{"lead": None, "lead_id": None, "field": "leads", "message": "Field required"}])  # fmt: skip
     raw = [data] if single else data["leads"]
     if not isinstance(raw, list):
         raise RequestError(422, "leads must be a list of lead objects",

@@ -31,8 +31,8 @@ from leadml.features import CRM_FIT, build_features
 from leadml.model import LeadScorer
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
-ROUTES = {"/predict", "/health", "/ready", "/model", "/metrics", "/admin/reload", "/docs",
-          "/openapi.json", "/ledger", "/"}  # fmt: skip
+ROUTES = {"/predict", "/predict/batch", "/health", "/ready", "/model", "/metrics",
+          "/admin/reload", "/docs", "/openapi.json", "/ledger", "/"}  # fmt: skip
 
 
 @dataclass(frozen=True)
