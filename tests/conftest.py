@@ -116,3 +116,25 @@ def crm_records(crm_small):
         r["events"] = json.loads(r["events"])
         r["lead_id"] = str(r["lead_id"])
     return rows
+
+
+@pytest.fixture(scope="session")
+def xedu_model(tmp_path_factory):
+    """The fair X Education model (skips the test when the file is not on this machine)."""
+    if not XEDU.exists():
+        pytest.skip(f"{XEDU} not on this machine")
+    cfg = TrainConfig.model_validate(
+        {"flat": {"target": "Converted", "drop": XEDU_DROP}, "model": {"baseline": False}}
+    )
+    result, _ = fit(XEDU, cfg)
+    path = result.scorer.save(tmp_path_factory.mktemp("xedu_model") / "model")
+    return LoadedModel.build(result.scorer, "leadml", "1", str(path), "fp-x")
+
+
+@pytest.fixture(scope="session")
+def xedu_leads() -> list[dict]:
+    """The first 50 X Education leads as a caller sends them ("Select" as in the file)."""
+    if not XEDU.exists():
+        pytest.skip(f"{XEDU} not on this machine")
+    rows = pd.read_csv(XEDU, dtype=str).head(50).drop(columns=[*XEDU_DROP, "Converted"])
+    return rows.astype(object).where(rows.notna(), None).to_dict("records")

@@ -17,12 +17,10 @@ from fastapi.testclient import TestClient
 
 from leadml import dataset
 from leadml.api import create_app
-from leadml.config import ServeSettings, TrainConfig
+from leadml.config import ServeSettings
 from leadml.features import build_features
 from leadml.model import Calibrator
-from leadml.serving import LoadedModel
-from leadml.train import fit
-from tests.conftest import XEDU, XEDU_DROP, make_flat
+from tests.conftest import make_flat
 
 pytestmark = pytest.mark.slow
 
@@ -58,16 +56,8 @@ def test_reasons_add_up_to_the_score_on_flat_leads(flat_model):
     assert_reasons_add_up(predictions(flat_model, json.loads(rows.to_json(orient="records"))))
 
 
-@pytest.mark.skipif(not XEDU.exists(), reason=f"{XEDU} not on this machine")
-def test_reasons_add_up_to_the_score_on_x_education_leads(tmp_path):
-    cfg = TrainConfig.model_validate(
-        {"flat": {"target": "Converted", "drop": XEDU_DROP}, "model": {"baseline": False}}
-    )
-    result, _ = fit(XEDU, cfg)
-    model = LoadedModel.build(result.scorer, "leadml", "1", str(tmp_path), "fp")
-    rows = pd.read_csv(XEDU, dtype=str).head(50).drop(columns=[*XEDU_DROP, "Converted"])
-    leads = rows.astype(object).where(rows.notna(), None).to_dict("records")  # "Select" stays
-    preds = predictions(model, leads)
+def test_reasons_add_up_to_the_score_on_x_education_leads(xedu_model, xedu_leads):
+    preds = predictions(xedu_model, xedu_leads)
     assert len(preds) == 50
     assert_reasons_add_up(preds)
 

@@ -290,6 +290,7 @@ class ParsedRequest:
     rejected: list[dict] = field(default_factory=list)
     ignored_fields: list[str] = field(default_factory=list)
     single: bool = False
+    missing: list[list[str]] = field(default_factory=list)  # per lead: model fields not sent
 
 
 def _path(loc: tuple) -> str:
@@ -409,6 +410,11 @@ def _check_size(n: int, max_batch: int) -> None:
         )
 
 
+# not worth a note when left out: the id (required, or its place stands in), events (none
+# means no activity), as_of (now)
+_NOT_NOTED = {"lead_id", "lead_id_", "row_id", "events", "as_of"}
+
+
 def _parsed(leads: list, indices: list[int], errors: list[dict], single: bool) -> ParsedRequest:
     ignored = sorted({k for lead in leads for k in (lead.model_extra or {})})
     keys = (
@@ -418,7 +424,9 @@ def _parsed(leads: list, indices: list[int], errors: list[dict], single: bool) -
     )
     values = [lead.__dict__ for lead in leads]  # the fields, without the extras; no copy of events
     dicts = [{key: v[name] for name, key in keys} for v in values]
-    return ParsedRequest(dicts, indices, errors, ignored, single)
+    noted = [(name, key) for name, key in keys if name not in _NOT_NOTED]
+    missing = [[key for name, key in noted if name not in lead.model_fields_set] for lead in leads]
+    return ParsedRequest(dicts, indices, errors, ignored, single, missing)
 
 
 def _validate(adapter: TypeAdapter, raw: list, spec: FeatureSpec) -> list[dict]:
