@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 MAX_EVENTS_PER_LEAD = 10_000
 ERROR_STATUSES = {
-    400: "The body is empty, not JSON, or neither a lead nor a batch",
+    400: "The body is empty, not JSON in UTF-8, nested over 200 levels, or not a lead or batch",
     401: "Missing or wrong API key (X-API-Key), when LEADML_API_KEY is set",
     413: "Batch or body over the limit (LEADML_MAX_BATCH, LEADML_MAX_BODY_MB)",
     422: "A lead has a missing, wrongly typed or out-of-range field: see errors[]",
