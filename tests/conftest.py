@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import synth
+from leadml import dataset, synth
 from leadml.config import TrainConfig
 from leadml.serving import LoadedModel
 from leadml.train import fit
@@ -99,3 +100,41 @@ def flat_model(tmp_path_factory, flat_csv):
     result, _ = fit(flat_csv, cfg)
     path = result.scorer.save(tmp_path_factory.mktemp("flat_model") / "model")
     return LoadedModel.build(result.scorer, "leadml", "3", str(path), "fp-3")
+
+
+@pytest.fixture(scope="session")
+def crm_records(crm_small):
+    """Request-shaped leads (profile + events + as_of) from the synthetic CRM, with PII."""
+    leads = crm_small.leads
+    cut = pd.Timestamp(crm_small.meta["as_of"])
+    alive = leads[pd.to_datetime(leads["created_at"]) < cut].head(40)
+    events = crm_small.events[crm_small.events["lead_id"].isin(alive["lead_id"])]
+    rec = dataset.events_to_records(alive, events, cut)
+    rec = rec.drop(columns=[c for c in ("converted", "converted_at") if c in rec])
+    rows = rec.astype(object).where(rec.notna(), None).to_dict("records")
+    for r in rows:
+        r["events"] = json.loads(r["events"])
+        r["lead_id"] = str(r["lead_id"])
+    return rows
+
+
+@pytest.fixture(scope="session")
+def xedu_model(tmp_path_factory):
+    """The fair X Education model (skips the test when the file is not on this machine)."""
+    if not XEDU.exists():
+        pytest.skip(f"{XEDU} not on this machine")
+    cfg = TrainConfig.model_validate(
+        {"flat": {"target": "Converted", "drop": XEDU_DROP}, "model": {"baseline": False}}
+    )
+    result, _ = fit(XEDU, cfg)
+    path = result.scorer.save(tmp_path_factory.mktemp("xedu_model") / "model")
+    return LoadedModel.build(result.scorer, "leadml", "1", str(path), "fp-x")
+
+
+@pytest.fixture(scope="session")
+def xedu_leads() -> list[dict]:
+    """The first 50 X Education leads as a caller sends them ("Select" as in the file)."""
+    if not XEDU.exists():
+        pytest.skip(f"{XEDU} not on this machine")
+    rows = pd.read_csv(XEDU, dtype=str).head(50).drop(columns=[*XEDU_DROP, "Converted"])
+    return rows.astype(object).where(rows.notna(), None).to_dict("records")

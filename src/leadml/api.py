@@ -21,15 +21,16 @@ import os
 import secrets
 import time
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from leadml import schemas
 from leadml.config import ServeSettings, Settings
@@ -37,11 +38,19 @@ from leadml.serving import Batcher, LoadedModel, ModelSource, ServiceMetrics, sc
 
 log = logging.getLogger("leadml.api")
 API_KEY_HEADER = "X-API-Key"
+CLIENT_GONE = 499  # the client hung up before the answer (nginx's status for it)
 BATCH_ALONE = 64  # requests with this many leads are scored on their own thread, not merged
 
 
-def _error(status: int, message: str, errors: list[dict] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "errors": errors or []}, status_code=status)
+def _error(
+    status: int,
+    message: str,
+    errors: list[dict] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    # ASCII JSON: no text from a request (an id, a key) can make the error itself fail to encode
+    body = json.dumps({"error": message, "errors": errors or []}, separators=(",", ":"))
+    return Response(body, status, headers, media_type="application/json")
 
 
 class _Reloader:
@@ -205,26 +214,17 @@ def _routes(app: FastAPI, serve: ServeSettings) -> None:
             return _error(503, not_ready())
         return {"ready": True, "model": model.name, "model_version": model.version}
 
-    @app.post(
-        "/predict",
-        response_model=schemas.PredictResponse,
-        responses={s: errors[s] for s in (400, 401, 413, 422, 503)},
-        dependencies=[Depends(require_key)],
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {}}}},
-        tags=["scoring"],
-    )
-    async def predict(request: Request, reasons: bool = True, skip_invalid: bool = False) -> Any:
-        """Score one lead (the lead object) or a batch (`{"leads": [...]}`).
-
-        `reasons=false` skips the reasons (faster). `skip_invalid=true` scores the valid leads
-        of a batch and lists the others under `rejected`, instead of refusing the request.
-        """
+    async def predict_body(
+        request: Request, reasons: bool, skip_invalid: bool, batch_only: bool
+    ) -> Response:
         batcher: Batcher = app.state.batcher
         batcher.arriving += 1
         try:
             model = ready_model()
             body = await _read_body(request, serve)
-            parsed = schemas.parse_predict_body(body, model, serve.max_batch, skip_invalid)
+            parsed = schemas.parse_predict_body(
+                body, model, serve.max_batch, skip_invalid, batch_only
+            )
         finally:
             batcher.arriving -= 1
         if len(parsed.leads) >= BATCH_ALONE:
@@ -233,6 +233,30 @@ def _routes(app: FastAPI, serve: ServeSettings) -> None:
             out = await app.state.batcher.score(model, parsed, reasons)
         app.state.metrics.scored(out)
         return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
+
+    scoring = {
+        "response_model": schemas.PredictResponse,
+        "responses": {s: errors[s] for s in (400, 401, 413, 422, 503)},
+        "dependencies": [Depends(require_key)],
+        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {}}}},
+        "tags": ["scoring"],
+    }
+
+    @app.post("/predict", **scoring)  # type: ignore[arg-type]
+    async def predict(request: Request, reasons: bool = True, skip_invalid: bool = False) -> Any:
+        """Score one lead (the lead object) or a batch (`{"leads": [...]}`).
+
+        `reasons=false` skips the reasons (faster). `skip_invalid=true` scores the valid leads
+        of a batch and lists the others under `rejected`, instead of refusing the request.
+        """
+        return await predict_body(request, reasons, skip_invalid, batch_only=False)
+
+    @app.post("/predict/batch", **scoring)  # type: ignore[arg-type]
+    async def predict_batch(
+        request: Request, reasons: bool = True, skip_invalid: bool = False
+    ) -> Any:
+        """Score a batch (`{"leads": [...]}`, nothing else); options and answer as for /predict."""
+        return await predict_body(request, reasons, skip_invalid, batch_only=True)
 
     @app.get("/model", response_model=schemas.ModelCard, tags=["operations"],
              responses={s: errors[s] for s in (401, 503)}, dependencies=[Depends(require_key)])  # fmt: skip
@@ -298,15 +322,15 @@ async def _read_body(request: Request, serve: ServeSettings) -> bytes:
 
 def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(schemas.RequestError)
-    async def request_error(request: Request, exc: schemas.RequestError) -> JSONResponse:
+    async def request_error(request: Request, exc: schemas.RequestError) -> Response:
         return _error(exc.status, exc.message, exc.errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail), headers=exc.headers)  # e.g. 405's Allow
 
     @app.exception_handler(RequestValidationError)
-    async def query_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def query_error(request: Request, exc: RequestValidationError) -> Response:
         # query parameters and headers; inputs are not echoed (they may be personal data)
         errors = [
             {"lead": None, "lead_id": None, "field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
@@ -320,7 +344,8 @@ class _Guard:
 
     An exception escaping a handler becomes a JSON 500 here and is logged by type and place
     only. Left to Starlette, it would be re-raised to uvicorn, which logs its message, and a
-    message can quote the lead's data.
+    message can quote the lead's data. A client that hung up mid-request is no error of
+    ours: it is counted as 499, not logged, and gets no answer (there is no one to read it).
     """
 
     def __init__(self, app, metrics: ServiceMetrics):
@@ -339,6 +364,8 @@ class _Guard:
 
         try:
             await self.app(scope, receive, send_status)
+        except ClientDisconnect:
+            status[0] = status[0] or CLIENT_GONE
         except Exception as exc:
             frames = traceback.extract_tb(exc.__traceback__)[-3:]
             where = " <- ".join(
@@ -363,6 +390,10 @@ def _openapi(app: FastAPI) -> dict:
     body, components = schemas.request_body_schema(app.state.model)
     spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"] = {
         "schema": body
+    }
+    batch = {"$ref": "#/components/schemas/LeadBatch"} if app.state.model else body
+    spec["paths"]["/predict/batch"]["post"]["requestBody"]["content"]["application/json"] = {
+        "schema": batch
     }
     spec.setdefault("components", {}).setdefault("schemas", {}).update(components)
     app.openapi_schema = spec

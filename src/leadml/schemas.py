@@ -11,11 +11,11 @@ and never quote the value sent: it may be an email address or a name.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
+import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     create_model,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from leadml.dataset import EVENT_TYPES, FALSE_WORDS, PAGE_KINDS, TRUE_WORDS
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 MAX_EVENTS_PER_LEAD = 10_000
 ERROR_STATUSES = {
-    400: "The body is empty, not JSON, or neither a lead nor a batch",
+    400: "The body is empty, not JSON in UTF-8, nested over 200 levels, or not a lead or batch",
     401: "Missing or wrong API key (X-API-Key), when LEADML_API_KEY is set",
     413: "Batch or body over the limit (LEADML_MAX_BATCH, LEADML_MAX_BODY_MB)",
     422: "A lead has a missing, wrongly typed or out-of-range field: see errors[]",
@@ -63,7 +64,7 @@ def _id_text(value: Any) -> Any:
 def _non_blank(value: str) -> str:
     value = value.strip()
     if not value:
-        raise ValueError("an id is required (not blank)")
+        raise PydanticCustomError("blank_id", "blank: an id needs a character other than spaces")
     return value
 
 
@@ -78,10 +79,16 @@ def _binary(value: Any) -> Any:
     raise ValueError("expected true/false (or yes/no, 1/0)")
 
 
+MAX_ID_LENGTH = 200
 LeadId = Annotated[
-    str,
+    # the pattern is documented, and checked by _non_blank: one check and one message for ""
+    # and "  ", wherever the id is (the length is checked first, in Rust)
+    Annotated[
+        str,
+        StringConstraints(max_length=MAX_ID_LENGTH),
+        Field(json_schema_extra={"pattern": r"\S"}),
+    ],
     BeforeValidator(_id_text),
-    StringConstraints(max_length=200, pattern=r"\S"),
     AfterValidator(_non_blank),
 ]
 # checked in Rust (no Python call per event); zones are turned into UTC when frames are built
@@ -142,7 +149,11 @@ def lead_model(spec: FeatureSpec) -> type[BaseModel]:
     if spec.id_column != "row_id":
         fields["lead_id_"] = (LeadId, Field(alias=spec.id_column, description="The lead's id"))
     else:
-        fields["row_id"] = (LeadId | None, Field(None, description="Optional id, echoed back"))
+        fields["row_id"] = (
+            LeadId | None,
+            Field(None, description="Optional id, echoed back; left out or null: the lead's "
+                  "place in the request (1, 2, ...). A blank id is refused, as lead ids are"),
+        )  # fmt: skip
     for i, c in enumerate(spec.columns):
         alias = c.name  # export columns ("Lead Origin") are not Python names
         if c.kind == "numeric":
@@ -180,11 +191,22 @@ class Reason(BaseModel):
 
 
 class Reasons(BaseModel):
-    base_score: float = Field(
-        description="Score of an average lead; it plus all contributions is the score"
+    """Why the lead has its score: base_score + positive + negative + other == total."""
+
+    base_score: float = Field(description="Score of an average lead, rounded to 0.1")
+    positive: list[Reason] = Field(description="Up to 3 reasons that raise the score")
+    negative: list[Reason] = Field(description="Up to 3 reasons that lower the score")
+    other: float = Field(
+        description="Everything not listed: the smaller reasons, and the rounding of the "
+        "listed points and of the base score"
     )
-    positive: list[Reason]
-    negative: list[Reason]
+    total: float = Field(
+        description="What the points add up to, exactly (to 1e-6): the score before rounding "
+        "to 1-99, i.e. 100 x probability"
+    )
+    adds_up_to: Literal["score"] = Field(
+        description="The scale of the points: 'score' (score points, see total)"
+    )
 
 
 class Prediction(BaseModel):
@@ -268,6 +290,7 @@ class ParsedRequest:
     rejected: list[dict] = field(default_factory=list)
     ignored_fields: list[str] = field(default_factory=list)
     single: bool = False
+    missing: list[list[str]] = field(default_factory=list)  # per lead: model fields not sent
 
 
 def _path(loc: tuple) -> str:
@@ -278,28 +301,43 @@ def _path(loc: tuple) -> str:
 
 
 def _lead_id(raw: Any, spec: FeatureSpec) -> str | None:
+    """The lead's id for an error, when it is a valid id (anything else is not echoed)."""
     key = "lead_id" if spec.kind == "crm" else spec.id_column
     value = raw.get(key) if isinstance(raw, dict) else None
-    return (
-        str(value)[:200] if isinstance(value, str | int) and not isinstance(value, bool) else None
-    )
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
+        return None
+    return value.strip() or None
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def parse_predict_body(
-    body: bytes, model: LoadedModel, max_batch: int, skip_invalid: bool = False
-) -> ParsedRequest:
+    body: bytes, model: LoadedModel, max_batch: int, skip_invalid: bool = False,
+    batch_only: bool = False,
+) -> ParsedRequest:  # fmt: skip
     """JSON body -> validated leads; raises RequestError (400/413/422) naming lead and field.
 
-    A valid body goes from bytes to models in one pydantic-core pass; only a body with
-    something wrong in it takes the slow path that works out which lead and field.
+    A body with "leads" is a batch, anything else one lead (`batch_only`: a batch is
+    required). A valid body goes from bytes to models in one pydantic-core pass; only a body
+    with something wrong in it takes the slow path that works out which lead and field.
     """
+    if body.startswith(_BOM):  # RFC 8259 lets a parser ignore it
+        body = body[len(_BOM) :]
     if not body.strip():
         raise RequestError(400, 'empty body: send one lead as a JSON object, or {"leads": [...]}')
     try:
         parsed = model.body_adapter.validate_json(body)
     except ValueError:  # not JSON, or not valid: find out exactly what below
         parsed = None
-    if parsed is not None:
+    # a lead with "leads" in it is a batch that failed: a flat model without required fields
+    # would otherwise score a batch with one bad lead as one empty lead
+    if parsed is not None and not (
+        isinstance(parsed, model.lead_type)
+        and (batch_only or "leads" in (parsed.model_extra or {}))
+    ):
         single = isinstance(parsed, model.lead_type)
         leads = [parsed] if single else parsed.leads
         _check_size(len(leads), max_batch)
@@ -310,6 +348,9 @@ def parse_predict_body(
     single = not (isinstance(data, dict) and "leads" in data)
     if single and not isinstance(data, dict):
         raise RequestError(400, 'expected a JSON object: one lead, or {"leads": [...]}')
+    if single and batch_only:
+        raise RequestError(422, 'expected a batch, {"leads": [...]}; send a single lead to /predict',
+                           [{"lead": None, "lead_id": None, "field": "leads", "message": "Field required"}])  # fmt: skip
     raw = [data] if single else data["leads"]
     if not isinstance(raw, list):
         raise RequestError(422, "leads must be a list of lead objects",
@@ -334,15 +375,31 @@ def parse_predict_body(
     return _parsed(leads, indices, errors, single)
 
 
+# what the JSON parser says, in the caller's terms (its messages never quote the input)
+_JSON_PROBLEMS = {
+    "recursion limit exceeded": "nested more than 200 levels deep",
+    "number out of range": "a number with more digits than a number can have",
+}
+
+
 def _json(body: bytes) -> Any:
+    """The slow path's parse, by the same parser as the fast path (same limits: nesting,
+    digits, Unicode), with a message for each way a body can be unreadable."""
+    if 0 in body[:4] or body.startswith((b"\xff\xfe", b"\xfe\xff")):  # JSON text has no NUL
+        raise RequestError(400, "body is UTF-16 or UTF-32 text; send JSON encoded as UTF-8")
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise RequestError(400, "body is not UTF-8 text; send JSON") from None
-    except json.JSONDecodeError as exc:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise RequestError(
-            400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            400, f"body is not UTF-8 text (bad byte at offset {exc.start}); send JSON as UTF-8"
         ) from None
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError as exc:
+        problem = str(exc)
+        for words, said in _JSON_PROBLEMS.items():
+            problem = problem.replace(words, said)
+        raise RequestError(400, f"body is not valid JSON: {problem}") from None
 
 
 def _check_size(n: int, max_batch: int) -> None:
@@ -351,6 +408,11 @@ def _check_size(n: int, max_batch: int) -> None:
             413,
             f"batch of {n:,} leads is over the limit of {max_batch:,} (LEADML_MAX_BATCH); split it",
         )
+
+
+# not worth a note when left out: the id (required, or its place stands in), events (none
+# means no activity), as_of (now)
+_NOT_NOTED = {"lead_id", "lead_id_", "row_id", "events", "as_of"}
 
 
 def _parsed(leads: list, indices: list[int], errors: list[dict], single: bool) -> ParsedRequest:
@@ -362,7 +424,9 @@ def _parsed(leads: list, indices: list[int], errors: list[dict], single: bool) -
     )
     values = [lead.__dict__ for lead in leads]  # the fields, without the extras; no copy of events
     dicts = [{key: v[name] for name, key in keys} for v in values]
-    return ParsedRequest(dicts, indices, errors, ignored, single)
+    noted = [(name, key) for name, key in keys if name not in _NOT_NOTED]
+    missing = [[key for name, key in noted if name not in lead.model_fields_set] for lead in leads]
+    return ParsedRequest(dicts, indices, errors, ignored, single, missing)
 
 
 def _validate(adapter: TypeAdapter, raw: list, spec: FeatureSpec) -> list[dict]:

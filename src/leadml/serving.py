@@ -22,6 +22,7 @@ from typing import Annotated, Any, Union
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 from pydantic import BaseModel, Field, TypeAdapter
 
 from leadml import schemas
@@ -31,8 +32,8 @@ from leadml.features import CRM_FIT, build_features
 from leadml.model import LeadScorer
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
-ROUTES = {"/predict", "/health", "/ready", "/model", "/metrics", "/admin/reload", "/docs",
-          "/openapi.json", "/ledger", "/"}  # fmt: skip
+ROUTES = {"/predict", "/predict/batch", "/health", "/ready", "/model", "/metrics",
+          "/admin/reload", "/docs", "/openapi.json", "/ledger", "/"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class LoadedModel:
     body_type: Any
     body_adapter: TypeAdapter
     leads_adapter: TypeAdapter
+    missing_markers: frozenset[str]  # flat models: text that training read as missing
 
     @classmethod
     def build(
@@ -64,6 +66,7 @@ class LoadedModel:
             lead_type=lead, body_type=Union[lead, batch],  # noqa: UP007 (a runtime type)
             body_adapter=TypeAdapter(body),
             leads_adapter=TypeAdapter(list[lead]),  # type: ignore[valid-type]
+            missing_markers=_missing_markers(scorer),
         )  # fmt: skip
 
     def card(self) -> dict:
@@ -76,6 +79,14 @@ class LoadedModel:
             "band_backtest": c.get("band_backtest", []), "features": c.get("features", []),
             "input_fields": spec.input_fields() + (["events", "as_of"] if spec.kind == "crm" else []),
         }  # fmt: skip
+
+
+def _missing_markers(scorer: LeadScorer) -> frozenset[str]:
+    """What a flat export's reader took for a missing value in training ("Select", "N/A", an
+    empty cell): the model's `missing_values` and pandas' defaults (read_csv keeps them)."""
+    if scorer.spec.kind != "flat":
+        return frozenset()
+    return frozenset(STR_NA_VALUES) | frozenset(scorer.card.get("missing_values") or ())
 
 
 class ModelSource:
@@ -118,8 +129,13 @@ class ModelSource:
                                  str(registry.get("version", "export")), self.uri, fingerprint)  # fmt: skip
 
 
-def request_frames(spec, leads: list[dict], default_ids: list[str]):
-    """Validated leads -> (leads frame, events, as_of) in the shape training and `leadml score` use."""
+def request_frames(
+    spec, leads: list[dict], default_ids: list[str], missing: frozenset[str] = frozenset()
+):
+    """Validated leads -> (leads frame, events, as_of) in the shape training and `leadml score` use.
+
+    Flat models: text that training read as missing (`missing`, e.g. "Select") is missing here.
+    """
     if spec.kind == "crm":
         # positions stand in for the ids, so that the same lead sent by two concurrent
         # requests is scored twice, independently, in one pass
@@ -140,8 +156,15 @@ def request_frames(spec, leads: list[dict], default_ids: list[str]):
         columns[spec.id_column] = [lead[spec.id_column] for lead in leads]
     for c in spec.columns:
         values = [lead[c.name] for lead in leads]
+        if c.kind in ("category", "title") and missing:
+            values = _missing_as_none(values, missing)
         columns[c.name] = np.array(values, dtype=np.float64) if c.kind == "numeric" else values
     return pd.DataFrame(columns), None, None
+
+
+def _missing_as_none(values: list, missing: frozenset[str]) -> list:
+    marked = {v for v in set(values) if isinstance(v, str) and v.strip() in missing}
+    return [None if v in marked else v for v in values] if marked else values
 
 
 _CRM_INPUTS = sorted({source for source, _ in CRM_FIT.values()})
@@ -169,7 +192,8 @@ def score_requests(
     ]  # fmt: skip
     if not leads:
         return results
-    frame, events, as_of = request_frames(spec, leads, [str(i + 1) for _, i in owner])
+    default_ids = [str(i + 1) for _, i in owner]
+    frame, events, as_of = request_frames(spec, leads, default_ids, model.missing_markers)
     feats = build_features(frame, events, spec, as_of=as_of, source="request")
     for row in feats.rejects.frame.itertuples() if len(feats.rejects) else ():
         r, i = owner[int(row.row)]  # validation should have refused these already
@@ -181,9 +205,14 @@ def score_requests(
     wanted = np.array([requests[owner[k][0]][1] for k in rows], dtype=bool)
     why: list[dict | None] = [None] * len(X)
     if wanted.any():
-        for j, reason in zip(np.flatnonzero(wanted), scorer.reasons(X[wanted]), strict=True):
+        for j, reason in zip(
+            np.flatnonzero(wanted),
+            scorer.reasons(X[wanted], probability=out["probability"][wanted]),
+            strict=True,
+        ):
             why[int(j)] = reason
-    notes = _unseen_notes(spec, feats.unseen_rows, len(X))
+    not_sent = [m for parsed, _ in requests for m in _per_lead(parsed.missing, parsed.leads)]
+    notes = _lead_notes(spec, leads, rows, feats.unseen_rows, not_sent)
     for k, row in enumerate(rows):
         results[owner[row][0]]["predictions"].append({
             "lead_id": _lead_id(spec, leads[row], feats.ids[k]), "probability": round(float(out["probability"][k]), 6),
@@ -198,7 +227,18 @@ def score_requests(
 def _request_notes(parsed: schemas.ParsedRequest) -> list[str]:
     if not parsed.ignored_fields:
         return []
-    return ["fields not used by this model were ignored: " + ", ".join(parsed.ignored_fields)]
+    return ["fields not used by this model were ignored: " + _names(parsed.ignored_fields)]
+
+
+def _names(names: list[str], most: int = 10, longest: int = 60) -> str:
+    """Field names for a note: at most `most`, each cut at `longest` characters (they come from
+    the caller, and a key can be a megabyte long)."""
+    shown = [n if len(n) <= longest else n[:longest] + "..." for n in names[:most]]
+    return ", ".join(shown) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _per_lead(values: list, leads: list) -> list:
+    return values if len(values) == len(leads) else [[] for _ in leads]
 
 
 _MAX_TURNS = 50
@@ -279,15 +319,40 @@ def _lead_id(spec, lead: dict, feature_id) -> str:
     return str(lead["lead_id"]) if spec.kind == "crm" else str(feature_id)
 
 
-def _unseen_notes(spec, unseen_rows: dict[str, np.ndarray], n: int) -> list[list[str]]:
-    notes: list[list[str]] = [[] for _ in range(n)]
+def _lead_notes(
+    spec, leads: list[dict], rows: np.ndarray, unseen_rows: dict[str, np.ndarray],
+    not_sent: list[list[str]],
+) -> list[list[str]]:  # fmt: skip
+    """Notes per scored lead (`rows`: positions in `leads`), each naming the request field:
+    a value the model never saw, and the model's fields the lead left out."""
+    notes: list[list[str]] = [[] for _ in rows]
+    source = _source_fields(spec) if unseen_rows else {}
     for feature, mask in unseen_rows.items():
-        source = CRM_FIT[feature][0] if spec.kind == "crm" else feature.split(" (")[0]
-        text = f"{source}: a value not seen in training, scored as unknown"
-        for i in np.flatnonzero(mask):
-            if text not in notes[i]:
-                notes[i].append(text)
+        name = source[feature]
+        text = f"{name}: a value not seen in training, scored as unknown"
+        for k in np.flatnonzero(mask).tolist():
+            # a field left out can become a value never seen ("Unknown" region): not sent, not new
+            if _given(leads[rows[k]].get(name)) and text not in notes[k]:
+                notes[k].append(text)
+    for k, row in enumerate(rows.tolist()):
+        if not_sent[row]:
+            notes[k].append("not sent, scored as missing: " + _names(not_sent[row]))
     return notes
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _source_fields(spec) -> dict[str, str]:
+    """Feature -> the request field it is made from (export names may contain " (")."""
+    if spec.kind == "crm":
+        return {feature: source for feature, (source, _) in CRM_FIT.items()}
+    out: dict[str, str] = {}
+    for c in spec.columns:
+        parts = ("seniority", "department") if c.kind == "title" else ()
+        out.update(dict.fromkeys([f"{c.name} ({p})" for p in parts] or [c.name], c.name))
+    return out
 
 
 class ServiceMetrics:
