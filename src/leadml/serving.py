@@ -22,12 +22,11 @@ from typing import Annotated, Any, Union
 
 import numpy as np
 import pandas as pd
-from pandas._libs.parsers import STR_NA_VALUES
 from pydantic import BaseModel, Field, TypeAdapter
 
 from leadml import schemas
 from leadml.config import Settings
-from leadml.dataset import as_of_array, events_table, timestamps
+from leadml.dataset import NA_WORDS, as_of_array, events_table, timestamps
 from leadml.features import CRM_FIT, build_features
 from leadml.model import LeadScorer
 
@@ -83,10 +82,10 @@ class LoadedModel:
 
 def _missing_markers(scorer: LeadScorer) -> frozenset[str]:
     """What a flat export's reader took for a missing value in training ("Select", "N/A", an
-    empty cell): the model's `missing_values` and pandas' defaults (read_csv keeps them)."""
+    empty cell): the reader's own words and the model's `missing_values`."""
     if scorer.spec.kind != "flat":
         return frozenset()
-    return frozenset(STR_NA_VALUES) | frozenset(scorer.card.get("missing_values") or ())
+    return frozenset({"", *NA_WORDS, *(scorer.card.get("missing_values") or ())})
 
 
 class ModelSource:
