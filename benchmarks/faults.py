@@ -50,6 +50,8 @@ class Case:
 class World:
     """A scratch home with synthetic CRM data and a trained champion, made once."""
 
+    service: Service | None = None
+
     def __init__(self, root: Path):
         self.root = root
         self.home = root / "home"
@@ -430,6 +432,194 @@ def kill_score_at_random(world: World, tmp: Path, tries: int = 6) -> str:
     ) + f"after kills: {', '.join(seen)}; next run cleans up: {not leftovers}"
 
 
+# ---- the service ------------------------------------------------------------------------
+
+
+class Service:
+    """`leadml serve` (uvicorn, one worker) on a free loopback port, serving the champion."""
+
+    def __init__(self, world: World):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "leadml.cli", "serve", "--port", str(self.port), "--workers",
+             "1", "--model", world.model, "--reload-seconds", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=world.env, cwd=world.root,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/ready")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("leadml serve did not become ready")
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body or None,
+                         headers={"content-type": "application/json", **(headers or {})})  # fmt: skip
+            r = conn.getresponse()
+            return r.status, r.read(), dict(r.getheaders())
+        finally:
+            conn.close()
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err.decode(errors="replace")
+
+
+def _service(world: World) -> Service:
+    if world.service is None:
+        world.service = Service(world)
+    return world.service
+
+
+def _request_leads(world: World, n: int = 20) -> list[dict]:
+    import json
+
+    from leadml import dataset
+
+    data = dataset.load_crm(world.data, require_outcome=False)
+    leads = data.leads.head(n)
+    events = data.events[data.events["lead_id"].isin(leads["lead_id"])]
+    fields = [
+        "lead_id",
+        "created_at",
+        "job_title",
+        "company_size",
+        "industry",
+        "country",
+        "lead_source",
+    ]
+    rec = dataset.events_to_records(leads[fields], events, pd.Timestamp("2026-06-15"))
+    rows = rec.astype(object).where(rec.notna(), None).to_dict("records")
+    return [{**r, "events": json.loads(r["events"])} for r in rows]
+
+
+def _status(world: World, body: bytes, path: str = "/predict") -> tuple[int, str]:
+    import json
+
+    status, raw, _ = _service(world).request("POST", path, body)
+    try:
+        message = json.loads(raw).get("error", "")
+    except ValueError:
+        message = raw[:80].decode(errors="replace")
+    return status, message
+
+
+def _refused(world: World, body: bytes, what: str) -> str:
+    status, message = _status(world, body)
+    ok = status in (400, 422) and message
+    return ("ok: " if ok else "") + f"{status} ({what}): {message[:90]}"
+
+
+def nested_json(world: World, tmp: Path) -> str:
+    return _refused(world, b'{"leads": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "100,000 deep")
+
+
+def huge_numbers(world: World, tmp: Path) -> str:
+    import json
+
+    lead = _request_leads(world, 1)[0]
+    body = json.dumps(lead).replace('"lead_id": "', '"lead_id": 1' + "9" * 5000 + ', "x": "', 1)
+    first = _refused(world, body.encode(), "a 5,001-digit id")
+    body = json.dumps({**lead, "as_of": "\u2603"}).replace('"\\u2603"', "1e400")
+    second = _refused(world, body.encode(), "1e400 as a time")
+    return first if not first.startswith("ok") else second
+
+
+def not_utf8(world: World, tmp: Path) -> str:
+    import json
+
+    lead = _request_leads(world, 1)[0]
+    return _refused(world, json.dumps(lead).encode("utf-16"), "UTF-16 body")
+
+
+def megabyte_string(world: World, tmp: Path) -> str:
+    import json
+
+    lead = {**_request_leads(world, 1)[0], "job_title": "x" * 1_000_000}
+    status, message = _status(world, json.dumps(lead).encode())
+    echoed = "x" * 100 in message
+    ok = status == 422 and not echoed
+    return ("ok: " if ok else "") + f"{status}, value echoed {echoed}: {message[:80]}"
+
+
+def hang_up(world: World, tmp: Path) -> str:
+    import socket
+
+    service = _service(world)
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", service.port)) as sock:
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n" + b'{"leads": [')  # fmt: skip
+            time.sleep(0.2)
+    time.sleep(0.5)
+    _, metrics, _ = service.request("GET", "/metrics")
+    text = metrics.decode()
+    lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith("leadml_requests_total") and "/predict" in line
+    ]
+    server_errors = [line for line in lines if 'status="500"' in line]
+    gone = [line for line in lines if 'status="499"' in line]
+    ok = not server_errors and gone
+    return ("ok: " if ok else "") + f"500s counted: {len(server_errors)}, 499 lines: {gone[:1]}"
+
+
+def wrong_method(world: World, tmp: Path) -> str:
+    status, _, headers = _service(world).request("GET", "/predict")
+    allow = {k.lower(): v for k, v in headers.items()}.get("allow", "")
+    ok = status == 405 and "POST" in allow
+    return ("ok: " if ok else "") + f"{status}, Allow: {allow!r}"
+
+
+def blank_ids(world: World, tmp: Path) -> str:
+    import json
+
+    lead = {**_request_leads(world, 1)[0], "lead_id": "  "}
+    seen = {
+        "/predict lead": _status(world, json.dumps(lead).encode()),
+        "/predict batch": _status(world, json.dumps({"leads": [lead]}).encode()),
+        "/predict/batch": _status(world, json.dumps({"leads": [lead]}).encode(), "/predict/batch"),
+    }
+    statuses = {s for s, _ in seen.values()}
+    ok = statuses == {422}
+    return ("ok: " if ok else "") + ", ".join(f"{k} {s}" for k, (s, _) in seen.items())
+
+
+def reasons_add_up(world: World, tmp: Path) -> str:
+    import json
+
+    leads = _request_leads(world, 20)
+    status, raw, _ = _service(world).request(
+        "POST", "/predict", json.dumps({"leads": leads}).encode()
+    )
+    if status != 200:
+        return f"{status}: {raw[:120]!r}"
+    gaps = []
+    for p in json.loads(raw)["predictions"]:
+        r = p["reasons"]
+        listed = sum(x["points"] for x in r["positive"] + r["negative"])
+        gaps.append(max(abs(r["base_score"] + listed + r["other"] - r["total"]),
+                        abs(r["total"] - 100 * p["probability"])))  # fmt: skip
+    worst = max(gaps)
+    return ("ok: " if worst <= 1e-6 else "") + f"{len(gaps)} leads, worst gap {worst:.1e} points"
+
+
 CASES = [
     Case(
         "input: one odd event id",
@@ -482,6 +672,16 @@ CASES = [
         kill_score_at_random,
         quick=False,
     ),
+    Case("service: JSON nested 100,000 deep", "400 with a message", nested_json),
+    Case("service: numbers too large", "400/422 with a message", huge_numbers),
+    Case("service: UTF-16 body", "400 with a message", not_utf8),
+    Case("service: a 1 MB string", "422, the value not echoed", megabyte_string),
+    Case("service: client hangs up mid-body", "counted as 499, no 500", hang_up),
+    Case("service: GET /predict", "405 with Allow: POST", wrong_method),
+    Case("service: blank lead_id", "422 in a lead, a batch and /predict/batch", blank_ids),
+    Case(
+        "service: reasons add up", "base + listed + other == total == 100 p (1e-6)", reasons_add_up
+    ),
 ]
 
 
@@ -524,6 +724,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{case.name:<42} | {case.expected:<60} | {observed} | {'ok' if ok else 'FAIL'}",
             flush=True,
         )
+    service = world.service
+    if service is not None:  # after all of the above, its log holds no error
+        log = service.stop()
+        errors = [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
+        cases.append(Case("service: its log after all of the above", "no error line", nested_json))
+        failed += bool(errors)
+        observed = "; ".join(errors[:2])[:200] if errors else "ok: no error lines"
+        print(f"{cases[-1].name:<42} | {cases[-1].expected:<60} | {observed} | "
+              f"{'FAIL' if errors else 'ok'}")  # fmt: skip
     print(
         f"{len(cases) - failed} of {len(cases)} cases as expected in {time.perf_counter() - t0:.0f} s"
     )
