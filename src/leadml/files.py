@@ -35,7 +35,7 @@ def temporary_name(path: Path) -> Path:
 def remove_leftovers(path: Path) -> list[Path]:
     """Temporary siblings of `path` whose writer is gone (killed mid-write); returns them."""
     pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.tmp$")
-    removed = []
+    removed: list[Path] = []
     if not path.parent.is_dir():
         return removed
     for other in path.parent.iterdir():
