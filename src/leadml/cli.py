@@ -33,10 +33,11 @@ MODEL_HELP = (
 )
 
 
-def _settings():
+def _settings(args=None):
+    """Settings from the environment; `--name` picks another registered model."""
     from leadml.config import Settings
 
-    return Settings.from_env()
+    return Settings.from_env().for_model(getattr(args, "name", None))
 
 
 def cmd_synth(args) -> int:
@@ -150,7 +151,7 @@ def _engine(args):
 def cmd_train(args) -> int:
     from leadml.train import train
 
-    settings = _settings()
+    settings = _settings(args)
     cfg = _config(args)
     t0 = time.perf_counter()
     with _engine(args) as engine:
@@ -166,7 +167,7 @@ def cmd_train(args) -> int:
 def cmd_score(args) -> int:
     from leadml.score import score_file
 
-    settings = _settings()
+    settings = _settings(args)
     t0 = time.perf_counter()
     with _engine(args) as engine:
         s = score_file(args.data, args.out, settings, args.model, args.sep, args.as_of, engine)
@@ -183,7 +184,7 @@ def cmd_score(args) -> int:
 def cmd_promote(args) -> int:
     from leadml import tracking
 
-    settings = _settings()
+    settings = _settings(args)
     version = args.version or tracking.alias_version(settings, tracking.CHALLENGER)
     if version is None:
         print(
@@ -210,8 +211,10 @@ def cmd_serve(args) -> int:
         env["LEADML_MODEL_URI"] = args.model
     if args.reload_seconds is not None:
         env["LEADML_RELOAD_SECONDS"] = str(args.reload_seconds)
+    if args.name:
+        env["LEADML_MODEL_NAME"] = args.name
     serve = ServeSettings.from_env()  # bad settings stop here, before any worker starts
-    settings = _settings()
+    settings = _settings(args)
     uri = serve.model_uri or f"models:/{settings.model_name}@champion"
     shared = tempfile.mkdtemp(prefix="leadml-serve-")
     if args.workers > 1:  # metrics of all workers add up; /admin/reload reaches every worker
@@ -239,7 +242,7 @@ def cmd_rules_fields(args) -> int:
     from leadml import rules
     from leadml.score import load_model
 
-    scorer, uri = load_model(_settings(), args.model)
+    scorer, uri = load_model(_settings(args), args.model)
     print(f"fields a rule can test with {uri} ({scorer.spec.kind} model):")
     for f in rules.rule_fields(scorer.spec):
         values = scorer.spec.categories.get(f)
@@ -259,7 +262,7 @@ def cmd_rules_compare(args) -> int:
     from leadml.config import TrainConfig
     from leadml.score import load_model
 
-    settings = _settings()
+    settings = _settings(args)
     scorer, uri = load_model(settings, args.model)
     ruleset = rules.load_rules(args.rules, rules.rule_fields(scorer.spec))
     data = args.data or scorer.card.get("data", {}).get("path")
@@ -324,6 +327,14 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _name_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--name",
+        help="registered model name (default: LEADML_MODEL_NAME or leadml); one per data source, "
+        "each with its own champion, exported to models/NAME/champion (leadml: models/champion)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
@@ -383,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--no-register", action="store_true", help="fit and evaluate only; nothing goes to MLflow"
     )
+    _name_option(t)
     _engine_options(t)
     t.set_defaults(func=cmd_train)
 
@@ -408,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of",
         help="CRM: cut-off time for engagement features (default: latest activity in the data)",
     )
+    _name_option(c)
     _engine_options(c)
     c.set_defaults(func=cmd_score)
 
@@ -419,14 +432,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--version", help="registered version to promote (default: the current challenger)"
     )
+    _name_option(r)
     r.set_defaults(func=cmd_promote)
 
     v = sub.add_parser(
         "serve",
         help="start the scoring service (FastAPI on uvicorn)",
         description="Serve /predict, /model, /metrics and /docs. The model is the registry champion "
-        "(models:/leadml@champion) unless --model or LEADML_MODEL_URI names another; the service "
-        "reloads it when the champion alias moves, or on POST /admin/reload. "
+        "(models:/leadml@champion, or models:/NAME@champion with --name) unless --model or "
+        "LEADML_MODEL_URI names another; the service serves one model name and reloads it when "
+        "the champion alias moves, or on POST /admin/reload. "
         "Set LEADML_API_KEY to require an X-API-Key header. See serve/README.md.",
         formatter_class=fmt,
     )
@@ -442,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="models:/leadml@champion (default), models:/leadml/3, runs:/ID/model, or an exported folder such as models/champion",
     )
+    _name_option(v)
     v.add_argument(
         "--reload-seconds",
         type=float,
@@ -478,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument(
         "--config", type=Path, help="training config, if the model was trained with one"
     )
+    _name_option(rc)
     rc.set_defaults(func=cmd_rules_compare)
     rf = rsub.add_parser(
         "fields", help="list the fields a rule can test for a model", formatter_class=fmt
@@ -486,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help=MODEL_HELP,
     )
+    _name_option(rf)
     rf.set_defaults(func=cmd_rules_fields)
 
     g = sub.add_parser(

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from leadml import dataset
+from leadml.champion import champion_path
 from leadml.config import Settings
 from leadml.model import LeadScorer
 
@@ -33,7 +34,7 @@ class ScoreSummary:
 
 def default_model_uri(settings: Settings) -> str:
     """The exported champion when there is one (no tracking store needed), else the registry alias."""
-    export = settings.export_dir / "champion"
+    export = champion_path(settings)
     if (export / "scorer.json").exists():
         return str(export)
     return f"models:/{settings.model_name}@champion"

@@ -19,6 +19,7 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from leadml import champion
 from leadml.config import Settings
 from leadml.dataset import events_from_records
 from leadml.features import FeatureSpec
@@ -216,8 +217,9 @@ def load_scorer(settings: Settings, uri: str) -> LeadScorer:
 
 
 def export(settings: Settings, version: str, target: Path | None = None) -> Path:
-    """Copy a registered version's scorer to `models/champion` (atomically) for tracking-free serving."""
-    target = Path(target or settings.export_dir / "champion")
+    """Copy a registered version's scorer to `models/champion` (`models/<name>/champion`)
+    atomically, for tracking-free serving."""
+    target = Path(target or champion.champion_path(settings))
     src = scorer_path(settings, f"models:/{settings.model_name}/{version}")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".export-"))
