@@ -6,6 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +116,167 @@ def test_each_name_has_its_own_champion_export_and_service(copied, flat_csv, tmp
         assert (body["name"], body["version"], body["kind"]) == ("xport", "1", "flat")
     assert main(["-q", "promote", "--name", "../x"]) == 2
     assert "letters, digits" in _one_line_error(capsys)
+
+
+# ---- crash safety ------------------------------------------------------------------------
+
+KILL_AT = {
+    # while the new export is being copied
+    "copy": """
+        real = shutil.copytree
+        def patched(src, dst, *a, **k):
+            if under_models(dst):
+                die()
+            return real(src, dst, *a, **k)
+        shutil.copytree = patched
+    """,
+    # when the champion alias is about to move
+    "alias": """
+        real = mlflow.MlflowClient.set_registered_model_alias
+        def patched(self, name, alias, version):
+            if alias == "champion":
+                die()
+            return real(self, name, alias, version)
+        mlflow.MlflowClient.set_registered_model_alias = patched
+    """,
+    # when models/champion is about to be renamed (replaced by the new export)
+    "rename": """
+        real = os.replace
+        def patched(src, dst, *a, **k):
+            if "champion" in (Path(src).name, Path(dst).name):
+                die()
+            return real(src, dst, *a, **k)
+        os.replace = patched
+    """,
+    # when the previous export is about to be removed
+    "cleanup": """
+        real = shutil.rmtree
+        def patched(path, *a, **k):
+            if under_models(path):
+                die()
+            return real(path, *a, **k)
+        shutil.rmtree = patched
+    """,
+}
+
+
+def _script(patch: str) -> str:
+    """A `leadml` command line with one step patched (to kill or pause the process there)."""
+    head = """
+        import os, shutil, signal, sys
+        from pathlib import Path
+        import mlflow
+        MODELS = (Path(os.environ["LEADML_HOME"]) / "models").resolve()
+        def under_models(p):
+            return Path(os.path.abspath(p)).is_relative_to(MODELS)
+        def die(*a, **k):
+            os.kill(os.getpid(), signal.SIGKILL)
+    """
+    tail = """
+        from leadml.cli import main
+        sys.exit(main(sys.argv[1:]))
+    """
+    return textwrap.dedent(head) + textwrap.dedent(patch) + textwrap.dedent(tail)
+
+
+def _env(home: Path) -> dict:
+    return {**os.environ, "LEADML_HOME": str(home), "PYTHONPATH": str(SRC)}
+
+
+def run_patched(patch: str, args: list[str], home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _script(patch), "-q", *args], env=_env(home),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def start_patched(patch: str, args: list[str], home: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _script(patch), "-q", *args],
+                            env=_env(home), stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("step", "then"),
+    [("copy", "score"), ("alias", "promote"), ("rename", "serve"), ("cleanup", "promote v3")],
+)
+def test_a_promotion_killed_at_any_step_leaves_one_champion(copied, crm_dir, step, then):
+    killed = run_patched(KILL_AT[step], ["promote"], copied.home)  # v2, the challenger
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if then == "score":
+        out = copied.home / "out" / "scores.csv"
+        assert main(["-q", "score", "--data", str(crm_dir), "--out", str(out)]) == 0
+    elif then == "promote":
+        assert main(["-q", "promote"]) == 0
+    elif then == "promote v3":
+        assert main(["-q", "promote", "--version", "3"]) == 0
+    else:  # the service, started on the export folder
+        _served_version(copied, str(copied.export_dir / "champion"))
+    expected = {"score": {"1", "2"}, "promote": {"2"}, "serve": {"1", "2"}, "promote v3": {"3"}}
+    assert_one_champion(copied, expected[then])
+
+
+def test_a_leftover_champion_old_does_not_break_the_next_promote(copied):
+    old = copied.export_dir / "champion.old"  # what a promote killed by an earlier leadml left
+    old.mkdir()
+    (old / "scorer.json").write_text("{}")
+    assert main(["-q", "promote"]) == 0
+    assert assert_one_champion(copied, {"2"}) == "2"
+
+
+def test_an_export_from_before_version_folders_is_replaced(copied):
+    export = copied.export_dir / "champion"
+    if export.is_symlink():  # make it a plain folder, as earlier leadml versions wrote it
+        target = export.resolve()
+        export.unlink()
+        shutil.copytree(target, export)
+        shutil.rmtree(target)
+    assert main(["-q", "promote"]) == 0
+    assert export.is_symlink() and assert_one_champion(copied, {"2"}) == "2"
+
+
+def test_an_export_only_deployment_is_left_alone(copied, crm_dir, tmp_path, monkeypatch):
+    """No tracking store next to the export (a container with models/ mounted): scoring reads
+    the export and creates no store."""
+    home = tmp_path / "deployed"
+    shutil.copytree(copied.export_dir, home / "models", symlinks=True)
+    monkeypatch.setenv("LEADML_HOME", str(home))
+    out = home / "scores.csv"
+    assert main(["-q", "score", "--data", str(crm_dir), "--out", str(out)]) == 0
+    assert out.exists() and not (home / "mlruns").exists()
+
+
+def test_two_promotions_at_once_end_with_one_champion(copied, tmp_path):
+    """A promotion paused right after moving the alias; another one starts meanwhile. Whichever
+    finishes last, the alias and the export agree."""
+    paused, go, waiting = tmp_path / "paused", tmp_path / "go", tmp_path / "waiting"
+    pause = f"""
+        import time
+        real = mlflow.MlflowClient.set_registered_model_alias
+        def patched(self, name, alias, version):
+            real(self, name, alias, version)
+            if alias == "champion":
+                Path({str(paused)!r}).touch()
+                while not Path({str(go)!r}).exists():
+                    time.sleep(0.05)
+        mlflow.MlflowClient.set_registered_model_alias = patched
+    """
+    note = f"""
+        import fcntl
+        real = fcntl.flock
+        def patched(fd, op):
+            Path({str(waiting)!r}).touch()
+            return real(fd, op)
+        fcntl.flock = patched
+    """
+    first = start_patched(pause, ["promote", "--version", "2"], copied.home)
+    _wait_for(lambda: paused.exists() or first.poll() is not None)
+    second = start_patched(note, ["promote", "--version", "3"], copied.home)
+    _wait_for(lambda: waiting.exists() or second.poll() is not None)
+    go.touch()
+    for process in (first, second):
+        assert process.wait(timeout=300) == 0, process.communicate()[1]
+    assert_one_champion(copied, {"2", "3"})
+
+
+def _wait_for(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)

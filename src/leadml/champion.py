@@ -1,24 +1,44 @@
-"""The champion on disk: where each registered name's export lives.
+"""The champion on disk.
 
 The registry alias `champion` is the truth; the export folder follows it, so that scoring
-and the service can run without a tracking store. Each registered name has its own:
+and the service can run without a tracking store. Each registered name has its own folder:
 
-    models/champion             the default name (leadml)
-    models/<name>/champion      a model trained with --name, e.g. one per data source
+    models/champion -> .champion-v7-4242-x1y2   the path everyone reads (a relative symlink)
+    models/.champion-v7-4242-x1y2/              scorer.json + booster.txt of version 7
+    models/.lock                                held while the alias moves and the link switches
+    models/<name>/champion -> ...               the same, for a model trained with --name
+
+A new version is built completely in a folder of its own beside the current one and the
+link is switched with one rename, so a reader sees the old export or the new, never half of
+one; a relative link keeps working where the folder is mounted elsewhere (the container).
+Whatever a killed promotion leaves behind (an unlinked version folder, a temporary link, the
+`champion.old` and `.export-*` of earlier leadml versions) is removed under the lock by the
+next command (`tracking.reconcile`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from leadml.config import DEFAULT_MODEL_NAME, Settings
+from leadml.files import fsync_dir
 
 LINK = "champion"
+LOCK = ".lock"
+_LEFTOVER = re.compile(r"^(\.champion-|\.export-|champion\.old$)")
 
 
 def export_root(settings: Settings) -> Path:
-    """The folder holding a registered name's exported champion."""
+    """The folder holding a registered name's champion link, versions and lock."""
     root = Path(os.path.abspath(settings.export_dir))
     return root if settings.model_name == DEFAULT_MODEL_NAME else root / settings.model_name
 
@@ -30,3 +50,102 @@ def champion_path(settings: Settings) -> Path:
 
 def is_champion_path(settings: Settings, path: str | Path) -> bool:
     return Path(os.path.abspath(path)) == champion_path(settings)
+
+
+def exported(settings: Settings) -> tuple[str, str] | None:
+    """(name, version) of the registry version the export holds, or None (no export, or one
+    that does not say where it came from)."""
+    try:
+        card = json.loads((champion_path(settings) / "scorer.json").read_text())["card"]
+        return str(card["registry"]["name"]), str(card["registry"]["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def linked_folder(root: Path) -> Path | None:
+    """The version folder the champion link points at (None without a link)."""
+    link = root / LINK
+    if not link.is_symlink():
+        return None
+    return root / os.readlink(link)
+
+
+def leftovers(root: Path) -> list[Path]:
+    """What killed or earlier promotions left in `root`: everything but the link, its folder
+    and the lock. Only safe to remove under the lock (`locked`)."""
+    if not root.is_dir():
+        return []
+    current = linked_folder(root)
+    return sorted(
+        p for p in root.iterdir() if _LEFTOVER.match(p.name) and p != current and p.name != LINK
+    )
+
+
+def remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def new_folder(root: Path, version: str) -> Path:
+    """An empty folder for one version's export, named after it and this process."""
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=root, prefix=f".champion-v{version}-{os.getpid()}-"))
+
+
+def sync_tree(folder: Path) -> None:
+    """Flush every file of a freshly written folder to disk before anything points at it."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(folder)
+
+
+def switch(root: Path, folder: Path) -> Path | None:
+    """Point the champion link at `folder` with one rename; returns what it replaced (the
+    previous version folder), for the caller to remove once the switch is done."""
+    link = root / LINK
+    previous = linked_folder(root)
+    tmp = root / f".champion-link-{os.getpid()}"
+    remove(tmp)
+    os.symlink(folder.name, tmp)
+    if link.is_dir() and not link.is_symlink():
+        # an export written before version folders: a directory cannot be swapped for a link
+        # in one rename, so it moves aside first; a kill in between leaves no export, which
+        # the next command re-creates from the registry alias
+        previous = root / f".champion-replaced-{os.getpid()}"
+        remove(previous)
+        os.replace(link, previous)
+    os.replace(tmp, link)
+    fsync_dir(root)
+    return previous if previous != folder else None
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def locked(settings: Settings) -> Iterator[None]:
+    """An exclusive lock on a name's export folder, across processes (flock) and threads,
+    held while the champion alias moves and the export follows.
+
+    Re-entrant in one thread, so a promotion can hold it while it calls functions that take
+    it too. The kernel drops it when the holder dies, even by `kill -9`.
+    """
+    root = export_root(settings)
+    key = str(root)
+    held: set[str] = _held.__dict__.setdefault("roots", set())
+    if key in held:
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held.add(key)
+        yield
+    finally:
+        held.discard(key)
+        os.close(fd)

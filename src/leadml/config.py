@@ -70,6 +70,13 @@ class Settings(BaseModel):
             export_dir=Path(os.environ.get("LEADML_EXPORT_DIR") or root / "models"),
         )
 
+    def store_exists(self) -> bool:
+        """False when the tracking store is the embedded sqlite file and it was never created
+        (an export-only deployment: nothing to check the export against)."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            return Path(self.tracking_uri.removeprefix("sqlite:///")).exists()
+        return True
+
     def for_model(self, name: str | None) -> Settings:
         """These settings for another registered name (`--name`): its own aliases and export."""
         if name is None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from leadml import dataset
-from leadml.champion import champion_path
+from leadml.champion import champion_path, is_champion_path
 from leadml.config import Settings
 from leadml.model import LeadScorer
 
@@ -41,12 +41,19 @@ def default_model_uri(settings: Settings) -> str:
 
 
 def load_model(settings: Settings, uri: str | None) -> tuple[LeadScorer, str]:
+    """The model behind a URI or folder; by default the champion, with the export first
+    brought in line with the registry alias (`tracking.reconcile`) when there is a store."""
+    if (uri is None or is_champion_path(settings, uri)) and settings.store_exists():
+        from leadml import tracking
+
+        tracking.try_reconcile(settings)
     uri = uri or default_model_uri(settings)
     if uri.startswith(("models:/", "runs:/")):
         from leadml import tracking
 
         return tracking.load_scorer(settings, uri), uri
-    return LeadScorer.load(uri), uri
+    # resolved once: the champion link may switch to another version while this reads
+    return LeadScorer.load(Path(uri).resolve()), uri
 
 
 def rejects_path_for(out: Path) -> Path:

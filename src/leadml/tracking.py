@@ -3,12 +3,17 @@
 No other module imports mlflow. The default store is embedded (sqlite file under
 `<home>/mlruns/`), so a fresh machine needs no server. Promotion is by alias
 (`challenger`, `champion`), never by the deprecated registry stages.
+
+The alias is the truth and the export (`leadml.champion`) follows it: a promotion builds the
+new export beside the old one, moves the alias, then switches the export with one rename,
+all under one lock. `reconcile` repairs whatever a kill between those steps left, and every
+command that reads or moves the champion calls it first.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import re
 import shutil
 import tempfile
@@ -19,12 +24,13 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from leadml import champion
+from leadml import champion, files
 from leadml.config import Settings
 from leadml.dataset import events_from_records
 from leadml.features import FeatureSpec
 from leadml.model import LeadScorer
 
+log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION = "challenger", "champion"
 
 
@@ -216,29 +222,6 @@ def load_scorer(settings: Settings, uri: str) -> LeadScorer:
     return LeadScorer.load(Path(uri))
 
 
-def export(settings: Settings, version: str, target: Path | None = None) -> Path:
-    """Copy a registered version's scorer to `models/champion` (`models/<name>/champion`)
-    atomically, for tracking-free serving."""
-    target = Path(target or champion.champion_path(settings))
-    src = scorer_path(settings, f"models:/{settings.model_name}/{version}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".export-"))
-    shutil.copytree(src, tmp, dirs_exist_ok=True)
-    card_path = tmp / "scorer.json"
-    meta = json.loads(card_path.read_text())
-    meta["card"] |= {
-        "registry": version_info(settings, version),
-        "exported_from": f"models:/{settings.model_name}/{version}",
-    }
-    card_path.write_text(json.dumps(meta, indent=1, default=str))
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
 def log_artifact(run_id: str, settings: Settings, path: Path, subdir: str | None = None) -> None:
     """Attach a file to an existing run (the ledger report uses this)."""
     client(settings).log_artifact(run_id, str(path), subdir)
@@ -257,7 +240,95 @@ def run_table(settings: Settings, run_id: str, name: str) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
+def _build_export(settings: Settings, version: str) -> Path:
+    """A registered version's scorer, with where it came from in its card, written completely
+    into a new folder beside the current export (nothing points at it yet)."""
+    src = scorer_path(settings, f"models:/{settings.model_name}/{version}")
+    folder = champion.new_folder(champion.export_root(settings), version)
+    shutil.copytree(src, folder, dirs_exist_ok=True)
+    meta = json.loads((folder / "scorer.json").read_text())
+    meta["card"] |= {
+        "registry": version_info(settings, version),
+        "exported_from": f"models:/{settings.model_name}/{version}",
+    }
+    files.write_text(folder / "scorer.json", json.dumps(meta, indent=1, default=str))
+    champion.sync_tree(folder)
+    return folder
+
+
+def _switch(settings: Settings, folder: Path) -> Path:
+    """Point the export at a built folder (one rename), then remove the one it replaced."""
+    previous = champion.switch(champion.export_root(settings), folder)
+    if previous is not None:
+        champion.remove(previous)
+    return champion.champion_path(settings)
+
+
+def export(settings: Settings, version: str) -> Path:
+    """Export a registered version as the champion folder (`models/champion`, or
+    `models/<name>/champion`) for tracking-free scoring and serving; see `leadml.champion`."""
+    with champion.locked(settings):
+        return _switch(settings, _build_export(settings, version))
+
+
+def reconcile(settings: Settings) -> list[str]:
+    """Make the export agree with the champion alias and clear what killed commands left.
+
+    After a `kill -9` at any point of a promotion, the alias and the export can disagree
+    (killed between the two), and version folders or temporary links can be left over. This
+    re-exports the alias's version when the export holds another and removes the leftovers.
+    Without a tracking store (export-only deployments) it
+    leaves the export alone. Returns what it repaired, one phrase each.
+    """
+    if not settings.store_exists():
+        return []
+    done: list[str] = []
+    root = champion.export_root(settings)
+    wanted = alias_version(settings, CHAMPION)
+    if (wanted is None or champion.exported(settings) == (settings.model_name, wanted)) and (
+        not champion.leftovers(root)
+    ):
+        return done
+    with champion.locked(settings):  # a promotion in progress finishes first
+        wanted = alias_version(settings, CHAMPION)
+        held = champion.exported(settings)
+        if wanted is not None and held != (settings.model_name, wanted):
+            export(settings, wanted)
+            was = f"v{held[1]}" if held else "nothing usable"
+            done.append(f"export re-made from the champion alias, v{wanted} (it held {was})")
+        for path in champion.leftovers(root):
+            champion.remove(path)
+            done.append(f"removed {path.name}, left by a killed promotion")
+    for what in done:
+        log.warning("%s: %s", settings.model_name, what)
+    return done
+
+
+_last_failure: list[str] = []
+
+
+def try_reconcile(settings: Settings) -> None:
+    """`reconcile` for readers (score, the service): a repair that fails (a read-only mount,
+    a store that does not answer) is logged once, and they read what is there."""
+    try:
+        reconcile(settings)
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        failure = f"could not check the export against the registry: {type(exc).__name__}: {first}"
+        if failure not in _last_failure:  # the service retries every poll: say it once
+            log.warning("%s", failure)
+        _last_failure[:] = [failure]
+
+
 def promote(settings: Settings, version: str) -> Path:
-    """Move the champion alias to a version and export it to models/champion."""
-    set_alias(settings, CHAMPION, version)
-    return export(settings, version)
+    """Make a registered version the champion and export it; returns the export path.
+
+    Under the lock: repair what a killed command left, build the new export beside the old,
+    move the alias, switch the export with one rename. A kill at any point leaves the old
+    champion or the new one (the next command's `reconcile` finishes the switch).
+    """
+    with champion.locked(settings):
+        reconcile(settings)
+        folder = _build_export(settings, str(version))
+        set_alias(settings, CHAMPION, str(version))
+        return _switch(settings, folder)

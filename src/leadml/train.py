@@ -637,23 +637,27 @@ def train(
 
 
 def promote_if_better(settings: Settings, result: TrainResult, files: dict, metric: str) -> None:
-    from leadml import tracking
+    """Make the new version champion when it is at least as good as the champion on the same
+    test leads.
+
+    Decided and done under the champion lock, so two trainings finishing together compare
+    against the champion that is really there."""
+    from leadml import champion, tracking
 
     assert result.version is not None, "register the model before promoting it"
-    current = tracking.alias_version(settings, tracking.CHAMPION)
-    mine = result.metrics[metric]
-    if current is None:
-        result.promoted, result.promotion_note = True, "no champion yet"
-    else:
-        theirs = _champion_metric(settings, current, files, metric)
-        if theirs is None:
-            result.promotion_note = f"champion v{current} cannot score this data; promote by hand with `leadml promote --version {result.version}`"
+    with champion.locked(settings):
+        tracking.reconcile(settings)
+        current = tracking.alias_version(settings, tracking.CHAMPION)
+        mine = result.metrics[metric]
+        if current is None:
+            result.promoted, result.promotion_note = True, "no champion yet"
         else:
-            better = mine >= theirs if metric == "roc_auc" else mine <= theirs
-            result.promoted = better
-            result.promotion_note = (
-                f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
-            )
-    if result.promoted:
-        tracking.set_alias(settings, tracking.CHAMPION, result.version)
-        result.export_path = tracking.export(settings, result.version)
+            theirs = _champion_metric(settings, current, files, metric)
+            if theirs is None:
+                result.promotion_note = f"champion v{current} cannot score this data; promote by hand with `leadml promote --version {result.version}`"
+            else:
+                better = mine >= theirs if metric == "roc_auc" else mine <= theirs
+                result.promoted = better
+                result.promotion_note = f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
+        if result.promoted:
+            result.export_path = tracking.promote(settings, result.version)
