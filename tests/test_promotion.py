@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from fastapi.testclient import TestClient
@@ -22,6 +23,7 @@ from leadml.api import create_app
 from leadml.cli import main
 from leadml.config import ServeSettings, Settings, TrainConfig
 from leadml.train import train
+from tests.conftest import make_flat
 
 pytestmark = pytest.mark.slow
 SMALL = {"model": {"baseline": False, "max_rounds": 50}}
@@ -91,6 +93,84 @@ def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
     return err
+
+
+# ---- input contract ----------------------------------------------------------------------
+
+
+def test_promote_refuses_a_flat_model_over_a_crm_champion_unless_forced(
+    copied, flat_csv, tmp_path, capsys
+):
+    flat = {**SMALL, "flat": {"target": "won", "id_column": "customer_ref", "sep": ";"}}
+    v4 = train(flat_csv, TrainConfig.model_validate(flat), copied)
+    assert v4.version == "4" and not v4.promoted
+    capsys.readouterr()  # MLflow's own chatter while registering
+    assert main(["-q", "promote"]) == 2  # the challenger, v4
+    err = _one_line_error(capsys)
+    assert "rows of a flat export" in err and "CRM leads" in err
+    assert "--name" in err and "--force" in err
+    assert tracking.alias_version(copied, tracking.CHAMPION) == "1" == _export_version(copied)
+    assert main(["-q", "promote", "--force"]) == 0
+    assert assert_one_champion(copied, {"4"}) == "4"
+
+
+def test_train_does_not_promote_a_model_that_reads_a_new_field(home, tmp_path, capsys):
+    """Callers of the champion do not send the new field: the challenger waits for a person,
+    even when it is better. A model that reads fewer fields is promoted as usual."""
+    data = tmp_path / "export.csv"
+    make_flat(1500, seed=3).to_csv(data, sep=";", index=False)
+    args = ["-q", "train", "--data", str(data), "--sep", ";", "--target", "won", "--id", "customer_ref"]  # fmt: skip
+    small, worse = _config(tmp_path, SMALL), _config(tmp_path, WORSE)
+    assert main([*args, "--drop", "owner_notes,newsletter", "--config", str(worse)]) == 0
+    assert main([*args, "--drop", "owner_notes", "--config", str(small)]) == 0
+    out = capsys.readouterr().out
+    assert "registered leadml v2 as challenger; not promoted" in out
+    assert "'newsletter'" in out and "--force" in out
+    settings = Settings.from_env()
+    assert tracking.alias_version(settings, tracking.CHAMPION) == "1" == _export_version(settings)
+    assert main(["-q", "promote"]) == 2
+    assert "'newsletter'" in _one_line_error(capsys)
+    fewer = "owner_notes,newsletter,sales_region"
+    assert main([*args, "--drop", fewer, "--config", str(small)]) == 0
+    assert "v3 as challenger; promoted to champion" in capsys.readouterr().out
+    assert _export_version(settings) == "3"
+
+
+def test_promoting_a_version_that_does_not_exist_is_one_line(copied, capsys):
+    assert main(["-q", "promote", "--version", "9"]) == 2
+    err = _one_line_error(capsys)
+    assert "no version '9'" in err and "challenger is v2" in err
+    assert main(["-q", "promote", "--version", "two"]) == 2
+    _one_line_error(capsys)
+    assert tracking.alias_version(copied, tracking.CHAMPION) == "1" == _export_version(copied)
+
+
+# ---- leakage -----------------------------------------------------------------------------
+
+
+def test_a_leaky_model_is_registered_with_the_reason_and_promoted_only_by_force(
+    home, tmp_path, capsys
+):
+    frame = make_flat(1500, seed=4)
+    rng = np.random.default_rng(0)
+    frame["stage"] = np.where(frame["won"] == "yes", "closed", rng.choice(["open", "nurture"], len(frame)))  # fmt: skip
+    data = tmp_path / "leaky.csv"
+    frame.drop(columns=["owner_notes"]).to_csv(data, sep=";", index=False)
+    args = ["-q", "train", "--data", str(data), "--sep", ";", "--target", "won", "--id", "customer_ref"]  # fmt: skip
+    assert main([*args, "--config", str(_config(tmp_path, SMALL))]) == 0
+    out = capsys.readouterr().out
+    assert "registered leadml v1 as challenger; not promoted" in out  # even with no champion
+    assert "leakage guard" in out and "'stage'" in out and "--force" in out
+    settings = Settings.from_env()
+    version = tracking.client(settings).get_model_version("leadml", "1")
+    assert "'stage'" in version.tags["leadml.leakage"] and "AUC" in version.tags["leadml.leakage"]
+    assert tracking.alias_version(settings, tracking.CHAMPION) is None
+    assert not (settings.export_dir / "champion").exists()
+    assert main(["-q", "promote"]) == 2
+    err = _one_line_error(capsys)
+    assert "leakage guard" in err and "'stage'" in err and "--force" in err
+    assert main(["-q", "promote", "--force"]) == 0
+    assert tracking.alias_version(settings, tracking.CHAMPION) == "1" == _export_version(settings)
 
 
 # ---- one name per data source ------------------------------------------------------------

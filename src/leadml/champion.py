@@ -1,4 +1,4 @@
-"""The champion on disk.
+"""The champion on disk and what it promises its callers.
 
 The registry alias `champion` is the truth; the export folder follows it, so that scoring
 and the service can run without a tracking store. Each registered name has its own folder:
@@ -14,6 +14,11 @@ one; a relative link keeps working where the folder is mounted elsewhere (the co
 Whatever a killed promotion leaves behind (an unlinked version folder, a temporary link, the
 `champion.old` and `.export-*` of earlier leadml versions) is removed under the lock by the
 next command (`tracking.reconcile`).
+
+The input contract is what callers of a champion rely on: the kind of data (CRM leads with
+events, or rows of a flat export), the id, the outcome, and each field with its type. A
+challenger may read fewer fields than the champion; a different kind, id or outcome, a field
+callers do not send yet, or a field under another type would turn their requests into 422s.
 """
 
 from __future__ import annotations
@@ -31,10 +36,15 @@ from pathlib import Path
 
 from leadml.config import DEFAULT_MODEL_NAME, Settings
 from leadml.files import fsync_dir
+from leadml.model import LeadScorer
 
 LINK = "champion"
 LOCK = ".lock"
 _LEFTOVER = re.compile(r"^(\.champion-|\.export-|champion\.old$)")
+
+
+class PromotionError(ValueError):
+    """A promotion leadml refuses; the message says why and what to do."""
 
 
 def export_root(settings: Settings) -> Path:
@@ -149,3 +159,51 @@ def locked(settings: Settings) -> Iterator[None]:
     finally:
         held.discard(key)
         os.close(fd)
+
+
+# ---- the input contract ------------------------------------------------------------------
+
+
+def contract(scorer: LeadScorer) -> dict:
+    """What a model's callers send: data kind, id, outcome, and each field with its type."""
+    spec = scorer.spec
+    if spec.kind == "crm":
+        fields = {f: "crm" for f in spec.input_fields() if f != "lead_id"} | {"events": "crm"}
+        return {"kind": "crm", "id": "lead_id", "target": scorer.card.get("target"),
+                "fields": fields}  # fmt: skip
+    return {
+        "kind": spec.kind,
+        "id": None if spec.id_column == "row_id" else spec.id_column,
+        "target": scorer.card.get("target"),
+        "fields": {c.name: _CALLER_TYPE.get(c.kind, c.kind) for c in spec.columns},
+    }
+
+
+_CALLER_TYPE = {"numeric": "a number", "binary": "yes/no", "category": "text", "title": "text"}
+
+
+_KIND_TEXT = {"crm": "CRM leads with events", "flat": "rows of a flat export"}
+
+
+def contract_change(champion: dict, challenger: dict) -> str | None:
+    """How the challenger's input differs in a way the champion's callers would notice, in
+    one phrase; None when every request the champion takes still works."""
+    if challenger["kind"] != champion["kind"]:
+        return (
+            f"it reads {_KIND_TEXT.get(challenger['kind'], challenger['kind'])}, the champion "
+            f"{_KIND_TEXT.get(champion['kind'], champion['kind'])}"
+        )
+    if challenger["id"] != champion["id"]:
+        return f"its lead id is {challenger['id']!r}, the champion's {champion['id']!r}"
+    if challenger["target"] != champion["target"]:
+        return f"it predicts {challenger['target']!r}, the champion {champion['target']!r}"
+    new = [f for f in challenger["fields"] if f not in champion["fields"]]
+    if new:
+        shown = ", ".join(map(repr, new[:5])) + (
+            f" and {len(new) - 5} more" if len(new) > 5 else ""
+        )
+        return f"it reads fields the champion's callers do not send: {shown}"
+    for f, kind in challenger["fields"].items():
+        if champion["fields"][f] != kind:
+            return f"field {f!r} takes {kind} where the champion took {champion['fields'][f]}"
+    return None

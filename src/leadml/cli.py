@@ -192,7 +192,7 @@ def cmd_promote(args) -> int:
             file=sys.stderr,
         )
         return 2
-    path = tracking.promote(settings, version)
+    path = tracking.promote(settings, version, force=args.force)
     print(f"{settings.model_name} v{version} is now champion; exported to {path}")
     return 0
 
@@ -427,10 +427,23 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "promote",
         help="move the champion alias to a version (default: the challenger) and export it",
+        description="Make a registered version the champion: the registry alias moves and the "
+        "export (models/champion, or models/NAME/champion) follows. Refused, with the reason, "
+        "when the version failed the leakage guard, or when it takes other input than the "
+        "champion (data kind, id, outcome, a new field or a field of another type), which the "
+        "service would answer with 422: train such a model under its own --name, or pass "
+        "--force. Safe to interrupt: a killed promotion leaves the old champion or the new one, "
+        "and the next leadml command finishes or undoes it.",
         formatter_class=fmt,
     )
     r.add_argument(
         "--version", help="registered version to promote (default: the current challenger)"
+    )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even a version the leakage guard flagged or whose input differs from the "
+        "champion's (once its callers send the new input)",
     )
     _name_option(r)
     r.set_defaults(func=cmd_promote)
@@ -517,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from leadml.champion import PromotionError
     from leadml.config import ConfigError, EngineError
     from leadml.dataset import ContractError
     from leadml.rules import RulesError
@@ -541,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return args.func(args)
-    except (ContractError, ConfigError, RulesError, EngineError, FileNotFoundError) as exc:
+    except (ContractError, ConfigError, RulesError, EngineError, FileNotFoundError,
+            PromotionError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -25,13 +25,15 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from leadml import champion, files
-from leadml.config import Settings
+from leadml.champion import PromotionError
+from leadml.config import DEFAULT_MODEL_NAME, Settings
 from leadml.dataset import events_from_records
 from leadml.features import FeatureSpec
 from leadml.model import LeadScorer
 
 log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION = "challenger", "champion"
+LEAKAGE_TAG = "leadml.leakage"  # on a registry version: why it is never promoted automatically
 
 
 class LeadmlPyfunc(PythonModel):
@@ -98,8 +100,11 @@ def log_training(
     spec: FeatureSpec,
     input_example: pd.DataFrame,
     tags: dict[str, str],
+    version_tags: dict[str, str] | None = None,
 ) -> tuple[str, str]:
-    """One MLflow run for one training; registers the pyfunc model. Returns (run_id, version)."""
+    """One MLflow run for one training; registers the pyfunc model with its version tags (set
+    with the version, so no moment exists without them) as the challenger. Returns (run_id,
+    version)."""
     experiment_id = connect(settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name=tags.get("run_name")) as run:
         mlflow.set_tags(tags)
@@ -113,10 +118,10 @@ def log_training(
             artifacts={"scorer": str(scorer_dir)},
             signature=signature,
             input_example=input_example,
-            registered_model_name=settings.model_name,
             pip_requirements=_requirements(),
         )
-    version = str(info.registered_model_version)
+        registered = mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags)
+    version = str(registered.version)
     set_alias(settings, CHALLENGER, version)
     return run.info.run_id, version
 
@@ -208,7 +213,16 @@ def version_info(settings: Settings, version: str) -> dict:
 def scorer_path(settings: Settings, uri: str) -> Path:
     """Download (or locate) the leadml scorer behind a models:/ or runs:/ URI."""
     connect(settings)
-    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    try:
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except mlflow.exceptions.MlflowException as exc:
+        challenger = alias_version(settings, CHALLENGER) if uri.endswith("@champion") else None
+        hint = (f"; the challenger v{challenger} is not champion (leadml promote says why)"
+                if challenger else "")  # fmt: skip
+        raise FileNotFoundError(
+            f"{uri}: not in {settings.tracking_uri} ({exc.message.splitlines()[0]}){hint}. "
+            "Train one (leadml train), or pass --model"
+        ) from None
     found = list(root.rglob("scorer.json"))
     if not found:
         raise FileNotFoundError(f"{uri}: not a leadml model (no scorer.json among its artefacts)")
@@ -320,15 +334,68 @@ def try_reconcile(settings: Settings) -> None:
         _last_failure[:] = [failure]
 
 
-def promote(settings: Settings, version: str) -> Path:
+def registered_version(settings: Settings, version: str) -> str:
+    """The version as the registry has it, or a PromotionError that says what exists."""
+    try:
+        return str(client(settings).get_model_version(settings.model_name, str(version)).version)
+    except mlflow.exceptions.MlflowException:
+        challenger = alias_version(settings, CHALLENGER)
+        hint = f"; the challenger is v{challenger}" if challenger else ""
+        raise PromotionError(
+            f"model {settings.model_name!r} has no version {version!r} in {settings.tracking_uri}"
+            f"{hint}. Pass a version `make mlflow-ui` lists, or leave out --version"
+        ) from None
+
+
+def _promote_command(settings: Settings, version: str) -> str:
+    name = "" if settings.model_name == DEFAULT_MODEL_NAME else f" --name {settings.model_name}"
+    return f"`leadml promote{name} --version {version} --force`"
+
+
+def refusal(settings: Settings, version: str) -> str | None:
+    """Why `version` must not become champion without --force, in one line; None if it may.
+
+    A version the leakage guard flagged, or one whose input contract differs from the
+    current champion's (`champion.contract_change`): promoted, the service would answer its
+    callers 422, or score them with a model that has seen the outcome.
+    """
+    tags = client(settings).get_model_version(settings.model_name, version).tags
+    if tags.get(LEAKAGE_TAG):
+        return (
+            f"v{version} failed the leakage guard ({tags[LEAKAGE_TAG]}); drop the column and "
+            f"retrain (--drop), or promote it anyway with {_promote_command(settings, version)}"
+        )
+    current = alias_version(settings, CHAMPION)
+    if current is None or current == version:
+        return None
+    uri = f"models:/{settings.model_name}/"
+    change = champion.contract_change(
+        champion.contract(load_scorer(settings, uri + current)),
+        champion.contract(load_scorer(settings, uri + version)),
+    )
+    if change is None:
+        return None
+    return (
+        f"v{version} takes other input than champion v{current} ({change}), so the service "
+        "would refuse its callers' requests; train it under its own name (--name), or promote "
+        f"it anyway with {_promote_command(settings, version)}"
+    )
+
+
+def promote(settings: Settings, version: str, *, force: bool = False) -> Path:
     """Make a registered version the champion and export it; returns the export path.
 
-    Under the lock: repair what a killed command left, build the new export beside the old,
-    move the alias, switch the export with one rename. A kill at any point leaves the old
-    champion or the new one (the next command's `reconcile` finishes the switch).
+    Refused (PromotionError) when `refusal` has a reason, unless `force`. Under the lock:
+    repair what a killed command left, build the new export beside the old, move the alias,
+    switch the export with one rename. A kill at any point leaves the old champion or the
+    new one (the next command's `reconcile` finishes the switch).
     """
+    version = registered_version(settings, version)
     with champion.locked(settings):
         reconcile(settings)
-        folder = _build_export(settings, str(version))
-        set_alias(settings, CHAMPION, str(version))
+        why = None if force else refusal(settings, version)
+        if why:
+            raise PromotionError(f"not promoted: {why}")
+        folder = _build_export(settings, version)
+        set_alias(settings, CHAMPION, version)
         return _switch(settings, folder)

@@ -374,11 +374,32 @@ def fit(
     return _finish(Path(data_path), config, prep, steps)
 
 
+class LeakFinding(str):
+    """A leakage-guard warning that also keeps what it found: the column and its AUC.
+
+    A str, so it travels with the other warnings (printed, logged, in the card) unchanged,
+    and promotion can still find it without parsing text (see `leaks`)."""
+
+    column: str
+    auc: float
+
+    def __new__(cls, column: str, auc: float) -> LeakFinding:
+        text = f"leakage guard: column {column!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored."
+        self = super().__new__(cls, text)
+        self.column, self.auc = column, auc
+        return self
+
+
 def _leak_warnings(X: pd.DataFrame, y: np.ndarray, spec, config: TrainConfig) -> list[str]:
     return [
-        f"leakage guard: column {col!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored."
+        LeakFinding(col, auc)
         for col, auc in evaluate.find_leaks(X, y, spec.labels, config.leakage_auc)
     ]
+
+
+def leaks(result: TrainResult) -> list[LeakFinding]:
+    """The leakage guard's findings among a training's warnings."""
+    return [w for w in result.warnings if isinstance(w, LeakFinding)]
 
 
 def _prepare(data_path: Path, config: TrainConfig, steps: Stages, progress: bool) -> Prepared:
@@ -631,14 +652,26 @@ def train(
         result.run_id, result.version = tracking.log_training(
             settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
             artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
+            version_tags=_version_tags(result),
         )  # fmt: skip
     promote_if_better(settings, result, files, config.promote_metric)
     return result
 
 
+def _version_tags(result: TrainResult) -> dict[str, str]:
+    """Registry tags set with the version: the leakage guard's findings keep it from ever
+    being promoted automatically, and tell a person who looks why."""
+    found = leaks(result)
+    if not found:
+        return {}
+    text = "; ".join(f"column {w.column!r} alone predicts the outcome with AUC {w.auc:.3f}"
+                     for w in found)  # fmt: skip
+    return {"leadml.leakage": text[:1000]}
+
+
 def promote_if_better(settings: Settings, result: TrainResult, files: dict, metric: str) -> None:
-    """Make the new version champion when it is at least as good as the champion on the same
-    test leads.
+    """Make the new version champion when it may be (no leakage finding, the champion's input
+    contract) and is at least as good as the champion on the same test leads.
 
     Decided and done under the champion lock, so two trainings finishing together compare
     against the champion that is really there."""
@@ -648,8 +681,11 @@ def promote_if_better(settings: Settings, result: TrainResult, files: dict, metr
     with champion.locked(settings):
         tracking.reconcile(settings)
         current = tracking.alias_version(settings, tracking.CHAMPION)
+        why = tracking.refusal(settings, result.version)
         mine = result.metrics[metric]
-        if current is None:
+        if why:
+            result.promotion_note = why
+        elif current is None:
             result.promoted, result.promotion_note = True, "no champion yet"
         else:
             theirs = _champion_metric(settings, current, files, metric)
@@ -660,4 +696,4 @@ def promote_if_better(settings: Settings, result: TrainResult, files: dict, metr
                 result.promoted = better
                 result.promotion_note = f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
         if result.promoted:
-            result.export_path = tracking.promote(settings, result.version)
+            result.export_path = tracking.promote(settings, result.version, force=True)
