@@ -360,3 +360,39 @@ def _wait_for(condition, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+# ---- runs of killed trainings ------------------------------------------------------------
+
+
+def _runs(settings: Settings) -> list:
+    experiment = tracking.connect(settings)
+    return tracking.client(settings).search_runs([experiment])
+
+
+def test_sigterm_mid_training_ends_the_run_as_killed(home, crm_dir):
+    stop = """
+        import time, leadml.train
+        def stopped(*a, **k):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(60)
+        leadml.train.fit = stopped
+    """
+    done = run_patched(stop, ["train", "--data", str(crm_dir)], home)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert "stopped by SIGTERM" in done.stderr and "Traceback" not in done.stderr
+    (run,) = _runs(Settings.from_env())
+    assert run.info.status == "KILLED"
+
+
+@pytest.mark.parametrize(
+    "kill", ["import leadml.train\nleadml.train.fit = die\n", "mlflow.log_artifacts = die\n"],
+    ids=["fitting", "logging"],
+)  # fmt: skip
+def test_a_training_killed_by_sigkill_is_marked_killed_by_the_next_command(copied, crm_dir, kill):
+    killed = run_patched(kill, ["train", "--data", str(crm_dir)], copied.home)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    out = copied.home / "out" / "scores.csv"
+    assert main(["-q", "score", "--data", str(crm_dir), "--out", str(out)]) == 0
+    statuses = sorted(run.info.status for run in _runs(copied))
+    assert statuses == ["FINISHED", "FINISHED", "FINISHED", "KILLED"]

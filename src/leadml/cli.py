@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -559,6 +560,10 @@ def main(argv: list[str] | None = None) -> int:
             PromotionError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"leadml {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

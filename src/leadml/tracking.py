@@ -12,16 +12,22 @@ command that reads or moves the champion calls it first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+import psutil
 from mlflow.pyfunc import PythonModel
 
 from leadml import champion, files
@@ -34,6 +40,7 @@ from leadml.model import LeadScorer
 log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION = "challenger", "champion"
 LEAKAGE_TAG = "leadml.leakage"  # on a registry version: why it is never promoted automatically
+HOST_TAG, PID_TAG, STARTED_TAG = "leadml.host", "leadml.pid", "leadml.process_started"
 
 
 class LeadmlPyfunc(PythonModel):
@@ -89,6 +96,79 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM during training: raised like Ctrl-C so that the run ends as KILLED."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted()
+
+
+def _process_tags() -> dict[str, str]:
+    """Who runs a training, so that a later command can tell its process died (kill -9)."""
+    me = psutil.Process()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid),
+            STARTED_TAG: f"{me.create_time():.3f}"}  # fmt: skip
+
+
+def _alive(pid: str | None, started: str | None) -> bool:
+    """The process that tagged a run still runs (same pid, same start time: not a reuse)."""
+    try:
+        return abs(psutil.Process(int(pid or "")).create_time() - float(started or "")) < 1.0
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def end_dead_runs(settings: Settings) -> list[str]:
+    """Mark RUNNING trainings of leadml processes on this host that are gone as KILLED.
+
+    A `kill -9` (or the OOM killer) gives a process no chance to end its run; without this it
+    would show as RUNNING for ever. Runs of other hosts are left alone: their processes
+    cannot be checked from here. Returns the ids of the runs it ended.
+    """
+    experiment_id = connect(settings)
+    c = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    where = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'"
+    ended = []
+    for run in c.search_runs([experiment_id], filter_string=where):
+        tags = run.data.tags
+        if not _alive(tags.get(PID_TAG), tags.get(STARTED_TAG)):
+            c.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    return ended
+
+
+@contextlib.contextmanager
+def training_run(settings: Settings) -> Iterator[str]:
+    """The MLflow run of one training, open from its first step to its last.
+
+    Started before the data is read, so a training that crashes or is stopped anywhere
+    leaves a run that says so (FAILED, or KILLED on Ctrl-C / SIGTERM) with how far it got,
+    instead of nothing or a run stuck at RUNNING. The run carries the process's host, pid
+    and start time, which lets `end_dead_runs` end it after a `kill -9`.
+    """
+    end_dead_runs(settings)
+    run = mlflow.start_run(experiment_id=connect(settings), tags=_process_tags())
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    status = "FAILED"
+    try:
+        yield run.info.run_id
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        mlflow.end_run(status)
+
+
 def log_training(
     settings: Settings,
     *,
@@ -101,29 +181,26 @@ def log_training(
     input_example: pd.DataFrame,
     tags: dict[str, str],
     version_tags: dict[str, str] | None = None,
-) -> tuple[str, str]:
-    """One MLflow run for one training; registers the pyfunc model with its version tags (set
-    with the version, so no moment exists without them) as the challenger. Returns (run_id,
-    version)."""
-    experiment_id = connect(settings)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=tags.get("run_name")) as run:
-        mlflow.set_tags(tags)
-        mlflow.log_params(_flatten({"config": config, "data": data_summary}))
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(str(artefact_dir))
-        signature = _signature(spec)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=LeadmlPyfunc(),
-            artifacts={"scorer": str(scorer_dir)},
-            signature=signature,
-            input_example=input_example,
-            pip_requirements=_requirements(),
-        )
-        registered = mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags)
+) -> str:
+    """Log one training into the open run (`training_run`), register the pyfunc model with
+    its version tags (set with the version, so no moment exists without them) and make it
+    the challenger. Returns the registry version."""
+    mlflow.set_tags(tags)
+    mlflow.log_params(_flatten({"config": config, "data": data_summary}))
+    mlflow.log_metrics(metrics)
+    mlflow.log_artifacts(str(artefact_dir))
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=LeadmlPyfunc(),
+        artifacts={"scorer": str(scorer_dir)},
+        signature=_signature(spec),
+        input_example=input_example,
+        pip_requirements=_requirements(),
+    )
+    registered = mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags)
     version = str(registered.version)
     set_alias(settings, CHALLENGER, version)
-    return run.info.run_id, version
+    return version
 
 
 def _signature(spec: FeatureSpec):
@@ -290,13 +367,13 @@ def reconcile(settings: Settings) -> list[str]:
 
     After a `kill -9` at any point of a promotion, the alias and the export can disagree
     (killed between the two), and version folders or temporary links can be left over. This
-    re-exports the alias's version when the export holds another and removes the leftovers.
-    Without a tracking store (export-only deployments) it
+    re-exports the alias's version when the export holds another, removes the leftovers and
+    ends the runs of killed trainings. Without a tracking store (export-only deployments) it
     leaves the export alone. Returns what it repaired, one phrase each.
     """
     if not settings.store_exists():
         return []
-    done: list[str] = []
+    done = [f"run {r} of a killed training marked KILLED" for r in end_dead_runs(settings)]
     root = champion.export_root(settings)
     wanted = alias_version(settings, CHAMPION)
     if (wanted is None or champion.exported(settings) == (settings.model_name, wanted)) and (

@@ -8,6 +8,7 @@ promotion and export.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -630,30 +631,35 @@ def train(
 ) -> TrainResult:
     """Train, evaluate, log to MLflow, register as challenger, promote to champion when as good.
 
-    `engine`: None for in memory, or a `leadml.dask_engine.DaskEngine` (see `fit`)."""
+    The MLflow run is open for the whole training, so one stopped or crashed half-way says
+    so (see `tracking.training_run`). `engine`: None for in memory, or a
+    `leadml.dask_engine.DaskEngine` (see `fit`)."""
     from leadml import tracking
 
     data_path = Path(data_path)
-    result, files = fit(data_path, config, progress, engine)
-    rejects_dir = settings.home / "out"
-    rejects_dir.mkdir(parents=True, exist_ok=True)
-    result.rejects_path = rejects_dir / "train-rejects.csv"
-    files["rejects"].to_csv(result.rejects_path, index=False)
-    if not register:
-        return result
-    with tempfile.TemporaryDirectory() as tmp:
-        art = Path(tmp) / "evaluation"
-        _write_artefacts(art, result, files)
-        scorer_dir = result.scorer.save(Path(tmp) / "scorer")
-        example = files["example"](3)
-        flat_metrics = {f"test_{k}": v for k, v in result.metrics.items()}
-        flat_metrics |= {f"baseline_{k}": v for k, v in (result.baseline or {}).items()}
-        flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
-        result.run_id, result.version = tracking.log_training(
-            settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
-            artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
-            version_tags=_version_tags(result),
-        )  # fmt: skip
+    run = tracking.training_run(settings) if register else contextlib.nullcontext(None)
+    with run as run_id:
+        result, files = fit(data_path, config, progress, engine)
+        rejects_dir = settings.home / "out"
+        rejects_dir.mkdir(parents=True, exist_ok=True)
+        result.rejects_path = rejects_dir / "train-rejects.csv"
+        files["rejects"].to_csv(result.rejects_path, index=False)
+        if not register:
+            return result
+        result.run_id = run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            art = Path(tmp) / "evaluation"
+            _write_artefacts(art, result, files)
+            scorer_dir = result.scorer.save(Path(tmp) / "scorer")
+            example = files["example"](3)
+            flat_metrics = {f"test_{k}": v for k, v in result.metrics.items()}
+            flat_metrics |= {f"baseline_{k}": v for k, v in (result.baseline or {}).items()}
+            flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
+            result.version = tracking.log_training(
+                settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
+                artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
+                version_tags=_version_tags(result),
+            )  # fmt: skip
     promote_if_better(settings, result, files, config.promote_metric)
     return result
 
