@@ -34,6 +34,28 @@ MODEL_HELP = (
 )
 
 
+PROMOTE_HELP = """\
+Make a registered version the champion: the registry alias moves and the export
+(models/champion, or models/NAME/champion with --name) follows.
+
+Refused, with the reason, unless --force:
+  - a version the leakage guard flagged (registry tag leadml.leakage): one column alone
+    predicts the outcome, so it was probably filled in after the outcome was known;
+  - a version that takes other input than the champion: CRM tables vs a flat export,
+    another id or outcome column, a field callers do not send yet, or a field of another
+    type. The service would answer the champion's callers with 422. Keep one registered
+    name per data source (leadml train --name NAME) instead.
+
+Safe to interrupt: a killed promotion leaves the old champion or the new one, and the
+next leadml command finishes the switch and removes what was left behind.
+
+examples:
+  leadml promote                      # the challenger
+  leadml promote --version 3
+  leadml promote --name xeducation --version 2 --force
+"""
+
+
 def _settings(args=None):
     """Settings from the environment; `--name` picks another registered model."""
     from leadml.config import Settings
@@ -428,13 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "promote",
         help="move the champion alias to a version (default: the challenger) and export it",
-        description="Make a registered version the champion: the registry alias moves and the "
-        "export (models/champion, or models/NAME/champion) follows. Refused, with the reason, "
-        "when the version failed the leakage guard, or when it takes other input than the "
-        "champion (data kind, id, outcome, a new field or a field of another type), which the "
-        "service would answer with 422: train such a model under its own --name, or pass "
-        "--force. Safe to interrupt: a killed promotion leaves the old champion or the new one, "
-        "and the next leadml command finishes or undoes it.",
+        description=PROMOTE_HELP,
         formatter_class=fmt,
     )
     r.add_argument(
