@@ -35,12 +35,15 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 def registry(tmp_path_factory, crm_dir) -> Path:
     """A home with CRM champion v1 and two worse CRM versions, v2 (challenger) and v3."""
     home = tmp_path_factory.mktemp("registry") / "home"
-    settings = Settings.from_env(home)
-    assert train(crm_dir, TrainConfig.model_validate(SMALL), settings).promoted
-    for version in ("2", "3"):
-        worse = train(crm_dir, TrainConfig.model_validate(WORSE), settings)
-        assert worse.version == version and not worse.promoted
-    tracking.set_alias(settings, tracking.CHALLENGER, "2")
+    with pytest.MonkeyPatch.context() as env:  # mlflow.set_tracking_uri exports the variable
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        env.delenv("LEADML_MODEL_NAME", raising=False)
+        settings = Settings.from_env(home)
+        assert train(crm_dir, TrainConfig.model_validate(SMALL), settings).promoted
+        for version in ("2", "3"):
+            worse = train(crm_dir, TrainConfig.model_validate(WORSE), settings)
+            assert worse.version == version and not worse.promoted
+        tracking.set_alias(settings, tracking.CHALLENGER, "2")
     return home
 
 
@@ -260,7 +263,10 @@ def _script(patch: str) -> str:
 
 
 def _env(home: Path) -> dict:
-    return {**os.environ, "LEADML_HOME": str(home), "PYTHONPATH": str(SRC)}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LEADML_MODEL_NAME")
+    }
+    return {**env, "LEADML_HOME": str(home), "PYTHONPATH": str(SRC)}
 
 
 def run_patched(patch: str, args: list[str], home: Path) -> subprocess.CompletedProcess:
@@ -318,6 +324,7 @@ def test_an_export_only_deployment_is_left_alone(copied, crm_dir, tmp_path, monk
     home = tmp_path / "deployed"
     shutil.copytree(copied.export_dir, home / "models", symlinks=True)
     monkeypatch.setenv("LEADML_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     out = home / "scores.csv"
     assert main(["-q", "score", "--data", str(crm_dir), "--out", str(out)]) == 0
     assert out.exists() and not (home / "mlruns").exists()
