@@ -572,8 +572,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return args.func(args)
-    except (ContractError, ConfigError, RulesError, EngineError, FileNotFoundError,
-            PromotionError) as exc:  # fmt: skip
+    except (ContractError, ConfigError, RulesError, EngineError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PromotionError as exc:  # refused: the reason, and --force or --name
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from leadml import dataset
-from leadml.champion import champion_path, is_champion_path
 from leadml.config import Settings
 from leadml.model import LeadScorer
 
@@ -34,6 +33,8 @@ class ScoreSummary:
 
 def default_model_uri(settings: Settings) -> str:
     """The exported champion when there is one (no tracking store needed), else the registry alias."""
+    from leadml.champion import champion_path
+
     export = champion_path(settings)
     if (export / "scorer.json").exists():
         return str(export)
@@ -43,6 +44,8 @@ def default_model_uri(settings: Settings) -> str:
 def load_model(settings: Settings, uri: str | None) -> tuple[LeadScorer, str]:
     """The model behind a URI or folder; by default the champion, with the export first
     brought in line with the registry alias (`tracking.reconcile`) when there is a store."""
+    from leadml.champion import is_champion_path
+
     if (uri is None or is_champion_path(settings, uri)) and settings.store_exists():
         from leadml import tracking
 

@@ -181,10 +181,12 @@ def log_training(
     input_example: pd.DataFrame,
     tags: dict[str, str],
     version_tags: dict[str, str] | None = None,
-) -> str:
+) -> tuple[str, str]:
     """Log one training into the open run (`training_run`), register the pyfunc model with
     its version tags (set with the version, so no moment exists without them) and make it
-    the challenger. Returns the registry version."""
+    the challenger. Returns (run_id, version)."""
+    run = mlflow.active_run()
+    assert run is not None, "log_training runs inside tracking.training_run"
     mlflow.set_tags(tags)
     mlflow.log_params(_flatten({"config": config, "data": data_summary}))
     mlflow.log_metrics(metrics)
@@ -200,7 +202,7 @@ def log_training(
     registered = mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags)
     version = str(registered.version)
     set_alias(settings, CHALLENGER, version)
-    return version
+    return run.info.run_id, version
 
 
 def _signature(spec: FeatureSpec):

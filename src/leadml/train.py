@@ -8,7 +8,6 @@ promotion and export.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import tempfile
@@ -631,48 +630,51 @@ def train(
 ) -> TrainResult:
     """Train, evaluate, log to MLflow, register as challenger, promote to champion when as good.
 
-    The MLflow run is open for the whole training, so one stopped or crashed half-way says
-    so (see `tracking.training_run`). `engine`: None for in memory, or a
-    `leadml.dask_engine.DaskEngine` (see `fit`)."""
+    When registering, all of it runs inside one MLflow run (`tracking.training_run`), opened
+    before the data is read, so a training stopped or crashed half-way says so in MLflow.
+    `engine`: None for in memory, or a `leadml.dask_engine.DaskEngine` (see `fit`)."""
+    if not register:
+        return _train(data_path, config, settings, progress, register, engine)
+    from leadml import tracking
+
+    with tracking.training_run(settings):
+        return _train(data_path, config, settings, progress, register, engine)
+
+
+def _train(
+    data_path: Path | str,
+    config: TrainConfig,
+    settings: Settings,
+    progress: bool = False,
+    register: bool = True,
+    engine: Any = None,
+) -> TrainResult:
+    """`train`'s steps; inside its MLflow run when registering."""
     from leadml import tracking
 
     data_path = Path(data_path)
-    run = tracking.training_run(settings) if register else contextlib.nullcontext(None)
-    with run as run_id:
-        result, files = fit(data_path, config, progress, engine)
-        rejects_dir = settings.home / "out"
-        rejects_dir.mkdir(parents=True, exist_ok=True)
-        result.rejects_path = rejects_dir / "train-rejects.csv"
-        files["rejects"].to_csv(result.rejects_path, index=False)
-        if not register:
-            return result
-        result.run_id = run_id
-        with tempfile.TemporaryDirectory() as tmp:
-            art = Path(tmp) / "evaluation"
-            _write_artefacts(art, result, files)
-            scorer_dir = result.scorer.save(Path(tmp) / "scorer")
-            example = files["example"](3)
-            flat_metrics = {f"test_{k}": v for k, v in result.metrics.items()}
-            flat_metrics |= {f"baseline_{k}": v for k, v in (result.baseline or {}).items()}
-            flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
-            result.version = tracking.log_training(
-                settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
-                artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
-                version_tags=_version_tags(result),
-            )  # fmt: skip
+    result, files = fit(data_path, config, progress, engine)
+    rejects_dir = settings.home / "out"
+    rejects_dir.mkdir(parents=True, exist_ok=True)
+    result.rejects_path = rejects_dir / "train-rejects.csv"
+    files["rejects"].to_csv(result.rejects_path, index=False)
+    if not register:
+        return result
+    with tempfile.TemporaryDirectory() as tmp:
+        art = Path(tmp) / "evaluation"
+        _write_artefacts(art, result, files)
+        scorer_dir = result.scorer.save(Path(tmp) / "scorer")
+        example = files["example"](3)
+        flat_metrics = {f"test_{k}": v for k, v in result.metrics.items()}
+        flat_metrics |= {f"baseline_{k}": v for k, v in (result.baseline or {}).items()}
+        flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
+        result.run_id, result.version = tracking.log_training(
+            settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
+            artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
+            version_tags=_version_tags(result),
+        )  # fmt: skip
     promote_if_better(settings, result, files, config.promote_metric)
     return result
-
-
-def _version_tags(result: TrainResult) -> dict[str, str]:
-    """Registry tags set with the version: the leakage guard's findings keep it from ever
-    being promoted automatically, and tell a person who looks why."""
-    found = leaks(result)
-    if not found:
-        return {}
-    text = "; ".join(f"column {w.column!r} alone predicts the outcome with AUC {w.auc:.3f}"
-                     for w in found)  # fmt: skip
-    return {"leadml.leakage": text[:1000]}
 
 
 def promote_if_better(settings: Settings, result: TrainResult, files: dict, metric: str) -> None:
@@ -703,3 +705,14 @@ def promote_if_better(settings: Settings, result: TrainResult, files: dict, metr
                 result.promotion_note = f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
         if result.promoted:
             result.export_path = tracking.promote(settings, result.version, force=True)
+
+
+def _version_tags(result: TrainResult) -> dict[str, str]:
+    """Registry tags set with the version: the leakage guard's findings keep it from ever
+    being promoted automatically, and tell a person who looks why."""
+    found = leaks(result)
+    if not found:
+        return {}
+    text = "; ".join(f"column {w.column!r} alone predicts the outcome with AUC {w.auc:.3f}"
+                     for w in found)  # fmt: skip
+    return {"leadml.leakage": text[:1000]}
