@@ -71,4 +71,5 @@ bench-scale: $(STAMP) ## in-memory engine vs a 2-worker local Dask cluster: 10M 
 	$(BIN)/python benchmarks/scale.py
 
 clean: ## remove generated data, models, MLflow store and outputs (keeps .venv)
-	rm -rf data/sample mlruns models/champion out benchmarks/_work
+	rm -rf data/sample mlruns out benchmarks/_work
+	find models -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -33,10 +34,33 @@ MODEL_HELP = (
 )
 
 
-def _settings():
+PROMOTE_HELP = """\
+Make a registered version the champion: the registry alias moves and the export
+(models/champion, or models/NAME/champion with --name) follows.
+
+Refused, with the reason, unless --force:
+  - a version the leakage guard flagged (registry tag leadml.leakage): one column alone
+    predicts the outcome, so it was probably filled in after the outcome was known;
+  - a version that takes other input than the champion: CRM tables vs a flat export,
+    another id or outcome column, a field callers do not send yet, or a field of another
+    type. The service would answer the champion's callers with 422. Keep one registered
+    name per data source (leadml train --name NAME) instead.
+
+Safe to interrupt: a killed promotion leaves the old champion or the new one, and the
+next leadml command finishes the switch and removes what was left behind.
+
+examples:
+  leadml promote                      # the challenger
+  leadml promote --version 3
+  leadml promote --name xeducation --version 2 --force
+"""
+
+
+def _settings(args=None):
+    """Settings from the environment; `--name` picks another registered model."""
     from leadml.config import Settings
 
-    return Settings.from_env()
+    return Settings.from_env().for_model(getattr(args, "name", None))
 
 
 def cmd_synth(args) -> int:
@@ -164,7 +188,7 @@ def _engine(args):
 def cmd_train(args) -> int:
     from leadml.train import train
 
-    settings = _settings()
+    settings = _settings(args)
     cfg = _config(args)
     t0 = time.perf_counter()
     with _engine(args) as engine:
@@ -182,7 +206,7 @@ def cmd_score(args) -> int:
     from leadml.score import check_paths, score_file
 
     check_paths(args.data, args.out)  # before anything is read or loaded
-    settings = _settings()
+    settings = _settings(args)
     options = ReadOptions(
         sep=args.sep, date_format=args.date_format,
         max_reject_share=MAX_REJECT_SHARE if args.max_reject_share is None else args.max_reject_share,
@@ -203,7 +227,7 @@ def cmd_score(args) -> int:
 def cmd_promote(args) -> int:
     from leadml import tracking
 
-    settings = _settings()
+    settings = _settings(args)
     version = args.version or tracking.alias_version(settings, tracking.CHALLENGER)
     if version is None:
         print(
@@ -211,7 +235,7 @@ def cmd_promote(args) -> int:
             file=sys.stderr,
         )
         return 2
-    path = tracking.promote(settings, version)
+    path = tracking.promote(settings, version, force=args.force)
     print(f"{settings.model_name} v{version} is now champion; exported to {path}")
     return 0
 
@@ -230,8 +254,10 @@ def cmd_serve(args) -> int:
         env["LEADML_MODEL_URI"] = args.model
     if args.reload_seconds is not None:
         env["LEADML_RELOAD_SECONDS"] = str(args.reload_seconds)
+    if args.name:
+        env["LEADML_MODEL_NAME"] = args.name
     serve = ServeSettings.from_env()  # bad settings stop here, before any worker starts
-    settings = _settings()
+    settings = _settings(args)
     uri = serve.model_uri or f"models:/{settings.model_name}@champion"
     shared = tempfile.mkdtemp(prefix="leadml-serve-")
     if args.workers > 1:  # metrics of all workers add up; /admin/reload reaches every worker
@@ -259,7 +285,7 @@ def cmd_rules_fields(args) -> int:
     from leadml import rules
     from leadml.score import load_model
 
-    scorer, uri = load_model(_settings(), args.model)
+    scorer, uri = load_model(_settings(args), args.model)
     print(f"fields a rule can test with {uri} ({scorer.spec.kind} model):")
     for f in rules.rule_fields(scorer.spec):
         values = scorer.spec.categories.get(f)
@@ -279,7 +305,7 @@ def cmd_rules_compare(args) -> int:
     from leadml.config import TrainConfig
     from leadml.score import load_model
 
-    settings = _settings()
+    settings = _settings(args)
     scorer, uri = load_model(settings, args.model)
     ruleset = rules.load_rules(args.rules, rules.rule_fields(scorer.spec))
     data = args.data or scorer.card.get("data", {}).get("path")
@@ -371,6 +397,14 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _name_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--name",
+        help="registered model name (default: LEADML_MODEL_NAME or leadml); one per data source, "
+        "each with its own champion, exported to models/NAME/champion (leadml: models/champion)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
@@ -430,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--no-register", action="store_true", help="fit and evaluate only; nothing goes to MLflow"
     )
+    _name_option(t)
     _engine_options(t)
     t.set_defaults(func=cmd_train)
 
@@ -459,25 +494,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="CRM: cut-off time for engagement features, ISO 8601 such as 2026-06-30 or "
         "2026-06-30T09:00 (default: the latest activity in the data, never later than now)",
     )
+    _name_option(c)
     _engine_options(c)
     c.set_defaults(func=cmd_score)
 
     r = sub.add_parser(
         "promote",
         help="move the champion alias to a version (default: the challenger) and export it",
+        description=PROMOTE_HELP,
         formatter_class=fmt,
     )
     r.add_argument(
         "--version", help="registered version to promote (default: the current challenger)"
     )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even a version the leakage guard flagged or whose input differs from the "
+        "champion's (once its callers send the new input)",
+    )
+    _name_option(r)
     r.set_defaults(func=cmd_promote)
 
     v = sub.add_parser(
         "serve",
         help="start the scoring service (FastAPI on uvicorn)",
         description="Serve /predict, /model, /metrics and /docs. The model is the registry champion "
-        "(models:/leadml@champion) unless --model or LEADML_MODEL_URI names another; the service "
-        "reloads it when the champion alias moves, or on POST /admin/reload. "
+        "(models:/leadml@champion, or models:/NAME@champion with --name) unless --model or "
+        "LEADML_MODEL_URI names another; the service serves one model name and reloads it when "
+        "the champion alias moves, or on POST /admin/reload. "
         "Set LEADML_API_KEY to require an X-API-Key header. See serve/README.md.",
         formatter_class=fmt,
     )
@@ -493,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="models:/leadml@champion (default), models:/leadml/3, runs:/ID/model, or an exported folder such as models/champion",
     )
+    _name_option(v)
     v.add_argument(
         "--reload-seconds",
         type=float,
@@ -529,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument(
         "--config", type=Path, help="training config, if the model was trained with one"
     )
+    _name_option(rc)
     rc.set_defaults(func=cmd_rules_compare)
     rf = rsub.add_parser(
         "fields", help="list the fields a rule can test for a model", formatter_class=fmt
@@ -537,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help=MODEL_HELP,
     )
+    _name_option(rf)
     rf.set_defaults(func=cmd_rules_fields)
 
     g = sub.add_parser(
@@ -581,6 +629,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"leadml {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ typed objects; nothing here touches the disk until a function is called.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,20 @@ class ConfigError(ValueError):
     """A config file or setting a person has to fix."""
 
 
+DEFAULT_MODEL_NAME = "leadml"
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_model_name(name: str) -> str:
+    """A registered model name leadml can also use as a folder name (`models/<name>/`)."""
+    if not _MODEL_NAME.fullmatch(name) or name == "champion":
+        raise ConfigError(
+            f"model name {name!r}: use letters, digits, '-' and '_' (up to 64, not 'champion'), "
+            "e.g. --name xeducation"
+        )
+    return name
+
+
 class Settings(BaseModel):
     """Where leadml reads and writes: tracking store, registry name, exported model."""
 
@@ -32,7 +47,7 @@ class Settings(BaseModel):
     home: Path
     tracking_uri: str
     artifact_root: str
-    model_name: str = "leadml"
+    model_name: str = DEFAULT_MODEL_NAME
     experiment: str = "leadml"
     export_dir: Path
 
@@ -50,10 +65,23 @@ class Settings(BaseModel):
             tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
             or f"sqlite:///{store / 'mlflow.db'}",
             artifact_root=os.environ.get("LEADML_ARTIFACT_ROOT") or (store / "artifacts").as_uri(),
-            model_name=os.environ.get("LEADML_MODEL_NAME", "leadml"),
+            model_name=check_model_name(os.environ.get("LEADML_MODEL_NAME") or DEFAULT_MODEL_NAME),
             experiment=os.environ.get("LEADML_EXPERIMENT", "leadml"),
             export_dir=Path(os.environ.get("LEADML_EXPORT_DIR") or root / "models"),
         )
+
+    def store_exists(self) -> bool:
+        """False when the tracking store is the embedded sqlite file and it was never created
+        (an export-only deployment: nothing to check the export against)."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            return Path(self.tracking_uri.removeprefix("sqlite:///")).exists()
+        return True
+
+    def for_model(self, name: str | None) -> Settings:
+        """These settings for another registered name (`--name`): its own aliases and export."""
+        if name is None:
+            return self
+        return self.model_copy(update={"model_name": check_model_name(name)})
 
 
 class ServeSettings(BaseModel):

@@ -35,19 +35,30 @@ class ScoreSummary:
 
 def default_model_uri(settings: Settings) -> str:
     """The exported champion when there is one (no tracking store needed), else the registry alias."""
-    export = settings.export_dir / "champion"
+    from leadml.champion import champion_path
+
+    export = champion_path(settings)
     if (export / "scorer.json").exists():
         return str(export)
     return f"models:/{settings.model_name}@champion"
 
 
 def load_model(settings: Settings, uri: str | None) -> tuple[LeadScorer, str]:
+    """The model behind a URI or folder; by default the champion, with the export first
+    brought in line with the registry alias (`tracking.reconcile`) when there is a store."""
+    from leadml.champion import is_champion_path
+
+    if (uri is None or is_champion_path(settings, uri)) and settings.store_exists():
+        from leadml import tracking
+
+        tracking.try_reconcile(settings)
     uri = uri or default_model_uri(settings)
     if uri.startswith(("models:/", "runs:/")):
         from leadml import tracking
 
         return tracking.load_scorer(settings, uri), uri
-    return LeadScorer.load(uri), uri
+    # resolved once: the champion link may switch to another version while this reads
+    return LeadScorer.load(Path(uri).resolve()), uri
 
 
 def rejects_path_for(out: Path) -> Path:

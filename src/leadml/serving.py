@@ -25,6 +25,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, TypeAdapter
 
 from leadml import schemas
+from leadml.champion import is_champion_path
 from leadml.config import Settings
 from leadml.dataset import NA_WORDS, as_of_array, events_table, timestamps
 from leadml.features import CRM_FIT, build_features
@@ -95,12 +96,18 @@ class ModelSource:
         self.settings = settings
         self.uri = uri or f"models:/{settings.model_name}@champion"
         self.registry = self.uri.startswith(("models:/", "runs:/"))
+        # leadml's own export of the champion: kept in step with the registry alias
+        self.champion_export = not self.registry and is_champion_path(settings, self.uri)
 
     def fingerprint(self) -> str:
         if self.registry:
             from leadml import tracking
 
             return tracking.resolve_version(self.settings, self.uri)
+        if self.champion_export and self.settings.store_exists():
+            from leadml import tracking
+
+            tracking.try_reconcile(self.settings)  # finishes a promotion killed half-way
         path = Path(self.uri) / "scorer.json"
         try:
             st = path.stat()
@@ -122,7 +129,7 @@ class ModelSource:
             name = uri.removeprefix("models:/").split("/")[0]
             version = fingerprint if self.uri.startswith("models:/") else "run"
             return LoadedModel.build(scorer, name, version, self.uri, fingerprint)
-        scorer = LeadScorer.load(self.uri)
+        scorer = LeadScorer.load(Path(self.uri).resolve())  # one version, even mid-switch
         registry = scorer.card.get("registry", {})
         return LoadedModel.build(scorer, registry.get("name", self.settings.model_name),
                                  str(registry.get("version", "export")), self.uri, fingerprint)  # fmt: skip

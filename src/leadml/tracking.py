@@ -3,28 +3,44 @@
 No other module imports mlflow. The default store is embedded (sqlite file under
 `<home>/mlruns/`), so a fresh machine needs no server. Promotion is by alias
 (`challenger`, `champion`), never by the deprecated registry stages.
+
+The alias is the truth and the export (`leadml.champion`) follows it: a promotion builds the
+new export beside the old one, moves the alias, then switches the export with one rename,
+all under one lock. `reconcile` repairs whatever a kill between those steps left, and every
+command that reads or moves the champion calls it first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
+import logging
 import re
 import shutil
+import signal
+import socket
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+import psutil
 from mlflow.pyfunc import PythonModel
 
-from leadml.config import Settings
+from leadml import champion, files
+from leadml.champion import PromotionError
+from leadml.config import DEFAULT_MODEL_NAME, Settings
 from leadml.dataset import events_from_records
 from leadml.features import FeatureSpec
 from leadml.model import LeadScorer
 
+log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION = "challenger", "champion"
+LEAKAGE_TAG = "leadml.leakage"  # on a registry version: why it is never promoted automatically
+HOST_TAG, PID_TAG, STARTED_TAG = "leadml.host", "leadml.pid", "leadml.process_started"
 
 
 class LeadmlPyfunc(PythonModel):
@@ -80,6 +96,79 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM during training: raised like Ctrl-C so that the run ends as KILLED."""
+
+    signum = signal.SIGTERM
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted()
+
+
+def _process_tags() -> dict[str, str]:
+    """Who runs a training, so that a later command can tell its process died (kill -9)."""
+    me = psutil.Process()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid),
+            STARTED_TAG: f"{me.create_time():.3f}"}  # fmt: skip
+
+
+def _alive(pid: str | None, started: str | None) -> bool:
+    """The process that tagged a run still runs (same pid, same start time: not a reuse)."""
+    try:
+        return abs(psutil.Process(int(pid or "")).create_time() - float(started or "")) < 1.0
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def end_dead_runs(settings: Settings) -> list[str]:
+    """Mark RUNNING trainings of leadml processes on this host that are gone as KILLED.
+
+    A `kill -9` (or the OOM killer) gives a process no chance to end its run; without this it
+    would show as RUNNING for ever. Runs of other hosts are left alone: their processes
+    cannot be checked from here. Returns the ids of the runs it ended.
+    """
+    experiment_id = connect(settings)
+    c = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    where = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{socket.gethostname()}'"
+    ended = []
+    for run in c.search_runs([experiment_id], filter_string=where):
+        tags = run.data.tags
+        if not _alive(tags.get(PID_TAG), tags.get(STARTED_TAG)):
+            c.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    return ended
+
+
+@contextlib.contextmanager
+def training_run(settings: Settings) -> Iterator[str]:
+    """The MLflow run of one training, open from its first step to its last.
+
+    Started before the data is read, so a training that crashes or is stopped anywhere
+    leaves a run that says so (FAILED, or KILLED on Ctrl-C / SIGTERM) with how far it got,
+    instead of nothing or a run stuck at RUNNING. The run carries the process's host, pid
+    and start time, which lets `end_dead_runs` end it after a `kill -9`.
+    """
+    end_dead_runs(settings)
+    run = mlflow.start_run(experiment_id=connect(settings), tags=_process_tags())
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    status = "FAILED"
+    try:
+        yield run.info.run_id
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        mlflow.end_run(status)
+
+
 def log_training(
     settings: Settings,
     *,
@@ -91,25 +180,27 @@ def log_training(
     spec: FeatureSpec,
     input_example: pd.DataFrame,
     tags: dict[str, str],
+    version_tags: dict[str, str] | None = None,
 ) -> tuple[str, str]:
-    """One MLflow run for one training; registers the pyfunc model. Returns (run_id, version)."""
-    experiment_id = connect(settings)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=tags.get("run_name")) as run:
-        mlflow.set_tags(tags)
-        mlflow.log_params(_flatten({"config": config, "data": data_summary}))
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(str(artefact_dir))
-        signature = _signature(spec)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=LeadmlPyfunc(),
-            artifacts={"scorer": str(scorer_dir)},
-            signature=signature,
-            input_example=input_example,
-            registered_model_name=settings.model_name,
-            pip_requirements=_requirements(),
-        )
-    version = str(info.registered_model_version)
+    """Log one training into the open run (`training_run`), register the pyfunc model with
+    its version tags (set with the version, so no moment exists without them) and make it
+    the challenger. Returns (run_id, version)."""
+    run = mlflow.active_run()
+    assert run is not None, "log_training runs inside tracking.training_run"
+    mlflow.set_tags(tags)
+    mlflow.log_params(_flatten({"config": config, "data": data_summary}))
+    mlflow.log_metrics(metrics)
+    mlflow.log_artifacts(str(artefact_dir))
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=LeadmlPyfunc(),
+        artifacts={"scorer": str(scorer_dir)},
+        signature=_signature(spec),
+        input_example=input_example,
+        pip_requirements=_requirements(),
+    )
+    registered = mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags)
+    version = str(registered.version)
     set_alias(settings, CHALLENGER, version)
     return run.info.run_id, version
 
@@ -201,7 +292,16 @@ def version_info(settings: Settings, version: str) -> dict:
 def scorer_path(settings: Settings, uri: str) -> Path:
     """Download (or locate) the leadml scorer behind a models:/ or runs:/ URI."""
     connect(settings)
-    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    try:
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except mlflow.exceptions.MlflowException as exc:
+        challenger = alias_version(settings, CHALLENGER) if uri.endswith("@champion") else None
+        hint = (f"; the challenger v{challenger} is not champion (leadml promote says why)"
+                if challenger else "")  # fmt: skip
+        raise FileNotFoundError(
+            f"{uri}: not in {settings.tracking_uri} ({exc.message.splitlines()[0]}){hint}. "
+            "Train one (leadml train), or pass --model"
+        ) from None
     found = list(root.rglob("scorer.json"))
     if not found:
         raise FileNotFoundError(f"{uri}: not a leadml model (no scorer.json among its artefacts)")
@@ -213,28 +313,6 @@ def load_scorer(settings: Settings, uri: str) -> LeadScorer:
     if uri.startswith(("models:/", "runs:/")):
         return LeadScorer.load(scorer_path(settings, uri))
     return LeadScorer.load(Path(uri))
-
-
-def export(settings: Settings, version: str, target: Path | None = None) -> Path:
-    """Copy a registered version's scorer to `models/champion` (atomically) for tracking-free serving."""
-    target = Path(target or settings.export_dir / "champion")
-    src = scorer_path(settings, f"models:/{settings.model_name}/{version}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".export-"))
-    shutil.copytree(src, tmp, dirs_exist_ok=True)
-    card_path = tmp / "scorer.json"
-    meta = json.loads(card_path.read_text())
-    meta["card"] |= {
-        "registry": version_info(settings, version),
-        "exported_from": f"models:/{settings.model_name}/{version}",
-    }
-    card_path.write_text(json.dumps(meta, indent=1, default=str))
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
 
 
 def log_artifact(run_id: str, settings: Settings, path: Path, subdir: str | None = None) -> None:
@@ -255,7 +333,148 @@ def run_table(settings: Settings, run_id: str, name: str) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
-def promote(settings: Settings, version: str) -> Path:
-    """Move the champion alias to a version and export it to models/champion."""
-    set_alias(settings, CHAMPION, version)
-    return export(settings, version)
+def _build_export(settings: Settings, version: str) -> Path:
+    """A registered version's scorer, with where it came from in its card, written completely
+    into a new folder beside the current export (nothing points at it yet)."""
+    src = scorer_path(settings, f"models:/{settings.model_name}/{version}")
+    folder = champion.new_folder(champion.export_root(settings), version)
+    shutil.copytree(src, folder, dirs_exist_ok=True)
+    meta = json.loads((folder / "scorer.json").read_text())
+    meta["card"] |= {
+        "registry": version_info(settings, version),
+        "exported_from": f"models:/{settings.model_name}/{version}",
+    }
+    files.write_text(folder / "scorer.json", json.dumps(meta, indent=1, default=str))
+    champion.sync_tree(folder)
+    return folder
+
+
+def _switch(settings: Settings, folder: Path) -> Path:
+    """Point the export at a built folder (one rename), then remove the one it replaced."""
+    previous = champion.switch(champion.export_root(settings), folder)
+    if previous is not None:
+        champion.remove(previous)
+    return champion.champion_path(settings)
+
+
+def export(settings: Settings, version: str) -> Path:
+    """Export a registered version as the champion folder (`models/champion`, or
+    `models/<name>/champion`) for tracking-free scoring and serving; see `leadml.champion`."""
+    with champion.locked(settings):
+        return _switch(settings, _build_export(settings, version))
+
+
+def reconcile(settings: Settings) -> list[str]:
+    """Make the export agree with the champion alias and clear what killed commands left.
+
+    After a `kill -9` at any point of a promotion, the alias and the export can disagree
+    (killed between the two), and version folders or temporary links can be left over. This
+    re-exports the alias's version when the export holds another, removes the leftovers and
+    ends the runs of killed trainings. Without a tracking store (export-only deployments) it
+    leaves the export alone. Returns what it repaired, one phrase each.
+    """
+    if not settings.store_exists():
+        return []
+    done = [f"run {r} of a killed training marked KILLED" for r in end_dead_runs(settings)]
+    root = champion.export_root(settings)
+    wanted = alias_version(settings, CHAMPION)
+    if (wanted is None or champion.exported(settings) == (settings.model_name, wanted)) and (
+        not champion.leftovers(root)
+    ):
+        return done
+    with champion.locked(settings):  # a promotion in progress finishes first
+        wanted = alias_version(settings, CHAMPION)
+        held = champion.exported(settings)
+        if wanted is not None and held != (settings.model_name, wanted):
+            export(settings, wanted)
+            was = f"v{held[1]}" if held else "nothing usable"
+            done.append(f"export re-made from the champion alias, v{wanted} (it held {was})")
+        for path in champion.leftovers(root):
+            champion.remove(path)
+            done.append(f"removed {path.name}, left by a killed promotion")
+    for what in done:
+        log.warning("%s: %s", settings.model_name, what)
+    return done
+
+
+_last_failure: list[str] = []
+
+
+def try_reconcile(settings: Settings) -> None:
+    """`reconcile` for readers (score, the service): a repair that fails (a read-only mount,
+    a store that does not answer) is logged once, and they read what is there."""
+    try:
+        reconcile(settings)
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        failure = f"could not check the export against the registry: {type(exc).__name__}: {first}"
+        if failure not in _last_failure:  # the service retries every poll: say it once
+            log.warning("%s", failure)
+        _last_failure[:] = [failure]
+
+
+def registered_version(settings: Settings, version: str) -> str:
+    """The version as the registry has it, or a PromotionError that says what exists."""
+    try:
+        return str(client(settings).get_model_version(settings.model_name, str(version)).version)
+    except mlflow.exceptions.MlflowException:
+        challenger = alias_version(settings, CHALLENGER)
+        hint = f"; the challenger is v{challenger}" if challenger else ""
+        raise PromotionError(
+            f"model {settings.model_name!r} has no version {version!r} in {settings.tracking_uri}"
+            f"{hint}. Pass a version `make mlflow-ui` lists, or leave out --version"
+        ) from None
+
+
+def _promote_command(settings: Settings, version: str) -> str:
+    name = "" if settings.model_name == DEFAULT_MODEL_NAME else f" --name {settings.model_name}"
+    return f"`leadml promote{name} --version {version} --force`"
+
+
+def refusal(settings: Settings, version: str) -> str | None:
+    """Why `version` must not become champion without --force, in one line; None if it may.
+
+    A version the leakage guard flagged, or one whose input contract differs from the
+    current champion's (`champion.contract_change`): promoted, the service would answer its
+    callers 422, or score them with a model that has seen the outcome.
+    """
+    tags = client(settings).get_model_version(settings.model_name, version).tags
+    if tags.get(LEAKAGE_TAG):
+        return (
+            f"v{version} failed the leakage guard ({tags[LEAKAGE_TAG]}); drop the column and "
+            f"retrain (--drop), or promote it anyway with {_promote_command(settings, version)}"
+        )
+    current = alias_version(settings, CHAMPION)
+    if current is None or current == version:
+        return None
+    uri = f"models:/{settings.model_name}/"
+    change = champion.contract_change(
+        champion.contract(load_scorer(settings, uri + current)),
+        champion.contract(load_scorer(settings, uri + version)),
+    )
+    if change is None:
+        return None
+    return (
+        f"v{version} takes other input than champion v{current} ({change}), so the service "
+        "would refuse its callers' requests; train it under its own name (--name), or promote "
+        f"it anyway with {_promote_command(settings, version)}"
+    )
+
+
+def promote(settings: Settings, version: str, *, force: bool = False) -> Path:
+    """Make a registered version the champion and export it; returns the export path.
+
+    Refused (PromotionError) when `refusal` has a reason, unless `force`. Under the lock:
+    repair what a killed command left, build the new export beside the old, move the alias,
+    switch the export with one rename. A kill at any point leaves the old champion or the
+    new one (the next command's `reconcile` finishes the switch).
+    """
+    version = registered_version(settings, version)
+    with champion.locked(settings):
+        reconcile(settings)
+        why = None if force else refusal(settings, version)
+        if why:
+            raise PromotionError(f"not promoted: {why}")
+        folder = _build_export(settings, version)
+        set_alias(settings, CHAMPION, version)
+        return _switch(settings, folder)

@@ -389,11 +389,32 @@ def fit(
     return _finish(Path(data_path), config, prep, steps)
 
 
+class LeakFinding(str):
+    """A leakage-guard warning that also keeps what it found: the column and its AUC.
+
+    A str, so it travels with the other warnings (printed, logged, in the card) unchanged,
+    and promotion can still find it without parsing text (see `leaks`)."""
+
+    column: str
+    auc: float
+
+    def __new__(cls, column: str, auc: float) -> LeakFinding:
+        text = f"leakage guard: column {column!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored."
+        self = super().__new__(cls, text)
+        self.column, self.auc = column, auc
+        return self
+
+
 def _leak_warnings(X: pd.DataFrame, y: np.ndarray, spec, config: TrainConfig) -> list[str]:
     return [
-        f"leakage guard: column {col!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored."
+        LeakFinding(col, auc)
         for col, auc in evaluate.find_leaks(X, y, spec.labels, config.leakage_auc)
     ]
+
+
+def leaks(result: TrainResult) -> list[LeakFinding]:
+    """The leakage guard's findings among a training's warnings."""
+    return [w for w in result.warnings if isinstance(w, LeakFinding)]
 
 
 def _prepare(data_path: Path, config: TrainConfig, steps: Stages, progress: bool) -> Prepared:
@@ -628,7 +649,26 @@ def train(
 ) -> TrainResult:
     """Train, evaluate, log to MLflow, register as challenger, promote to champion when as good.
 
+    When registering, all of it runs inside one MLflow run (`tracking.training_run`), opened
+    before the data is read, so a training stopped or crashed half-way says so in MLflow.
     `engine`: None for in memory, or a `leadml.dask_engine.DaskEngine` (see `fit`)."""
+    if not register:
+        return _train(data_path, config, settings, progress, register, engine)
+    from leadml import tracking
+
+    with tracking.training_run(settings):
+        return _train(data_path, config, settings, progress, register, engine)
+
+
+def _train(
+    data_path: Path | str,
+    config: TrainConfig,
+    settings: Settings,
+    progress: bool = False,
+    register: bool = True,
+    engine: Any = None,
+) -> TrainResult:
+    """`train`'s steps; inside its MLflow run when registering."""
     from leadml import tracking
 
     data_path = Path(data_path)
@@ -653,6 +693,7 @@ def train(
         result.run_id, result.version = tracking.log_training(
             settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
             artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
+            version_tags=_version_tags(result),
         )  # fmt: skip
     promote_if_better(settings, result, files, config.promote_metric)
     return result
@@ -668,23 +709,41 @@ def _row_metrics(summary: dict) -> dict[str, float]:
 
 
 def promote_if_better(settings: Settings, result: TrainResult, files: dict, metric: str) -> None:
-    from leadml import tracking
+    """Make the new version champion when it may be (no leakage finding, the champion's input
+    contract) and is at least as good as the champion on the same test leads.
+
+    Decided and done under the champion lock, so two trainings finishing together compare
+    against the champion that is really there."""
+    from leadml import champion, tracking
 
     assert result.version is not None, "register the model before promoting it"
-    current = tracking.alias_version(settings, tracking.CHAMPION)
-    mine = result.metrics[metric]
-    if current is None:
-        result.promoted, result.promotion_note = True, "no champion yet"
-    else:
-        theirs = _champion_metric(settings, current, files, metric)
-        if theirs is None:
-            result.promotion_note = f"champion v{current} cannot score this data; promote by hand with `leadml promote --version {result.version}`"
+    with champion.locked(settings):
+        tracking.reconcile(settings)
+        current = tracking.alias_version(settings, tracking.CHAMPION)
+        why = tracking.refusal(settings, result.version)
+        mine = result.metrics[metric]
+        if why:
+            result.promotion_note = why
+        elif current is None:
+            result.promoted, result.promotion_note = True, "no champion yet"
         else:
-            better = mine >= theirs if metric == "roc_auc" else mine <= theirs
-            result.promoted = better
-            result.promotion_note = (
-                f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
-            )
-    if result.promoted:
-        tracking.set_alias(settings, tracking.CHAMPION, result.version)
-        result.export_path = tracking.export(settings, result.version)
+            theirs = _champion_metric(settings, current, files, metric)
+            if theirs is None:
+                result.promotion_note = f"champion v{current} cannot score this data; promote by hand with `leadml promote --version {result.version}`"
+            else:
+                better = mine >= theirs if metric == "roc_auc" else mine <= theirs
+                result.promoted = better
+                result.promotion_note = f"{metric} {mine:.4f} vs champion v{current} {theirs:.4f} on the same test leads"
+        if result.promoted:
+            result.export_path = tracking.promote(settings, result.version, force=True)
+
+
+def _version_tags(result: TrainResult) -> dict[str, str]:
+    """Registry tags set with the version: the leakage guard's findings keep it from ever
+    being promoted automatically, and tell a person who looks why."""
+    found = leaks(result)
+    if not found:
+        return {}
+    text = "; ".join(f"column {w.column!r} alone predicts the outcome with AUC {w.auc:.3f}"
+                     for w in found)  # fmt: skip
+    return {"leadml.leakage": text[:1000]}
