@@ -58,3 +58,11 @@ def test_leakage_guard_names_the_leaky_column_only():
     )
     found = evaluate.find_leaks(X, y, {"sales_status": "Sales status"}, 0.95)
     assert [name for name, _ in found] == ["Sales status"]
+
+
+def test_leakage_guard_does_not_flag_a_noisy_number_with_few_rows():
+    rng = np.random.default_rng(2)
+    y = rng.random(300) < 0.4
+    X = pd.DataFrame({"minutes": rng.gamma(2, 10, 300).round(1)})  # ~250 distinct values
+    assert len(np.unique(X["minutes"])) < 300
+    assert evaluate.find_leaks(X, y, {}, 0.95) == []
