@@ -620,6 +620,187 @@ def reasons_add_up(world: World, tmp: Path) -> str:
     return ("ok: " if worst <= 1e-6 else "") + f"{len(gaps)} leads, worst gap {worst:.1e} points"
 
 
+# ---- promotion, kills and concurrency ---------------------------------------------------
+
+
+def _registry(world: World):
+    """(settings, alias version, exported version, leftovers) of the world's home, read fresh."""
+    from leadml import champion, tracking
+    from leadml.config import Settings
+
+    settings = Settings.from_env(world.home)
+    alias = tracking.alias_version(settings, tracking.CHAMPION)
+    held = champion.exported(settings)
+    left = [p.name for p in champion.leftovers(champion.export_root(settings))]
+    return settings, alias, held[1] if held else None, left
+
+
+def _agree(world: World) -> str:
+    _, alias, held, left = _registry(world)
+    ok = alias is not None and alias == held and not left
+    return ("ok: " if ok else "") + f"alias v{alias}, export v{held}, leftovers {left}"
+
+
+def _versions(world: World, n: int = 2) -> list[str]:
+    """At least `n` registered CRM versions (extra ones trained with fewer rounds)."""
+    from leadml import tracking
+
+    settings, *_ = _registry(world)
+    c = tracking.client(settings)
+    crm = [str(v.version) for v in c.search_model_versions(f"name='{settings.model_name}'")
+           if c.get_run(v.run_id).data.tags.get("leadml.kind") == "crm"]  # fmt: skip
+    if len(crm) < n:
+        cfg = world.root / "fewer.yaml"
+        cfg.write_text("model:\n  baseline: false\n  max_rounds: 20\n")
+        _must(world.leadml("train", "--data", str(world.data), "--config", str(cfg)), "train")
+        return _versions(world, n)
+    return sorted(crm, key=int)
+
+
+def flat_over_crm_champion(world: World, tmp: Path) -> str:
+    _flat_rows().to_csv(tmp / "flat.csv", index=False)
+    trained = world.leadml("train", "--data", str(tmp / "flat.csv"), "--target", "won", "--id", "ref",
+                           "--config", str(world.config))  # fmt: skip
+    _must(trained, "flat train")
+    version = trained.stdout.split("registered leadml v")[1].split()[0]
+    auto = "not promoted" in trained.stdout and "takes other input" in trained.stdout
+    done = world.leadml("promote", "--version", version)
+    refused = done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    agree = _agree(world)
+    ok = auto and refused and agree.startswith("ok")
+    return (
+        "ok: " if ok else ""
+    ) + f"train kept it challenger {auto}, promote refused {refused}: {agree}"
+
+
+def leaky_model(world: World, tmp: Path) -> str:
+    rows = _flat_rows()
+    rows["closed_reason"] = np.where(rows["won"] == "yes", "signed", "lost")  # filled in afterwards
+    rows.to_csv(tmp / "leaky.csv", index=False)
+    trained = world.leadml("train", "--data", str(tmp / "leaky.csv"), "--target", "won", "--id", "ref",
+                           "--name", "leaky", "--config", str(world.config))  # fmt: skip
+    _must(trained, "leaky train")
+    kept = "not promoted" in trained.stdout and "leakage" in trained.stdout
+    refused = world.leadml("promote", "--name", "leaky").returncode == 2
+    forced = world.leadml("promote", "--name", "leaky", "--force").returncode == 0
+    ok = kept and refused and forced
+    return ("ok: " if ok else "") + f"not auto-promoted {kept}, refused {refused}, --force {forced}"
+
+
+def leftover_old_export(world: World, tmp: Path) -> str:
+    first, second = _versions(world)[:2]
+    _, alias, *_ = _registry(world)
+    old = world.home / "models" / "champion.old"
+    old.mkdir(parents=True, exist_ok=True)
+    (old / "scorer.json").write_text("{half")
+    done = world.leadml("promote", "--version", second if alias == first else first)
+    back = world.leadml("promote", "--version", str(alias))
+    ok = done.returncode == 0 and back.returncode == 0 and not old.exists()
+    state = _agree(world)
+    return ("ok: " if ok and state.startswith("ok") else "") + (
+        f"promote exit {done.returncode}, champion.old removed {not old.exists()}; {state}"
+    )
+
+
+def promote_under_load(world: World, tmp: Path) -> str:
+    import json
+    import threading
+
+    service = _service(world)
+    body = json.dumps({"leads": _request_leads(world, 5)}).encode()
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            statuses.append(service.request("POST", "/predict?reasons=false", body)[0])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    versions = _versions(world)[:2]
+    _, start, *_ = _registry(world)
+    for t in threads:
+        t.start()
+    try:
+        for v in [versions[1], versions[0], versions[1], str(start)]:
+            _must(world.leadml("promote", "--version", v), "promote")
+            service.request("POST", "/admin/reload")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    served = json.loads(service.request("GET", "/model")[1])["version"]
+    _, alias, *_ = _registry(world)
+    failed = [s for s in statuses if s != 200]
+    ok = statuses and not failed and served == alias
+    return ("ok: " if ok else "") + (
+        f"{len(statuses)} requests, {len(failed)} not 200; /model v{served}, alias v{alias}"
+    )
+
+
+def kill_promote_at_random(world: World, tmp: Path, tries: int = 8) -> str:
+    versions = _versions(world)[:2]
+    rng = random.Random(5)
+    seen = []
+    for i in range(tries):
+        proc = world.start("promote", "--version", versions[i % 2])
+        time.sleep(rng.uniform(0.3, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        nxt = world.leadml("score", "--data", str(world.data), "--out", str(tmp / "s.csv"))
+        state = _agree(world)
+        seen.append("agree" if nxt.returncode == 0 and state.startswith("ok") else state)
+    bad = [s for s in seen if s != "agree"]
+    head = f"{tries - len(bad)} of {tries} kills: alias and export agree after the next command"
+    return ("ok: " if not bad else "") + head + (f"; {bad[0]}" if bad else "")
+
+
+def kill_train_at_random(world: World, tmp: Path, tries: int = 4) -> str:
+    from leadml import tracking
+
+    rng = random.Random(9)
+    for _ in range(tries):
+        proc = world.start("train", "--data", str(world.data), "--config", str(world.config))
+        time.sleep(rng.uniform(0.5, 4.5))  # training takes about 4 s here
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    nxt = world.leadml("score", "--data", str(world.data), "--out", str(tmp / "s.csv"))
+    settings, *_ = _registry(world)
+    runs = tracking.client(settings).search_runs(
+        [tracking.connect(settings)], filter_string="attributes.status = 'RUNNING'"
+    )
+    agree = _agree(world)
+    ok = nxt.returncode == 0 and not runs and agree.startswith("ok")
+    return ("ok: " if ok else "") + f"RUNNING runs left {len(runs)}; {agree}"
+
+
+def train_and_promote_at_once(world: World, tmp: Path) -> str:
+    versions = _versions(world)[:2]
+    train = world.start("train", "--data", str(world.data), "--config", str(world.config))
+    promotes = [world.start("promote", "--version", v) for v in versions * 2]
+    codes = [p.wait() for p in [train, *promotes]]
+    agree = _agree(world)
+    ok = codes == [0] * len(codes) and agree.startswith("ok")
+    return ("ok: " if ok else "") + f"exit codes {codes}; {agree}"
+
+
+PROMOTION_CASES = [
+    Case("promote: flat model over CRM champion", "kept challenger by train, refused by promote",
+         flat_over_crm_champion),
+    Case("promote: leaky model", "registered, not promoted; only --force promotes it", leaky_model),
+    Case("promote: leftover champion.old", "the next promote works and removes it",
+         leftover_old_export),
+    Case("promote: under load on the service", "every request 200; /model follows the alias",
+         promote_under_load),
+    Case("kill: promote, kill -9 at random points", "next command: alias and export agree",
+         kill_promote_at_random, quick=False),
+    Case("kill: train, kill -9 at random points", "next command: no RUNNING run, all agree",
+         kill_train_at_random, quick=False),
+    Case("concurrent: train and 4 promotes at once", "all succeed; alias and export agree",
+         train_and_promote_at_once, quick=False),
+]  # fmt: skip
+
+
 CASES = [
     Case(
         "input: one odd event id",
@@ -683,6 +864,7 @@ CASES = [
         "service: reasons add up", "base + listed + other == total == 100 p (1e-6)", reasons_add_up
     ),
 ]
+CASES += PROMOTION_CASES
 
 
 def main(argv: list[str] | None = None) -> int:
