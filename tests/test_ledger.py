@@ -105,6 +105,7 @@ def test_cli_compare_logs_the_report_to_the_models_run(home, crm_dir, capsys):
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "Visited the pricing page" in printed and "leadml model" in printed
+    assert "input: leads         3,000 read        3,000 used          0 rejected" in printed
     assert (home / "ledger" / "ledger.html").exists()
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "ledger")}
     assert {"ledger/ledger.html", "ledger/ledger.csv", "ledger/suggested_rules.yaml"} <= arts

@@ -321,6 +321,7 @@ def cmd_rules_compare(args) -> int:
     paths = ledger.write_report(
         result, args.out, f"Points ledger: {Path(args.rules).name} vs {uri}"
     )
+    print_input(result.tables, result.notes, None)
     print(ledger.terminal_table(result))
     print(f"\ncompared {len(ruleset.rules)} rules on {result.test_leads:,} test leads of {data} "
           f"(points learned on {result.fit_leads:,} older leads) in {time.perf_counter() - t0:.1f}s")  # fmt: skip

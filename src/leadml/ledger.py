@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,8 @@ class Ledger:
     ruleset: rules.RuleSet
     test_leads: int
     fit_leads: int
+    tables: dict = field(default_factory=dict)  # rows read / used / rejected per input table
+    notes: list[str] = field(default_factory=list)  # how the input files were read
 
 
 def _linked_groups(rule: rules.Rule, scorer: LeadScorer) -> list[int]:
@@ -85,7 +87,8 @@ def compare(
     lab = train.label(data, config)
     parts = train.split(lab, config)
     steps.next("features and rules")
-    table, X = rules.rule_table(lab.leads, lab.events, scorer.spec, as_of=lab.as_of)
+    table, X = rules.rule_table(lab.leads, lab.events, scorer.spec, as_of=lab.as_of,
+                                rejects=data.rejects)  # fmt: skip
     pos = lab.leads.index.get_indexer(table.index)
     y = lab.y[pos]
     M = rules.rule_matrix(ruleset, table)
@@ -147,7 +150,7 @@ def compare(
     suggested = rules.suggested_yaml(ruleset, learned, list(per_rule["verdict"]))
     steps.close()
     return Ledger(per_rule, overall, bands, disagreements, suggested, gains, ruleset,
-                  int(test.sum()), int(fit.sum()))  # fmt: skip
+                  int(test.sum()), int(fit.sum()), data.counts(), data.notes)  # fmt: skip
 
 
 def _band_table(band: np.ndarray, y: np.ndarray, scheme: str) -> pd.DataFrame:

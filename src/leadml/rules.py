@@ -158,12 +158,15 @@ def _rule(raw: Any, i: int, path: Path, fields: list[str] | None, caps: dict) ->
 
 
 def rule_table(
-    leads: pd.DataFrame, events, spec: FeatureSpec, as_of=None
+    leads: pd.DataFrame, events, spec: FeatureSpec, as_of=None, rejects=None
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Everything a rule can test, one row per lead (the lead's own fields as given; derived
     features, categories by name; days since each activity), and the model's feature matrix
-    for the same leads, from the model's own feature function."""
+    for the same leads, from the model's own feature function. Leads the feature function
+    cannot use are added to `rejects` when it is given."""
     feats = build_features(leads, events, spec, as_of=as_of, source="rules")
+    if rejects is not None:
+        rejects.extend(feats.rejects)
     table = pd.DataFrame(index=feats.X.index)
     for f in rule_fields(spec):
         if f in leads:  # a lead field as the CRM holds it: rare values are not merged into "other"
