@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-serve bench-scale clean
+.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-serve bench-scale faults clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench: $(STAMP) ## run the benchmarks and print figures (see benchmarks/RESULTS.
 
 bench-serve: $(STAMP) ## benchmark /predict against `mlflow models serve` (needs wrk: apt-get install wrk)
 	$(BIN)/python benchmarks/serve.py
+
+faults: $(STAMP) ## replay real-world faults (bad files, hostile requests, kills, a full disk), one line per case
+	$(BIN)/python benchmarks/faults.py
 
 bench-scale: $(STAMP) ## in-memory engine vs a 2-worker local Dask cluster: 10M leads, ~100M events (about 20 GB of RAM, 15 min)
 	$(BIN)/python benchmarks/scale.py

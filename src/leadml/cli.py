@@ -472,10 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "score",
         help="score new leads in batch",
-        description="Score leads in the training shape. Every input row (leads and events) is "
-        "scored, used or in <out>.rejects.csv with its reason; the summary counts them per "
-        "table. Output and rejects are written to a temporary name and renamed, and --out may "
-        "not overwrite an input file. See README, 'What leadml accepts'.",
+        description="Score leads in the training shape. Every input row (leads and events) is\n"
+        "scored, used or in <out>.rejects.csv with its reason; the summary counts them per\n"
+        "table, and a table with more than --max-reject-share rejected rows stops the run.\n"
+        "Output and rejects are written to a temporary name and renamed; --out may not\n"
+        "overwrite an input file. Formats, encodings and date orders: README, 'What leadml\n"
+        "accepts'.",
         formatter_class=fmt,
     )
     c.add_argument("--data", required=True, type=Path, help="CRM folder or flat export file")
