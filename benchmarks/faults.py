@@ -494,15 +494,9 @@ def _request_leads(world: World, n: int = 20) -> list[dict]:
     data = dataset.load_crm(world.data, require_outcome=False)
     leads = data.leads.head(n)
     events = data.events[data.events["lead_id"].isin(leads["lead_id"])]
-    fields = [
-        "lead_id",
-        "created_at",
-        "job_title",
-        "company_size",
-        "industry",
-        "country",
-        "lead_source",
-    ]
+    from leadml.model import LeadScorer
+
+    fields = LeadScorer.load(world.model).spec.input_fields()
     rec = dataset.events_to_records(leads[fields], events, pd.Timestamp("2026-06-15"))
     rows = rec.astype(object).where(rec.notna(), None).to_dict("records")
     return [{**r, "events": json.loads(r["events"])} for r in rows]

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +146,44 @@ def xedu_leads() -> list[dict]:
         pytest.skip(f"{XEDU} not on this machine")
     rows = pd.read_csv(XEDU, dtype=str).head(50).drop(columns=[*XEDU_DROP, "Converted"])
     return rows.astype(object).where(rows.notna(), None).to_dict("records")
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    log: str = ""  # what the server printed, once it has stopped
+
+
+@contextlib.contextmanager
+def leadml_serve(home: Path, *args: str) -> Iterator[Served]:
+    """A real `leadml serve` (uvicorn) on a free loopback port with `home` as LEADML_HOME,
+    ready before the block starts; stopped (SIGTERM) after it, its output in `.log`."""
+    import httpx2
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "LEADML_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadml.cli", "serve", "--port", str(port), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    served = Served(f"http://127.0.0.1:{port}", port)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"{served.url}/ready", timeout=1).status_code == 200:
+                break
+        except httpx2.TransportError:
+            pass
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.3)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("leadml serve did not become ready in 90 s")
+    try:
+        yield served
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        served.log = proc.communicate(timeout=30)[0].decode()

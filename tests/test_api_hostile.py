@@ -11,11 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 
 import httpx2
@@ -26,7 +22,7 @@ from leadml.api import create_app
 from leadml.config import ServeSettings, TrainConfig
 from leadml.serving import LoadedModel
 from leadml.train import fit
-from tests.conftest import make_flat
+from tests.conftest import leadml_serve, make_flat
 
 pytestmark = pytest.mark.slow
 MB = 1_000_000
@@ -216,39 +212,15 @@ def test_a_client_that_hangs_up_mid_body_is_499_not_500(crm_model, caplog):
 # ---- the real server -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(crm_model, tmp_path_factory):
     """`leadml serve` (uvicorn, httptools, one worker) on the CRM fixture's export."""
-    port = _free_port()
     home = tmp_path_factory.mktemp("hostile_home")
-    env = {**os.environ, "LEADML_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leadml.cli", "serve", "--port", str(port), "--workers", "1",
-         "--model", crm_model.uri, "--reload-seconds", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"{url}/ready", timeout=1).status_code == 200:
-                break
-        except httpx2.TransportError:
-            pass
-        assert proc.poll() is None, proc.stdout.read().decode()
-        time.sleep(0.3)
-    else:
-        pytest.fail("leadml serve did not become ready in 90 s")
-    yield url, port
-    os.killpg(proc.pid, signal.SIGTERM)
-    out = proc.communicate(timeout=30)[0].decode()
-    assert "ERROR" not in out and "Traceback" not in out, out  # no hostile request logs an error
+    args = ("--workers", "1", "--model", crm_model.uri, "--reload-seconds", "0")
+    with leadml_serve(home, *args) as served:
+        yield served.url, served.port
+    # no hostile request logs an error
+    assert "ERROR" not in served.log and "Traceback" not in served.log, served.log
 
 
 def _hang_up_mid_body(port: int) -> None:

@@ -3,11 +3,6 @@ champion moves: every request in flight succeeds and the new model takes over.""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -17,14 +12,9 @@ import pytest
 from leadml import tracking
 from leadml.config import Settings, TrainConfig
 from leadml.train import train
+from tests.conftest import leadml_serve
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -33,29 +23,9 @@ def server(home, crm_dir):
     settings = Settings.from_env()
     cfg = TrainConfig.model_validate({"model": {"baseline": False}})
     assert train(crm_dir, cfg, settings).version == "1"
-    port = _free_port()
-    env = {**os.environ, "LEADML_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leadml.cli", "serve", "--port", str(port), "--workers", "2",
-         "--reload-seconds", "0.5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"{url}/ready", timeout=1).status_code == 200:
-                break
-        except httpx2.TransportError:
-            pass
-        assert proc.poll() is None, proc.stdout.read().decode()
-        time.sleep(0.3)
-    else:
-        pytest.fail("leadml serve did not become ready in 90 s")
-    yield url, settings, cfg
-    os.killpg(proc.pid, signal.SIGTERM)
-    out = proc.communicate(timeout=30)[0].decode()
-    assert "Traceback" not in out, out
+    with leadml_serve(home, "--workers", "2", "--reload-seconds", "0.5") as served:
+        yield served.url, settings, cfg
+    assert "Traceback" not in served.log, served.log
 
 
 def test_hot_reload_under_concurrent_load(server, crm_dir, crm_small):

@@ -8,6 +8,7 @@ promotion and export.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -652,35 +653,29 @@ def train(
     When registering, all of it runs inside one MLflow run (`tracking.training_run`), opened
     before the data is read, so a training stopped or crashed half-way says so in MLflow.
     `engine`: None for in memory, or a `leadml.dask_engine.DaskEngine` (see `fit`)."""
-    if not register:
-        return _train(data_path, config, settings, progress, register, engine)
-    from leadml import tracking
-
-    with tracking.training_run(settings):
-        return _train(data_path, config, settings, progress, register, engine)
-
-
-def _train(
-    data_path: Path | str,
-    config: TrainConfig,
-    settings: Settings,
-    progress: bool = False,
-    register: bool = True,
-    engine: Any = None,
-) -> TrainResult:
-    """`train`'s steps; inside its MLflow run when registering."""
-    from leadml import tracking
-
     data_path = Path(data_path)
     rejects_path = settings.home / "out" / "train-rejects.csv"
-    try:
-        result, files = fit(data_path, config, progress, engine)
-    except dataset.TooManyRejects as exc:
-        write_frame(exc.rejects, rejects_path)
-        raise dataset.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
-    result.rejects_path = write_frame(files["rejects"], rejects_path)
-    if not register:
-        return result
+    run: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if register:  # MLflow is imported only then
+        from leadml import tracking
+
+        run = tracking.training_run(settings)
+    with run:
+        try:
+            result, files = fit(data_path, config, progress, engine)
+        except dataset.TooManyRejects as exc:
+            write_frame(exc.rejects, rejects_path)
+            raise dataset.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
+        result.rejects_path = write_frame(files["rejects"], rejects_path)
+        if register:
+            _register(settings, config, result, files)
+    return result
+
+
+def _register(settings: Settings, config: TrainConfig, result: TrainResult, files: dict) -> None:
+    """Log the training to its MLflow run, register the model, promote it when it may be."""
+    from leadml import tracking
+
     with tempfile.TemporaryDirectory() as tmp:
         art = Path(tmp) / "evaluation"
         _write_artefacts(art, result, files)
@@ -696,7 +691,6 @@ def _train(
             version_tags=_version_tags(result),
         )  # fmt: skip
     promote_if_better(settings, result, files, config.promote_metric)
-    return result
 
 
 def _row_metrics(summary: dict) -> dict[str, float]:
