@@ -378,3 +378,21 @@ def test_rejects_keep_row_field_and_reason_never_the_values(crm_dir, tmp_path):
     for value in ("jane.doe@example.com", "+44 7700 900123", "extra@example.org", "555 010 9999"):
         assert value not in written
     assert "where the header has" in written
+
+
+def test_a_training_stopped_by_rejects_leaves_a_failed_run_showing_them(crm_dir, home):
+    import mlflow
+
+    from leadml.config import TrainConfig
+    from leadml.train import train
+
+    folder = _copy(crm_dir, home)
+    events = pd.read_csv(folder / "events.csv", dtype=str)
+    events.loc[: len(events) // 10, "event_type"] = "fax_sent"
+    events.to_csv(folder / "events.csv", index=False)
+    with pytest.raises(ContractError, match="over the 5% limit"):
+        train(folder, TrainConfig(), Settings.from_env())
+    (run,) = mlflow.search_runs(experiment_names=["leadml"], output_format="list")
+    assert run.info.status == "FAILED"
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert "train-rejects.csv" in arts

@@ -660,11 +660,13 @@ def train(
         from leadml import tracking
 
         run = tracking.training_run(settings)
-    with run:
+    with run as run_id:
         try:
             result, files = fit(data_path, config, progress, engine)
         except dataset.TooManyRejects as exc:
             write_frame(exc.rejects, rejects_path)
+            if run_id:  # the failed run shows what was rejected
+                tracking.log_artifact(run_id, settings, rejects_path)
             raise dataset.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
         result.rejects_path = write_frame(files["rejects"], rejects_path)
         if register:
