@@ -880,6 +880,8 @@ def main(argv: list[str] | None = None) -> int:
         for c in cases:
             print(f"{c.name:<42} {c.expected}{'' if c.quick else '  (full run only)'}")
         return 0
+    for name in ("MLFLOW_TRACKING_URI", "LEADML_MODEL_NAME", "LEADML_EXPORT_DIR", "LEADML_HOME"):
+        os.environ.pop(name, None)  # every case reads and writes its own scratch home only
     root = Path(args.work or tempfile.mkdtemp(prefix="leadml-faults-"))
     root.mkdir(parents=True, exist_ok=True)
     world = World(root)
