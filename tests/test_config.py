@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from leadml.config import ConfigError, Settings, TrainConfig
+from leadml.config import Settings, TrainConfig
+from leadml.errors import ConfigError
 
 
 def test_defaults_without_a_file():

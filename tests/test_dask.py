@@ -11,8 +11,9 @@ import pytest
 
 from leadml import dask_engine, dataset, features, score, synth, tracking
 from leadml.cli import main
-from leadml.config import EngineError, Settings, TrainConfig
+from leadml.config import Settings, TrainConfig
 from leadml.dask_engine import DaskEngine
+from leadml.errors import EngineError
 from leadml.train import fit, train
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from leadml import dataset, explore
-from leadml.config import ConfigError, TrainConfig
+from leadml.config import TrainConfig
+from leadml.errors import ConfigError
 
 
 def test_conversion_by_counts_rates_and_lift():

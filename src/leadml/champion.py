@@ -35,17 +35,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from leadml.config import DEFAULT_MODEL_NAME, Settings
-from leadml.errors import LeadmlError
 from leadml.files import fsync_dir
 from leadml.model import LeadScorer
 
 LINK = "champion"
 LOCK = ".lock"
 _LEFTOVER = re.compile(r"^(\.champion-|\.export-|champion\.old$)")
-
-
-class PromotionError(LeadmlError, ValueError):
-    """A promotion leadml refuses; the message says why and what to do."""
 
 
 def export_root(settings: Settings) -> Path:

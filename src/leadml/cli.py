@@ -601,9 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from leadml.config import ConfigError, EngineError
     from leadml.errors import LeadmlError
-    from leadml.rules import RulesError
 
     args = build_parser().parse_args(argv)
     # MLflow reads these when it is first imported (only leadml.tracking imports it)
@@ -625,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         return args.func(args)
-    except (LeadmlError, ConfigError, RulesError, EngineError, OSError) as exc:
+    except (LeadmlError, OSError) as exc:
         if args.verbose:
             import traceback
 

@@ -16,14 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-
-class EngineError(RuntimeError):
-    """The engine asked for (a Dask cluster) cannot do the job; the message says what to change."""
-
-
-class ConfigError(ValueError):
-    """A config file or setting a person has to fix."""
-
+from leadml.errors import ConfigError
 
 DEFAULT_MODEL_NAME = "leadml"
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")

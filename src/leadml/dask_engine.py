@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from leadml import dataset, features, files, readers, train
-from leadml.config import EngineError, Settings, TrainConfig
+from leadml.config import Settings, TrainConfig
+from leadml.errors import EngineError
 from leadml.model import LeadScorer, best_rounds, booster_params, categorical_positions, lgb_names
 
 BUCKET = "_bucket"

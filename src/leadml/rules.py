@@ -23,15 +23,12 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 
 from leadml.dataset import FALSE_WORDS, TRUE_WORDS
+from leadml.errors import RulesError
 from leadml.features import KINDS, FeatureSpec, build_features, days_since_activity
 
 OPS = ("==", "!=", "in", ">=", "<=", "between", "contains")
 MIN_FIRES = 30  # a rule that fires on fewer labelled leads has no evidence either way
 BOOTSTRAP = 30
-
-
-class RulesError(ValueError):
-    """A rules file a marketer has to fix: names the file, the rule and the line."""
 
 
 @dataclass

@@ -31,9 +31,9 @@ import psutil
 from mlflow.pyfunc import PythonModel
 
 from leadml import champion, files
-from leadml.champion import PromotionError
 from leadml.config import DEFAULT_MODEL_NAME, Settings
 from leadml.dataset import events_from_records
+from leadml.errors import PromotionError
 from leadml.features import FeatureSpec
 from leadml.model import LeadScorer
 
