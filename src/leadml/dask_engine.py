@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, features, files, readers, train
+from leadml import dataset, features, files, progress, readers, train
 from leadml.config import Settings, TrainConfig
 from leadml.errors import EngineError
 from leadml.model import LeadScorer, best_rounds, booster_params, categorical_positions, lgb_names
@@ -443,7 +443,7 @@ class DaskEngine:
     # ---- training ---------------------------------------------------------------------
 
     def prepare(
-        self, data_path: Path, config: TrainConfig, steps: train.Stages, progress: bool
+        self, data_path: Path, config: TrainConfig, steps: progress.Stages, progress: bool
     ) -> train.Prepared:
         """`train.fit`'s engine steps on the cluster: read, label, features, boost, raw scores."""
         import dask

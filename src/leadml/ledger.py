@@ -27,6 +27,7 @@ from leadml.bands import to_band
 from leadml.config import TrainConfig
 from leadml.features import CRM_FIT, KIND_LABELS, KINDS
 from leadml.model import LeadScorer
+from leadml.progress import Stages
 
 DISAGREEMENTS = 10
 
@@ -80,7 +81,7 @@ def compare(
 ) -> Ledger:  # fmt: skip
     """Rules against the model on the same leads (see the module docstring)."""
     config = _config_for(scorer, config)
-    steps = train.Stages(5, progress)
+    steps = Stages(5, progress)
     steps.next("reading data")
     data = train.load_for_training(Path(data_path), config)
     steps.next("labelling cut-offs")

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from leadml import bands, dataset, evaluate, features, privacy, synth, values
 from leadml.config import Settings, TrainConfig
 from leadml.files import write_frame
 from leadml.model import Calibrator, LeadScorer, fit_baseline, fit_booster, fit_crossfit
+from leadml.progress import Stages
 
 log = logging.getLogger(__name__)
 
@@ -317,32 +317,6 @@ def load_for_training(data_path: Path, config: TrainConfig) -> dataset.LeadData:
         data_path, read_options(config), target=f.target, id_column=f.id_column, drop=f.drop,
         date_column=config.split.date_column,
     )  # fmt: skip
-
-
-class Stages:
-    """A progress bar over the steps of a long job (`fit`, the ledger) that also records how
-    long each step took."""
-
-    def __init__(self, total: int, progress: bool):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, unit="step", disable=not progress, leave=False)
-        self.seconds: dict[str, float] = {}
-        self._name: str | None = None
-        self._t0 = 0.0
-
-    def next(self, name: str | None) -> None:
-        now = time.perf_counter()
-        if self._name is not None:
-            self.seconds[self._name] = round(now - self._t0, 2)
-            self.bar.update(1)
-        self._name, self._t0 = name, now
-        if name is not None:
-            self.bar.set_description(name)
-
-    def close(self) -> None:
-        self.next(None)
-        self.bar.close()
 
 
 @dataclass
