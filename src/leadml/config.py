@@ -302,14 +302,17 @@ class TrainConfig(BaseModel):
         if path is None:
             return cls()
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise ConfigError(
                 f"{path}: config file not found. Pass an existing YAML file to --config."
             )
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or exc
+            raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(
                 f"{path}: expected a mapping of sections (input, features, label, split, model, bands, flat)"
@@ -317,8 +320,8 @@ class TrainConfig(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            lines = [f"{path}: invalid config"]
+            problems = []
             for err in exc.errors():
                 where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-                lines.append(f"  {where}: {err['msg']}")
-            raise ConfigError("\n".join(lines)) from exc
+                problems.append(f"{where}: {err['msg']}")
+            raise ConfigError(f"{path}: invalid config: {'; '.join(problems)}") from exc
