@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, Field, TypeAdapter
 
 from leadml import schemas
 from leadml.champion import is_champion_path
 from leadml.config import Settings
-from leadml.dataset import NA_WORDS, as_of_array, events_table, timestamps
+from leadml.dataset import NA_WORDS
 from leadml.features import CRM_FIT, build_features
 from leadml.model import LeadScorer
+from leadml.records import request_tables
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 ROUTES = {"/predict", "/predict/batch", "/health", "/ready", "/model", "/metrics",
@@ -135,47 +135,6 @@ class ModelSource:
                                  str(registry.get("version", "export")), self.uri, fingerprint)  # fmt: skip
 
 
-def request_frames(
-    spec, leads: list[dict], default_ids: list[str], missing: frozenset[str] = frozenset()
-):
-    """Validated leads -> (leads frame, events, as_of) in the shape training and `leadml score` use.
-
-    Flat models: text that training read as missing (`missing`, e.g. "Select") is missing here.
-    """
-    if spec.kind == "crm":
-        # positions stand in for the ids, so that the same lead sent by two concurrent
-        # requests is scored twice, independently, in one pass
-        ids = list(range(len(leads)))
-        frame = pd.DataFrame(
-            {"lead_id": np.arange(len(leads)),
-             "created_at": timestamps([lead["created_at"] for lead in leads])}
-            | {n: pd.Series([lead[n] for lead in leads], dtype=object) for n in _CRM_INPUTS}
-        )  # fmt: skip
-        events = events_table(ids, [lead["events"] for lead in leads])
-        return frame, events, as_of_array([lead["as_of"] for lead in leads])
-    columns: dict[str, Any] = {}
-    if spec.id_column == "row_id":  # no id in the model: the lead's place in the request
-        columns["row_id"] = [
-            lead.get("row_id") or d for lead, d in zip(leads, default_ids, strict=True)
-        ]
-    else:
-        columns[spec.id_column] = [lead[spec.id_column] for lead in leads]
-    for c in spec.columns:
-        values = [lead[c.name] for lead in leads]
-        if c.kind in ("category", "title") and missing:
-            values = _missing_as_none(values, missing)
-        columns[c.name] = np.array(values, dtype=np.float64) if c.kind == "numeric" else values
-    return pd.DataFrame(columns), None, None
-
-
-def _missing_as_none(values: list, missing: frozenset[str]) -> list:
-    marked = {v for v in set(values) if isinstance(v, str) and v.strip() in missing}
-    return [None if v in marked else v for v in values] if marked else values
-
-
-_CRM_INPUTS = sorted({source for source, _ in CRM_FIT.values()})
-
-
 def score_request(model: LoadedModel, parsed: schemas.ParsedRequest, reasons: bool) -> dict:
     """Score one request's validated leads; the response body (see schemas.PredictResponse)."""
     return score_requests(model, [(parsed, reasons)])[0]
@@ -199,7 +158,7 @@ def score_requests(
     if not leads:
         return results
     default_ids = [str(i + 1) for _, i in owner]
-    frame, events, as_of = request_frames(spec, leads, default_ids, model.missing_markers)
+    frame, events, as_of = request_tables(spec, leads, default_ids, model.missing_markers)
     feats = build_features(frame, events, spec, as_of=as_of, source="request")
     for row in feats.rejects.frame.itertuples() if len(feats.rejects) else ():
         r, i = owner[int(row.row)]  # validation should have refused these already
