@@ -63,6 +63,8 @@ class Environment(BaseSettings):
     # prometheus_client's folder for the metrics of all workers
     reload_token: str | None = Field(default=None, validation_alias="LEADML_RELOAD_TOKEN")
     metrics_dir: str | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    # the CLI: a running Dask cluster to train and score on (as Dask itself names it)
+    dask_scheduler: str | None = Field(default=None, validation_alias="DASK_SCHEDULER_ADDRESS")
 
 
 class Settings(BaseModel):
