@@ -32,12 +32,10 @@ from starlette.requests import ClientDisconnect
 
 from leadml import routes_admin, routes_model, routes_pages, routes_predict, schemas
 from leadml.config import Environment, ServeSettings, Settings
-from leadml.deps import API_KEY_HEADER
 from leadml.errors import LeadmlError
 from leadml.metrics import ServiceMetrics
 from leadml.serving import LoadedModel, ModelHolder, ModelSource
 
-__all__ = ["API_KEY_HEADER", "create_app"]
 log = logging.getLogger("leadml.api")
 CLIENT_GONE = 499  # the client hung up before the answer (nginx's status for it)
 

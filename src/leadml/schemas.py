@@ -1,9 +1,10 @@
 """Request and response models of the scoring service.
 
-The lead model is made from the loaded model's feature spec (`lead_model(spec)`): a CRM
-model reads a lead's profile fields plus its recent events; a flat model reads the columns
-of the export it was trained on. So validation, error messages and `/docs` all speak the
-fields of the model being served.
+The lead model is made from the loaded model's feature spec (`lead_model(spec)`, and all
+the request types of one spec in `RequestModel.from_spec`): a CRM model reads a lead's
+profile fields plus its recent events; a flat model reads the columns of the export it was
+trained on. So validation (`parsing.py`), error messages and `/docs` all speak the fields of
+the model being served. Nothing here knows the loaded model itself.
 
 Errors name the lead (its index in the request, and its id when it has one) and the field,
 and never quote the value sent: it may be an email address or a name.
