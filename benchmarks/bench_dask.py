@@ -1,14 +1,15 @@
-"""Scale-out benchmark: the in-memory engine against a 2-worker local Dask cluster.
+"""Dask: the in-memory engine against a 2-worker local Dask cluster, at a scale that needs it.
 
-    .venv/bin/python benchmarks/scale.py                      # 10M leads, ~100M events
-    .venv/bin/python benchmarks/scale.py --copies 2           # a quick run (2M leads)
+    .venv/bin/python benchmarks/bench_dask.py                 # 10M leads, ~100M events (~20 GB, 15 min)
+    .venv/bin/python benchmarks/bench_dask.py --copies 2      # 2M leads
+    .venv/bin/python benchmarks/bench_dask.py --quick         # 1 copy of 3,000 leads: a smoke run
 
-Data: the 1M-lead synthetic sample of benchmarks/run.py (generated once, cached), tiled
-`--copies` times (10M leads) with new lead ids, each copy keeping a random `--keep-events`
-share of its events (~100M events), written as Parquet parts (leads/ and events/ folders,
-1M-row row groups at most), as a warehouse export would be; and the same with
-`--compare-copies` (3M leads), which the in-memory engine can hold. Model: the 20k-lead demo model that run.py trains (or one
-trained here).
+Data: the synthetic sample of the other subjects (--leads, default 1M; generated once, cached),
+tiled `--copies` times (10M leads) with new lead ids, each copy keeping a random
+`--keep-events` share of its events (~100M events), written as Parquet parts (leads/ and
+events/ folders, 1M-row row groups at most), as a warehouse export would be; and the same with
+`--compare-copies` (3M leads), which the in-memory engine can hold. Model: the one fitted on
+the --demo-leads sample (shared with the scoring subject).
 
 Measured in one run, each step in a fresh child process (so each peak is its own):
 
@@ -22,7 +23,7 @@ Measured in one run, each step in a fresh child process (so each peak is its own
 4. dask score and local score again on the 3M-lead set: the throughput ratio.
 
 Peak memory: each worker's and the driver's ru_maxrss (the driver also runs the scheduler).
-Figures go to benchmarks/_work/scale.json and scale.md; copy them to RESULTS.md by hand.
+Figures go to <work>/dask.json and dask.md; copy them to RESULTS.md by hand.
 """
 
 from __future__ import annotations
@@ -30,24 +31,50 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import shutil
 import sys
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as common  # noqa: E402  (the benchmark helpers: child processes, machine facts)
+import runner
+from runner import GIB, say
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
-WORK = common.DEFAULT_WORK
-GIB = common.GIB
+NAME = "dask"
+DEFAULT = False  # about 20 GB of RAM and 15 min at full size; `make bench-scale`
+QUICK = {"copies": 1, "compare_copies": 1, "worker_memory": "1GiB", "local_limit_gib": 2.0}
 CUT = "2026-07-30"  # the day after the base sample's last event: both engines score as of it
+STEPS = ("features", "dask-big", "local-big", "dask", "local")
+
+
+def add_options(p: argparse._ArgumentGroup) -> None:
+    p.add_argument(
+        "--copies", type=int, default=10, help="dask: copies of the base sample in the big set"
+    )
+    p.add_argument(
+        "--keep-events",
+        type=float,
+        default=0.5,
+        help="dask: share of events per copy in the big data set (0.5: ~100M events)",
+    )
+    p.add_argument(
+        "--compare-copies",
+        type=int,
+        default=3,
+        help="dask: copies in the set both engines score, same events per lead (3: 3M leads; the "
+        "in-memory engine cannot hold 10M leads in 20 GiB)",
+    )
+    p.add_argument("--worker-memory", default="8GiB", help="dask: memory_limit per worker")
+    p.add_argument(
+        "--local-limit-gib", type=float, default=20.0, help="dask: stop a local run above this RSS"
+    )
+    p.add_argument(
+        "--skip", default="", help=f"dask: comma-separated steps to skip: {','.join(STEPS)}"
+    )
 
 
 def _worker_peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return runner.peak_rss_bytes()
 
 
 def tile(base: Path, out: Path, copies: int, keep: float) -> dict:
@@ -78,38 +105,25 @@ def tile(base: Path, out: Path, copies: int, keep: float) -> dict:
     return info
 
 
-def ensure_data(copies: int, keep: float) -> tuple[Path, dict]:
-    base, _ = common.ensure_crm(WORK, 1_000_000, 42, 20, regen=False)
-    folder = WORK / f"scale_{copies}x_k{keep:g}"
+def ensure_data(args: argparse.Namespace, copies: int) -> tuple[Path, dict]:
+    base, _ = runner.ensure_crm(args.work, args.leads, args.seed, args.events_per_lead, args.regen)
+    keep = args.keep_events
+    folder = args.work / f"scale_{copies}x_k{keep:g}"
+    if args.leads != 1_000_000:  # the default size keeps its old name (and cache)
+        folder = args.work / f"scale_{args.leads}_{copies}x_k{keep:g}"
     marker = folder / "bench-data.json"
-    if marker.exists():
+    if marker.exists() and not args.regen:
         info = json.loads(marker.read_text())
-        common.say(f"[data] reusing {folder} ({info['leads']:,} leads, {info['events']:,} events)")
+        say(f"[data] reusing {folder} ({info['leads']:,} leads, {info['events']:,} events)")
         return folder, info
     if folder.exists():
-        import shutil
-
         shutil.rmtree(folder)
-    common.say(f"[data] tiling {base.name} {copies} times into {folder} ...")
-    out = common.run_child(tile, base, folder, copies, keep)
+    say(f"[data] tiling {base.name} {copies} times into {folder} ...")
+    out = runner.run_child(tile, base, folder, copies, keep)
     if "error" in out:
-        raise SystemExit(out["error"])
-    common.say(f"[data] {out['leads']:,} leads, {out['events']:,} events")
+        raise RuntimeError(out["error"])
+    say(f"[data] {out['leads']:,} leads, {out['events']:,} events")
     return folder, out
-
-
-def ensure_model() -> Path:
-    path = WORK / "model_20000_s42_e20"
-    if (path / "scorer.json").exists():
-        return path
-    from leadml import synth
-    from leadml.config import TrainConfig
-    from leadml.train import fit
-
-    data = WORK / "crm_20000_s42_e20"
-    synth.write_crm(synth.make_crm(20_000, 42), data, "parquet")
-    result, _ = fit(data, TrainConfig())
-    return result.scorer.save(path)
 
 
 def dask_features(folder: str, model: str, memory: str) -> dict:
@@ -129,7 +143,7 @@ def dask_features(folder: str, model: str, memory: str) -> dict:
         out["features_s"] = round(time.perf_counter() - t1, 2)
         out["total_s"] = round(time.perf_counter() - t0, 2)
         out["events"] = int(tables.events.map_partitions(len).sum().compute())
-        out["leads"] = int(tables.rows_in)
+        out["leads"] = int(tables.counts()["leads"].read)  # rows read
         out["check_sum"] = float(sums.sum())
         out["worker_peak_gib"] = sorted(
             round(v / GIB, 2) for v in engine.client.run(_worker_peak).values()
@@ -196,7 +210,7 @@ def guarded(limit_gib: float, target, *args) -> dict:
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
-        out = common.run_child(target, *args)
+        out = runner.run_child(target, *args)
     finally:
         stop.set()
         thread.join()
@@ -208,69 +222,84 @@ def guarded(limit_gib: float, target, *args) -> dict:
     return out
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument(
-        "--copies", type=int, default=10, help="copies of the 1M-lead sample (default 10)"
-    )
-    p.add_argument(
-        "--keep-events",
-        type=float,
-        default=0.5,
-        help="share of events per copy in the big data set (0.5: ~100M events)",
-    )
-    p.add_argument(
-        "--compare-copies",
-        type=int,
-        default=3,
-        help="copies in the set both engines score, same events per lead (3: 3M leads; the "
-        "in-memory engine cannot hold 10M leads in 20 GiB)",
-    )
-    p.add_argument("--worker-memory", default="8GiB", help="Dask memory_limit per worker (8GiB)")
-    p.add_argument(
-        "--local-limit-gib", type=float, default=20.0, help="stop a local run above this RSS"
-    )
-    p.add_argument(
-        "--skip",
-        default="",
-        help="comma-separated steps to skip: features,dask-big,local-big,dask,local",
-    )
-    args = p.parse_args()
+def run(args: argparse.Namespace) -> dict:
+    # children inherit these (LightGBM next to Dask workers; quiet Dask logs)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     skip = set(filter(None, args.skip.split(",")))
-    big, big_info = ensure_data(args.copies, args.keep_events)
-    small, small_info = ensure_data(args.compare_copies, args.keep_events)
-    model = str(ensure_model())
-    scratch = str(WORK / "scale_out")
+    big, big_info = ensure_data(args, args.copies)
+    small, small_info = ensure_data(args, args.compare_copies)
+    model = str(
+        runner.ensure_model(args.work, args.demo_leads, args.seed, args.events_per_lead, args.regen)
+    )
+    scratch = str(args.work / "scale_out")
     mem = args.worker_memory
     results: dict = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": common.machine_info(),
-        "git": common.git_state(), "data": {"big": big_info, "compare": small_info}, "model": model,
-        "worker_memory": mem, "local_limit_gib": args.local_limit_gib,
-    }  # fmt: skip
+        "data": {"big": big_info, "compare": small_info},
+        "model": model,
+        "worker_memory": mem,
+        "local_limit_gib": args.local_limit_gib,
+    }
+    limit = args.local_limit_gib
     steps = [
-        ("features", "dask features, big", lambda: common.run_child(dask_features, str(big), model, mem)),
-        ("dask-big", "dask score, big", lambda: common.run_child(dask_score, str(big), model, mem, scratch)),
-        ("local-big", "local score, big", lambda: guarded(args.local_limit_gib, local_score, str(big), model, scratch)),
-        ("dask", "dask score", lambda: common.run_child(dask_score, str(small), model, mem, scratch)),
-        ("local", "local score", lambda: guarded(args.local_limit_gib, local_score, str(small), model, scratch)),
-    ]  # fmt: skip
-    for key, label, run_step in steps:
+        ("features", "dask features, big", dask_features, (str(big), model, mem)),
+        ("dask-big", "dask score, big", dask_score, (str(big), model, mem, scratch)),
+        ("local-big", "local score, big", local_score, (str(big), model, scratch)),
+        ("dask", "dask score", dask_score, (str(small), model, mem, scratch)),
+        ("local", "local score", local_score, (str(small), model, scratch)),
+    ]
+    for key, label, target, step_args in steps:
         if key in skip:
             continue
-        common.say(f"[{label}] running ...")
-        results[key] = out = run_step()
-        common.say(f"[{label}] {json.dumps(out, default=str)}")
+        say(f"[{label}] running ...")
+        if target is local_score:
+            out = guarded(limit, target, *step_args)
+        else:
+            out = runner.run_child(target, *step_args)
+        results[key] = out
+        say(f"[{label}] {json.dumps(out, default=str)}")
     for a, b in (("dask", "local"), ("dask-big", "local-big")):
         if "leads_per_s" in results.get(a, {}) and "leads_per_s" in results.get(b, {}):
             ratio = round(results[a]["leads_per_s"] / results[b]["leads_per_s"], 2)
             results[f"{a}_over_{b}"] = ratio
-            common.say(f"[ratio] {a} / {b} leads per second: {ratio}")
-    (WORK / "scale.json").write_text(json.dumps(results, indent=2, default=str))
-    common.say(f"figures in {WORK / 'scale.json'}")
-    return 0
+            say(f"[ratio] {a} / {b} leads per second: {ratio}")
+    return results
+
+
+def markdown(results: dict) -> list[str]:
+    rows: list[tuple[str, object]] = [
+        (
+            "big set: leads, events",
+            f"{results['data']['big']['leads']:,}, {results['data']['big']['events']:,}",
+        ),
+        (
+            "compare set: leads, events",
+            f"{results['data']['compare']['leads']:,}, {results['data']['compare']['events']:,}",
+        ),
+    ]
+    for key in STEPS:
+        out = results.get(key)
+        if out is None:
+            continue
+        if "error" in out:
+            rows.append((key, f"stopped: {out['error'].strip().splitlines()[-1][:120]}"))
+            continue
+        for field in (
+            "read_check_shuffle_s",
+            "features_s",
+            "seconds",
+            "leads_per_s",
+            "worker_peak_gib",
+            "driver_peak_gib",
+            "peak_gib",
+        ):
+            if field in out:
+                rows.append((f"{key}: {field}", str(out[field])))
+    for ratio in ("dask_over_local", "dask-big_over_local-big"):
+        if ratio in results:
+            rows.append((ratio, results[ratio]))
+    return runner.md_table("dask", rows)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(runner.main([sys.modules[__name__]]))

@@ -1,13 +1,13 @@
 """The scoring service (`leadml serve`) against `mlflow models serve` of the same model.
 
-    .venv/bin/python benchmarks/serve.py              # 10 s per measurement, ~3 min with start-up
-    .venv/bin/python benchmarks/serve.py --quick      # 3 s per measurement: a smoke run
-    .venv/bin/python benchmarks/serve.py --help       # every option
+    .venv/bin/python benchmarks/bench_serving.py           # 10 s per measurement, ~3 min with start-up
+    .venv/bin/python benchmarks/bench_serving.py --quick   # 3 s per measurement, 3,000 leads
+    .venv/bin/python benchmarks/bench_serving.py --help    # every option
 
 Both servers run on loopback at the same time, with 2 workers each and
-OMP_WAIT_POLICY=PASSIVE, serving the champion of the registry in benchmarks/_work/serve/ (its
-own LEADML_HOME with an embedded sqlite MLflow store; trained on `leadml synth --leads 20000
---seed 42` the first time, or again with --retrain). Payloads are real leads of that data with
+OMP_WAIT_POLICY=PASSIVE, serving the champion of the registry in <work>/serve/ (its own
+LEADML_HOME with an embedded sqlite MLflow store; trained on `leadml synth --leads
+<demo-leads> --seed <seed>` the first time, or again with --retrain). Payloads are real leads of that data with
 their events: one lead, 100 and 1,000 distinct leads, in each server's format (leadml: the
 lead object or {"leads": [...]} with `events` as a JSON list; MLflow: {"dataframe_records":
 [...]} with `events` as a JSON string, as the registered signature says). Before measuring,
@@ -18,32 +18,29 @@ Load comes from wrk through serve/loadtest.py; each scenario is measured on one 
 the other, with the same duration, after a short unrecorded warm-up. The machine is shared:
 each measurement records how many cores the servers, the client (wrk) and other processes
 used meanwhile (`others`; near or above 0.2 means a neighbour competed for the CPU).
-Figures go to benchmarks/_work/serve/results.json; benchmarks/RESULTS.md is updated by hand.
+Figures go to <work>/serving.json; benchmarks/RESULTS.md is updated by hand. In-process scoring
+throughput (no HTTP) is bench_scoring.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import json
 import os
-import platform
-import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WORK = ROOT / "benchmarks" / "_work" / "serve"
-BIN = Path(sys.executable).parent  # the venv's bin: leadml, mlflow, uvicorn
-SYNTH_LEADS, SYNTH_SEED = 20_000, 42
+import runner
+from runner import BIN, ROOT, say
+
+NAME = "serving"
+DEFAULT = False  # needs wrk (apt-get install wrk); `make bench-serve`
+QUICK = {"duration": 3}
 SAMPLE_SEED = 7  # which leads go into the payloads
 OBSERVATION_DAYS = 180  # payload leads have activity this recently (the model's look-back)
 MODEL_URI = "models:/leadml@champion"
@@ -67,10 +64,6 @@ SCENARIOS = [
 ]  # fmt: skip
 
 
-def say(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
 def load_loadtest():
     """serve/loadtest.py (serve/ is not a package)."""
     path = ROOT / "serve" / "loadtest.py"
@@ -83,11 +76,6 @@ def load_loadtest():
 
 
 # ----------------------------------------------------------------------------- CPU use
-
-
-def _machine_busy_s() -> float:
-    vals = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(vals) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
 
 
 def _group_cpu_s(pgids: set[int]) -> float:
@@ -103,12 +91,6 @@ def _group_cpu_s(pgids: set[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _own_cpu_s() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk: a child that has been waited for
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 class CpuMeter:
     """Cores used by the servers, by the client (this process and wrk) and by everybody else."""
 
@@ -116,15 +98,15 @@ class CpuMeter:
         self.pgids = pgids
 
     def __enter__(self) -> CpuMeter:
-        self.t0, self.busy0 = time.perf_counter(), _machine_busy_s()
-        self.srv0, self.own0 = _group_cpu_s(self.pgids), _own_cpu_s()
+        self.t0, self.busy0 = time.perf_counter(), runner.machine_busy_s()
+        self.srv0, self.own0 = _group_cpu_s(self.pgids), runner.own_cpu_s()
         return self
 
     def __exit__(self, *exc) -> None:
         wall = max(time.perf_counter() - self.t0, 1e-9)
         srv = _group_cpu_s(self.pgids) - self.srv0
-        own = _own_cpu_s() - self.own0
-        busy = _machine_busy_s() - self.busy0
+        own = runner.own_cpu_s() - self.own0
+        busy = runner.machine_busy_s() - self.busy0
         self.cores = {
             "server_cores": round(srv / wall, 2),
             "client_cores": round(own / wall, 2),
@@ -142,99 +124,24 @@ def settle(pgids: set[int], max_s: float = 15.0, idle_cores: float = 0.1) -> Non
             return
 
 
-# ----------------------------------------------------------------------------- HTTP
-
-
-def http(url: str, body: bytes | None = None, timeout: float = 120.0) -> tuple[int, bytes]:
-    """(status, body) of a GET, or of a JSON POST when a body is given; 0 when unreachable."""
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, OSError):
-        return 0, b""
-
-
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-class Server:
-    """One server in its own process group (all its workers are killed with it)."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict, log: Path, ready_url: str):
-        self.name, self.cmd, self.env = name, cmd, env
-        self.log_path, self.ready_url = log, ready_url
-        self.proc: subprocess.Popen | None = None
-        self.started = 0.0
-
-    def start(self, cwd: Path) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.started = time.perf_counter()
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=cwd, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-
-    def log_tail(self, n: int = 25) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def wait_ready(self, deadline: float) -> float:
-        """Seconds from start until the readiness URL answered 200."""
-        while time.perf_counter() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode} before it was ready; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            if http(self.ready_url, timeout=2)[0] == 200:
-                return round(time.perf_counter() - self.started, 1)
-            time.sleep(0.5)
-        raise RuntimeError(
-            f"{self.name} not ready ({self.ready_url}) in time; log {self.log_path}:\n{self.log_tail()}"
-        )
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        pgid = self.proc.pid  # start_new_session: the leader's pid is the group's id
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)  # uvicorn shuts its workers down
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=15)
-        time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)  # whatever is left of the group
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        self.proc = None
-
-
 # ----------------------------------------------------------------------------- model, data
 
 
+def serve_home(args: argparse.Namespace) -> Path:
+    """The LEADML_HOME of the servers: <work>/serve at the default size, one per size otherwise."""
+    if (args.demo_leads, args.seed) == (20_000, 42):
+        return args.work / "serve"
+    return args.work / f"serve_{args.demo_leads}_s{args.seed}"
+
+
 def base_env(work: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(
-        LEADML_HOME=str(work),
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    return runner.scratch_env(
+        work,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         MLFLOW_LOGGING_LEVEL="ERROR",
         MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
         OMP_WAIT_POLICY="PASSIVE",
     )
-    return env
 
 
 def champion_version(work: Path, env: dict) -> str | None:
@@ -244,15 +151,16 @@ def champion_version(work: Path, env: dict) -> str | None:
         "from leadml import tracking; from leadml.config import Settings; "
         "print('CHAMPION', tracking.alias_version(Settings.from_env(), 'champion') or '')"
     )
-    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=work, capture_output=True,
-                         text=True, check=False)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=work, capture_output=True, text=True, check=False
+    )
     found = [ln.split()[1:] for ln in res.stdout.splitlines() if ln.startswith("CHAMPION")]
     if res.returncode != 0 or not found:
         raise RuntimeError(f"cannot read the registry in {work}:\n{res.stderr[-2000:]}")
     return found[-1][0] if found[-1] else None
 
 
-def ensure_model(work: Path, env: dict, retrain: bool) -> str:
+def ensure_champion(work: Path, env: dict, retrain: bool, leads: int, seed: int) -> str:
     """The champion's version in the work store; synthesise and train first when needed."""
     if retrain:  # a clean store, so the new model is the champion
         for name in ("data", "mlruns", "models"):
@@ -261,14 +169,14 @@ def ensure_model(work: Path, env: dict, retrain: bool) -> str:
     leadml = str(BIN / "leadml")
     data = work / "data"
     if not any(data.glob("leads.*")):
-        say(f"synthesising {SYNTH_LEADS:,} leads (seed {SYNTH_SEED}) into {data}")
-        subprocess.run([leadml, "-q", "synth", "--out", str(data), "--leads", str(SYNTH_LEADS),
-                        "--seed", str(SYNTH_SEED)], env=env, cwd=work, check=True)  # fmt: skip
+        say(f"synthesising {leads:,} leads (seed {seed}) into {data}")
+        synth = ["synth", "--out", str(data), "--leads", str(leads), "--seed", str(seed)]
+        subprocess.run([leadml, "-q", *synth], env=env, cwd=work, check=True)
     version = champion_version(work, env)
     if version is None or retrain:
         say(f"training on {data} (LEADML_HOME={work})")
-        subprocess.run([leadml, "-q", "train", "--data", str(data)], env=env, cwd=work,
-                       check=True)  # fmt: skip
+        train = [leadml, "-q", "train", "--data", str(data)]
+        subprocess.run(train, env=env, cwd=work, check=True)
         version = champion_version(work, env)
         if version is None:
             raise RuntimeError(f"training registered no champion in {work}; see the output above")
@@ -317,11 +225,16 @@ def build_payloads(work: Path, out: Path) -> dict:
             path = out / f"{server}_{name}.json"
             path.write_text(json.dumps(body, separators=(",", ":")))
             info["files"][f"{server}_{name}"] = {
-                "path": str(path), "leads": k, "kib": round(path.stat().st_size / 1024, 1),
-            }  # fmt: skip
+                "path": str(path),
+                "leads": k,
+                "kib": round(path.stat().st_size / 1024, 1),
+            }
     n_events = [len(lead["events"]) for lead in leads_json]
-    info["events_per_lead"] = {"mean": round(float(np.mean(n_events)), 1),
-                               "single": n_events[0], "max": int(max(n_events))}  # fmt: skip
+    info["events_per_lead"] = {
+        "mean": round(float(np.mean(n_events)), 1),
+        "single": n_events[0],
+        "max": int(max(n_events)),
+    }
     return info
 
 
@@ -341,7 +254,7 @@ def check_payloads(payloads: dict, ports: dict) -> dict:
             server = VARIANTS[variant][0]
             f = payloads["files"][f"{server}_{payload}"]
             url = url_for(variant, ports)
-            status, body = http(url, Path(f["path"]).read_bytes())
+            status, body = runner.http(url, Path(f["path"]).read_bytes())
             if status != 200:
                 raise RuntimeError(
                     f"{VARIANTS[variant][1]} answered {status} to {f['path']}: {body[:1000]!r}"
@@ -371,43 +284,6 @@ def check_payloads(payloads: dict, ports: dict) -> dict:
 # ----------------------------------------------------------------------------- report
 
 
-def machine() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions: dict = {}
-    for name in VERSIONS:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    versions["wrk"] = (wrk.stdout or wrk.stderr).split("[", 1)[0].replace("wrk", "").strip()
-    versions["python"] = platform.python_version()
-    return {"uname_m": platform.machine(), "cpu_count": os.cpu_count(), "cpu": cpu,
-            "versions": versions}  # fmt: skip
-
-
-def git_state() -> dict:
-    """The commit measured and uncommitted changes under src/ (read-only, takes no git locks)."""
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-
-    def git(*cmd: str) -> str:
-        res = subprocess.run(["git", *cmd], cwd=ROOT, env=env, capture_output=True, text=True,
-                             check=False)  # fmt: skip
-        return res.stdout.strip()
-
-    return {"head": git("rev-parse", "--short", "HEAD"),
-            "src_changes": git("status", "--porcelain", "src")}  # fmt: skip
-
-
 def ratios(runs: list[dict]) -> list[dict]:
     out = []
     for key, title, _, conns, _ in SCENARIOS:
@@ -415,17 +291,22 @@ def ratios(runs: list[dict]) -> list[dict]:
         base = by.get("mlflow")
         for variant in ("leadml_fast", "leadml_reasons"):
             if variant in by and base and base["requests_per_s"] > 0:
-                out.append({
-                    "scenario": key, "title": f"{title}, {conns} connections",
-                    "leadml": VARIANTS[variant][1],
-                    "ratio": round(by[variant]["requests_per_s"] / base["requests_per_s"], 2),
-                })  # fmt: skip
+                out.append(
+                    {
+                        "scenario": key,
+                        "title": f"{title}, {conns} connections",
+                        "leadml": VARIANTS[variant][1],
+                        "ratio": round(by[variant]["requests_per_s"] / base["requests_per_s"], 2),
+                    }
+                )
     return out
 
 
 def table(results: dict) -> str:
-    head = (f"{'scenario':<18} {'server':<21} {'conns':>5} {'req/s':>9} {'leads/s':>10} "
-            f"{'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7} {'errors':>6} {'others':>6}")  # fmt: skip
+    head = (
+        f"{'scenario':<18} {'server':<21} {'conns':>5} {'req/s':>9} {'leads/s':>10} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7} {'errors':>6} {'others':>6}"
+    )
     lines = [head, "-" * len(head)]
     titles = {key: title for key, title, *_ in SCENARIOS}
     last = None
@@ -456,34 +337,38 @@ def table(results: dict) -> str:
 # ----------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Benchmark `leadml serve` against `mlflow models serve` of the same "
-        "registered model on loopback, with wrk (serve/loadtest.py).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+def add_options(p: argparse._ArgumentGroup) -> None:
+    p.add_argument("--duration", type=int, default=10, help="serving: seconds per measurement")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="serving: unrecorded seconds of load before each measurement (0: none)",
     )
-    p.add_argument("--duration", type=int, default=10, help="seconds per measurement")
-    p.add_argument("--quick", action="store_true", help="smoke run: 3 s per measurement")
-    p.add_argument("--warmup", type=int, default=1,
-                   help="unrecorded seconds of load before each measurement (0: none)")  # fmt: skip
-    p.add_argument("--retrain", action="store_true",
-                   help="synthesise and train again in a clean store, even if a champion exists")  # fmt: skip
-    p.add_argument("--work", type=Path, default=DEFAULT_WORK,
-                   help="scratch folder and LEADML_HOME (data, MLflow store, payloads, logs)")  # fmt: skip
-    p.add_argument("--workers", type=int, default=2, help="worker processes of each server")
-    p.add_argument("--threads", type=int, default=2, help="wrk threads")
-    p.add_argument("--leadml-port", type=int, default=8101, help="port of leadml serve")
-    p.add_argument("--mlflow-port", type=int, default=8102, help="port of mlflow models serve")
-    p.add_argument("--ready-timeout", type=float, default=120.0,
-                   help="seconds to wait for both servers to answer /ready and /ping")  # fmt: skip
-    p.add_argument("--json", type=Path, default=None,
-                   help="write the figures here instead of <work>/results.json")  # fmt: skip
-    args = p.parse_args(argv)
-    if args.quick:
-        args.duration = 3
+    p.add_argument(
+        "--retrain",
+        action="store_true",
+        help="serving: synthesise and train again in a clean store, even if a champion exists",
+    )
+    p.add_argument(
+        "--workers", type=int, default=2, help="serving: worker processes of each server"
+    )
+    p.add_argument("--threads", type=int, default=2, help="serving: wrk threads")
+    p.add_argument("--leadml-port", type=int, default=8101, help="serving: port of leadml serve")
+    p.add_argument(
+        "--mlflow-port", type=int, default=8102, help="serving: port of mlflow models serve"
+    )
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=120.0,
+        help="serving: seconds to wait for both servers to answer /ready and /ping",
+    )
+
+
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.duration < 1 or args.warmup < 0:
-        p.error("--duration must be at least 1 and --warmup at least 0 (whole seconds)")
-    return args
+        parser.error("--duration must be at least 1 and --warmup at least 0 (whole seconds)")
 
 
 def measure(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
@@ -500,35 +385,74 @@ def measure(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> lis
                 settle(pgids)
             with CpuMeter(pgids) as meter:
                 r = loadtest.run(url, body, conns, args.duration, args.threads, timeout=30)
-            r |= {"scenario": key, "variant": variant, "server": server, "label": label,
-                  "payload": payload, "leads_per_request": PAYLOADS[payload],
-                  "leads_per_s": round(r["requests_per_s"] * PAYLOADS[payload], 1),
-                  "cpu": meter.cores}  # fmt: skip
+            r |= {
+                "scenario": key,
+                "variant": variant,
+                "server": server,
+                "label": label,
+                "payload": payload,
+                "leads_per_request": PAYLOADS[payload],
+                "leads_per_s": round(r["requests_per_s"] * PAYLOADS[payload], 1),
+                "cpu": meter.cores,
+            }
             runs.append(r)
             contended = "  (contended)" if meter.cores["others_cores"] >= 0.2 else ""
-            say(f"  {label:<21} {loadtest.summary_line(r)}; cores: servers "
+            say(
+                f"  {label:<21} {loadtest.summary_line(r)}; cores: servers "
                 f"{meter.cores['server_cores']}, client {meter.cores['client_cores']}, "
-                f"others {meter.cores['others_cores']}{contended}")  # fmt: skip
+                f"others {meter.cores['others_cores']}{contended}"
+            )
     return runs
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def _servers(args: argparse.Namespace, work: Path, env: dict) -> list[runner.Server]:
+    log = work / "logs"
+    mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"}
+    mlflow_cmd = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        MODEL_URI,
+        "--env-manager",
+        "local",
+        "-p",
+        str(args.mlflow_port),
+        "-h",
+        "127.0.0.1",
+        "-w",
+        str(args.workers),
+    ]
+    return [
+        runner.leadml_server(
+            args.leadml_port, env, log / "leadml-serve.log", "--workers", str(args.workers)
+        ),
+        runner.Server(
+            "mlflow models serve",
+            mlflow_cmd,
+            mlflow_env,
+            log / "mlflow-serve.log",
+            f"http://127.0.0.1:{args.mlflow_port}/ping",
+        ),
+    ]
+
+
+def run(args: argparse.Namespace) -> dict:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
     loadtest = load_loadtest()
     loadtest.wrk_path()  # fails early, with the apt-get hint, when wrk is missing
-    work = args.work.resolve()
+    work = serve_home(args)
     env = base_env(work)
     ports = {"leadml": args.leadml_port, "mlflow": args.mlflow_port}
     for name, port in ports.items():
-        if not port_free(port):
-            say(f"error: port {port} ({name}) is in use; pass --{name}-port")
-            return 2
+        if not runner.port_free(port):
+            raise RuntimeError(f"port {port} ({name}) is in use; pass --{name}-port")
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     results: dict = {
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "command": " ".join(["benchmarks/serve.py", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": machine(),
-        "git": git_state(),
+        "versions": {
+            **runner.machine_info(VERSIONS)["versions"],
+            "wrk": (wrk.stdout or wrk.stderr).split("[", 1)[0].replace("wrk", "").strip(),
+        },
         "settings": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
@@ -538,37 +462,20 @@ def main(argv: list[str] | None = None) -> int:
             "omp_wait_policy": "PASSIVE",
             "work": str(work),
         },
-        "load_before": os.getloadavg(),
     }
-    mi = results["machine"]
-    say(f"serve benchmark {results['started']}: {mi['uname_m']}, {mi['cpu_count']} cores "
-        f"({mi['cpu']}), load {results['load_before']}")  # fmt: skip
-    say("versions: " + ", ".join(f"{k} {v}" for k, v in mi["versions"].items()))
-    t_all = time.perf_counter()
-    version = ensure_model(work, env, args.retrain)
+    say("versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()))
+    version = ensure_champion(work, env, args.retrain, args.demo_leads, args.seed)
     results["model"] = {"uri": MODEL_URI, "version": version}
     payloads = build_payloads(work, work / "payloads")
     results["payloads"] = payloads
-    say(f"model {MODEL_URI} = version {version}; payloads as of {payloads['as_of']}, "
+    say(
+        f"model {MODEL_URI} = version {version}; payloads as of {payloads['as_of']}, "
         f"{payloads['events_per_lead']['mean']} events per lead (single lead: "
         f"{payloads['events_per_lead']['single']}); 1,000 leads: "
         f"{payloads['files']['leadml_batch1000']['kib']:,.0f} KiB (leadml), "
-        f"{payloads['files']['mlflow_batch1000']['kib']:,.0f} KiB (mlflow)")  # fmt: skip
-    leadml_env = env
-    mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"}
-    servers = [
-        Server("leadml serve",
-               [str(BIN / "leadml"), "serve", "--port", str(ports["leadml"]), "--workers",
-                str(args.workers), "--reload-seconds", "0"],
-               leadml_env, work / "logs" / "leadml-serve.log",
-               f"http://127.0.0.1:{ports['leadml']}/ready"),
-        Server("mlflow models serve",
-               [str(BIN / "mlflow"), "models", "serve", "-m", MODEL_URI, "--env-manager", "local",
-                "-p", str(ports["mlflow"]), "-h", "127.0.0.1", "-w", str(args.workers)],
-               mlflow_env, work / "logs" / "mlflow-serve.log",
-               f"http://127.0.0.1:{ports['mlflow']}/ping"),
-    ]  # fmt: skip
-    code = 0
+        f"{payloads['files']['mlflow_batch1000']['kib']:,.0f} KiB (mlflow)"
+    )
+    servers = _servers(args, work, env)
     try:
         for s in servers:
             s.start(work)
@@ -577,36 +484,35 @@ def main(argv: list[str] | None = None) -> int:
         pgids = {s.proc.pid for s in servers if s.proc is not None}
         settle(pgids, max_s=60)  # the other worker may still be loading its model
         say("ready in " + ", ".join(f"{k} {v} s" for k, v in results["ready_s"].items()))
-        status, ready = http(f"http://127.0.0.1:{ports['leadml']}/ready")
+        status, ready = runner.http(f"http://127.0.0.1:{ports['leadml']}/ready")
         served = json.loads(ready).get("model_version") if status == 200 else None
         if str(served) != str(version):
             raise RuntimeError(f"leadml serves version {served}, the champion is {version}")
         results["agreement"] = check_payloads(payloads, ports)
         a = results["agreement"]
-        say(f"every payload answered 200; 100-lead batch: max |p_leadml - p_mlflow| = "
-            f"{a['max_abs_probability_diff']:.2e}, {a['band_mismatches']} band mismatches")  # fmt: skip
+        say(
+            f"every payload answered 200; 100-lead batch: max |p_leadml - p_mlflow| = "
+            f"{a['max_abs_probability_diff']:.2e}, {a['band_mismatches']} band mismatches"
+        )
         results["runs"] = measure(args, loadtest, payloads, ports, pgids)
         results["ratios"] = ratios(results["runs"])
         if any(loadtest.failed(r) for r in results["runs"]):
             say("\nWARNING: some requests failed (non-2xx or socket errors); see the table")
-            code = 1
+            results["failed"] = True
     except Exception as exc:  # noqa: BLE001 - record it, stop the servers, exit non-zero
         results["error"] = f"{type(exc).__name__}: {exc}"
         say(f"\nerror: {results['error']}")
-        code = 1
     finally:
         for s in servers:
             s.stop()
-    results["load_after"] = os.getloadavg()
-    results["total_s"] = round(time.perf_counter() - t_all, 1)
-    out = (args.json or work / "results.json").resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str))
     if "runs" in results:
         say("\n" + table(results))
-    say(f"\ndone in {results['total_s']} s (load {results['load_after']}); figures in {out}")
-    return code
+    return results
+
+
+def markdown(results: dict) -> list[str]:
+    return ["### serving", "", "```", table(results), "```", ""]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(runner.main([sys.modules[__name__]]))
