@@ -19,8 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+import fixtures
+import measure
 import runner
-from runner import say
+from measure import say
 
 NAME = "contention"
 DEFAULT = False
@@ -68,7 +70,7 @@ def _boost_child(folder: str, threads: int, passive: bool, rounds: int) -> dict:
     )
     tr_rows, va_rows = parts["train"], parts["valid"]
     usage: dict = {}
-    with runner.contention(usage):
+    with measure.contention(usage):
         fit_booster(
             X[tr_rows], lab.y[tr_rows], X[va_rows], lab.y[va_rows], spec, model, cfg.split.seed
         )
@@ -109,7 +111,7 @@ COMPETITORS = {
 
 def _measure(folder: Path, rounds: int, threads: int, passive: bool, alone: bool) -> dict:
     for _attempt in range(3):  # "alone" means alone: retry when a neighbour showed up
-        res = runner.run_child(
+        res = measure.run_child(
             _boost_child, str(folder), threads, passive, rounds, quiet_first=alone
         )
         if not alone or "error" in res or res["boost_cpu"]["others_cores"] < 0.2:
@@ -118,7 +120,7 @@ def _measure(folder: Path, rounds: int, threads: int, passive: bool, alone: bool
 
 
 def run(args: argparse.Namespace) -> dict:
-    folder, _ = runner.ensure_crm(
+    folder, _ = fixtures.ensure_crm(
         args.work, args.demo_leads, args.seed, args.events_per_lead, args.regen
     )
     rounds = args.contention_rounds
@@ -135,14 +137,14 @@ def run(args: argparse.Namespace) -> dict:
     for name, competitor in COMPETITORS.items():
         hog = None
         if competitor is not None:
-            runner.wait_for_quiet()
+            measure.wait_for_quiet()
             hog = ctx.Process(target=competitor, args=(1800.0,), daemon=True)
             hog.start()
             time.sleep(3)  # let it get going (imports)
         try:
             for label, threads, passive in VARIANTS:
                 res = _measure(folder, rounds, threads, passive, alone=hog is None)
-                if runner.failed("contention", res):
+                if measure.failed("contention", res):
                     continue
                 row = {
                     "variant": label,

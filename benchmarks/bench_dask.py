@@ -37,8 +37,10 @@ import threading
 import time
 from pathlib import Path
 
+import fixtures
+import measure
 import runner
-from runner import GIB, say
+from measure import GIB, say
 
 NAME = "dask"
 DEFAULT = False  # about 20 GB of RAM and 15 min at full size; `make bench-scale`
@@ -74,7 +76,7 @@ def add_options(p: argparse._ArgumentGroup) -> None:
 
 
 def _worker_peak() -> int:
-    return runner.peak_rss_bytes()
+    return measure.peak_rss_bytes()
 
 
 def tile(base: Path, out: Path, copies: int, keep: float) -> dict:
@@ -106,7 +108,9 @@ def tile(base: Path, out: Path, copies: int, keep: float) -> dict:
 
 
 def ensure_data(args: argparse.Namespace, copies: int) -> tuple[Path, dict]:
-    base, _ = runner.ensure_crm(args.work, args.leads, args.seed, args.events_per_lead, args.regen)
+    base, _ = fixtures.ensure_crm(
+        args.work, args.leads, args.seed, args.events_per_lead, args.regen
+    )
     keep = args.keep_events
     folder = args.work / f"scale_{copies}x_k{keep:g}"
     if args.leads != 1_000_000:  # the default size keeps its old name (and cache)
@@ -119,7 +123,7 @@ def ensure_data(args: argparse.Namespace, copies: int) -> tuple[Path, dict]:
     if folder.exists():
         shutil.rmtree(folder)
     say(f"[data] tiling {base.name} {copies} times into {folder} ...")
-    out = runner.run_child(tile, base, folder, copies, keep)
+    out = measure.run_child(tile, base, folder, copies, keep)
     if "error" in out:
         raise RuntimeError(out["error"])
     say(f"[data] {out['leads']:,} leads, {out['events']:,} events")
@@ -210,7 +214,7 @@ def guarded(limit_gib: float, target, *args) -> dict:
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
-        out = runner.run_child(target, *args)
+        out = measure.run_child(target, *args)
     finally:
         stop.set()
         thread.join()
@@ -230,7 +234,9 @@ def run(args: argparse.Namespace) -> dict:
     big, big_info = ensure_data(args, args.copies)
     small, small_info = ensure_data(args, args.compare_copies)
     model = str(
-        runner.ensure_model(args.work, args.demo_leads, args.seed, args.events_per_lead, args.regen)
+        fixtures.ensure_model(
+            args.work, args.demo_leads, args.seed, args.events_per_lead, args.regen
+        )
     )
     scratch = str(args.work / "scale_out")
     mem = args.worker_memory
@@ -255,7 +261,7 @@ def run(args: argparse.Namespace) -> dict:
         if target is local_score:
             out = guarded(limit, target, *step_args)
         else:
-            out = runner.run_child(target, *step_args)
+            out = measure.run_child(target, *step_args)
         results[key] = out
         say(f"[{label}] {json.dumps(out, default=str)}")
     for a, b in (("dask", "local"), ("dask-big", "local-big")):

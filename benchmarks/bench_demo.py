@@ -20,8 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import fixtures
+import measure
 import runner
-from runner import ROOT, say
+from fixtures import ROOT
+from measure import say
 
 NAME = "demo"
 DEFAULT = True
@@ -40,7 +43,7 @@ def add_options(p: argparse._ArgumentGroup) -> None:
 def run(args: argparse.Namespace) -> dict:
     work = args.work
     home = Path(tempfile.mkdtemp(prefix="demo_", dir=work))
-    env = runner.scratch_env(home)
+    env = fixtures.scratch_env(home)
     leadml = str(Path(sys.executable).with_name("leadml"))
     n = str(args.demo_leads)
     steps = {
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> dict:
     say(f"[demo] LEADML_HOME={home}")
     for name, cmd in steps.items():
         usage: dict = {}
-        secs, stdout = runner.run_command(cmd, home, env, home / f"{name}.log", usage)
+        secs, stdout = measure.run_command(cmd, home, env, home / f"{name}.log", usage)
         out[f"{name}_s"] = secs
         out[f"{name}_cpu"] = usage["cpu"]
         say(f"[demo] leadml {name:<5} {secs:7.2f} s")
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> dict:
                     say(f"[demo]   {line}")
     out["total_s"] = round(out["synth_s"] + out["train_s"] + out["score_s"], 2)
     say(f"[demo] total        {out['total_s']:7.2f} s")
-    runner.drop_temp(home)
+    measure.drop_temp(home)
     if args.fresh_venv:
         out["fresh"] = fresh_make_demo(work)
     return out
@@ -94,7 +97,7 @@ def fresh_make_demo(work: Path) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="fresh_", dir=work))
     repo = tmp / "repo"
     shutil.copytree(ROOT, repo, ignore=_copy_ignore)
-    env = {k: v for k, v in runner.scratch_env().items() if not k.startswith("VIRTUAL_ENV")}
+    env = {k: v for k, v in fixtures.scratch_env().items() if not k.startswith("VIRTUAL_ENV")}
     venv_bin = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     out: dict = {"repo": str(repo)}
@@ -102,12 +105,12 @@ def fresh_make_demo(work: Path) -> dict:
     for target, note in (("install", ""), ("demo", " (venv already there)")):
         usage: dict = {}
         log = tmp / f"make-{target}.log"
-        out[f"make_{target}_s"], _ = runner.run_command(["make", target], repo, env, log, usage)
+        out[f"make_{target}_s"], _ = measure.run_command(["make", target], repo, env, log, usage)
         out[f"make_{target}_cpu"] = usage["cpu"]
         say(f"[demo] make {target:<9}{out[f'make_{target}_s']:7.2f} s{note}")
     out["total_s"] = round(out["make_install_s"] + out["make_demo_s"], 2)
     say(f"[demo] fresh `make demo` total {out['total_s']:7.2f} s")
-    runner.drop_temp(tmp)
+    measure.drop_temp(tmp)
     return out
 
 

@@ -18,8 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import fixtures
+import measure
 import runner
-from runner import gib, hwm_bytes, say, timed
+from measure import gib, hwm_bytes, say, timed
 
 NAME = "features"
 DEFAULT = True
@@ -48,8 +50,8 @@ def _features_child(folder: str, breakdown: bool) -> dict:
     with timed(out, "load_s"):
         data = dataset.load_crm(Path(folder))
     out["load_peak_gib"] = gib(hwm_bytes())
-    out["rss_after_load_gib"] = gib(runner.rss_bytes())
-    out["peak_reset"] = runner.reset_peak()
+    out["rss_after_load_gib"] = gib(measure.rss_bytes())
+    out["peak_reset"] = measure.reset_peak()
     as_of = train.crm_cutoff(data, HORIZON_DAYS)
     config = TrainConfig()
     with timed(out, "fit_spec_s"):
@@ -59,7 +61,7 @@ def _features_child(folder: str, breakdown: bool) -> dict:
     out["features_s"] = round(out["fit_spec_s"] + out["build_s"], 2)
     out["features_peak_gib"] = gib(hwm_bytes()) if out["peak_reset"] else None
     # clear_refs also resets ru_maxrss, so the process peak is the larger of the two windows
-    out["process_peak_gib"] = max(out["load_peak_gib"] or 0, gib(runner.peak_rss_bytes()) or 0)
+    out["process_peak_gib"] = max(out["load_peak_gib"] or 0, gib(measure.peak_rss_bytes()) or 0)
     out["as_of"] = str(as_of)
     out["rows"] = int(len(feats.X))
     out["columns"] = int(feats.X.shape[1])
@@ -102,7 +104,7 @@ def _load_breakdown(folder: Path) -> dict:
     from leadml import dataset
 
     parts: dict = {}
-    runner.reset_peak()
+    measure.reset_peak()
     with timed(parts, "read_events_parquet_s"):
         events = pd.read_parquet(dataset._table_file(folder, "events"))
     parts["peak_gib_after_read"] = gib(hwm_bytes())
@@ -129,12 +131,12 @@ def _load_breakdown(folder: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    folder, data_info = runner.ensure_crm(
+    folder, data_info = fixtures.ensure_crm(
         args.work, args.leads, args.seed, args.events_per_lead, args.regen
     )
     say(f"[features] load_crm + fit_spec + build_features on {folder.name} in a child process ...")
-    out = runner.run_child(_features_child, str(folder), args.breakdown)
-    if runner.failed("features", out):
+    out = measure.run_child(_features_child, str(folder), args.breakdown)
+    if measure.failed("features", out):
         return out
     out["generate"] = data_info
     say(
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> dict:
     out["aim_peak_met"] = out["process_peak_gib"] <= AIM_PEAK_GIB if full else None
     if full:
         say(
-            f"[features] aim <= {AIM_SECONDS:.0f} s: {runner.fmt(out['aim_seconds_met'])}; aim <= {AIM_PEAK_GIB:.0f} GiB (whole process): {runner.fmt(out['aim_peak_met'])}"
+            f"[features] aim <= {AIM_SECONDS:.0f} s: {measure.fmt(out['aim_seconds_met'])}; aim <= {AIM_PEAK_GIB:.0f} GiB (whole process): {measure.fmt(out['aim_peak_met'])}"
         )
     return out
 

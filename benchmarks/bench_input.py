@@ -20,8 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fixtures
+import measure
 import runner
-from runner import ROOT, say
+from fixtures import ROOT
+from measure import say
 
 NAME = "input"
 DEFAULT = False  # a comparison of two versions: needs --old-src to say anything
@@ -60,13 +63,13 @@ def add_options(p: argparse._ArgumentGroup) -> None:
 def run(args: argparse.Namespace) -> dict:
     folder = args.folder
     if folder is None:
-        folder, _ = runner.ensure_crm(
+        folder, _ = fixtures.ensure_crm(
             args.work, args.leads, args.seed, args.events_per_lead, args.regen
         )
     runs: dict[str, list[dict]] = {"old": [], "new": []}
     for _ in range(args.reps):
         for name, src in (("old", args.old_src), ("new", ROOT / "src")):
-            env = runner.scratch_env(PYTHONPATH=str(src), OMP_WAIT_POLICY="PASSIVE")
+            env = fixtures.scratch_env(PYTHONPATH=str(src), OMP_WAIT_POLICY="PASSIVE")
             cmd = [sys.executable, "-c", CHILD, str(folder)]
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
             if done.returncode:
@@ -79,13 +82,13 @@ def run(args: argparse.Namespace) -> dict:
         new = statistics.median(r[key] for r in runs["new"])
         ratio = round(new / old, 2) if old else None
         out["medians"][key] = {"old": old, "new": new, "new_over_old": ratio}
-        say(f"{key:<9} old {old:>7} new {new:>7} new/old {runner.fmt(ratio)}")
+        say(f"{key:<9} old {old:>7} new {new:>7} new/old {measure.fmt(ratio)}")
     return out
 
 
 def markdown(out: dict) -> list[str]:
     rows = [
-        (f"{key}: old, new, new/old", f"{m['old']}, {m['new']}, {runner.fmt(m['new_over_old'])}")
+        (f"{key}: old, new, new/old", f"{m['old']}, {m['new']}, {measure.fmt(m['new_over_old'])}")
         for key, m in out["medians"].items()
     ]
     return runner.md_table(f"input ({out['old_src']} against this version)", rows)

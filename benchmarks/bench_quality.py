@@ -19,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+import measure
 import runner
-from runner import f4, say, summary
+from measure import f4, say, summary
 
 NAME = "quality"
 DEFAULT = True
@@ -111,11 +112,11 @@ def _ece_floor(p, draws: int = 500, seed: int = 0) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> dict:
     usage: dict = {}
-    runner.wait_for_quiet()
-    with runner.contention(usage):
+    measure.wait_for_quiet()
+    with measure.contention(usage):
         out = _run(args)
     out["cpu"] = usage["cpu"]
-    runner.warn_contended(usage, "contended")
+    measure.warn_contended(usage, "contended")
     return out
 
 
@@ -232,7 +233,7 @@ def _run(args: argparse.Namespace) -> dict:
         out["aim_auc_met"] = out["auc"]["mean"] >= AIM_AUC
         out["aim_ece_met"] = out["ece"]["mean"] <= AIM_ECE
         say(
-            f"[xeducation] aim AUC >= {AIM_AUC} (mean over seeds): {runner.fmt(out['aim_auc_met'])}; aim ECE <= {AIM_ECE}: {runner.fmt(out['aim_ece_met'])}"
+            f"[xeducation] aim AUC >= {AIM_AUC} (mean over seeds): {measure.fmt(out['aim_auc_met'])}; aim ECE <= {AIM_ECE}: {measure.fmt(out['aim_ece_met'])}"
         )
     return out
 

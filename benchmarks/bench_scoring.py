@@ -20,8 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import fixtures
+import measure
 import runner
-from runner import say, timed
+from measure import say, timed
 
 NAME = "scoring"
 DEFAULT = True
@@ -67,7 +69,7 @@ def _score_child(folder: str, model: str, reps: int) -> dict:
     # warm up both paths once (page faults, thread pools), then alternate
     booster.predict(X[:1000], num_threads=0)
     scorer.score_features(X[:1000])
-    secs = runner.alternate(
+    secs = measure.alternate(
         {
             "bare": lambda: booster.predict(X, num_threads=0),
             "full": lambda: scorer.score_features(X),
@@ -76,7 +78,7 @@ def _score_child(folder: str, model: str, reps: int) -> dict:
     )
     bare, full = secs["bare"], secs["full"]
     # the DataFrame path LeadScorer.score_leads takes (information)
-    frame = runner.alternate({"frame": lambda: scorer.score_features(feats.X)}, max(1, reps // 2))
+    frame = measure.alternate({"frame": lambda: scorer.score_features(feats.X)}, max(1, reps // 2))
     frame_s = frame["frame"]
     out["bare_s"] = [round(x, 3) for x in bare]
     out["score_features_s"] = [round(x, 3) for x in full]
@@ -88,7 +90,7 @@ def _score_child(folder: str, model: str, reps: int) -> dict:
     out["ratio_per_rep"] = [round(a / b, 3) for a, b in zip(bare, full, strict=True)]
     if not X.flags.c_contiguous:  # information: does the matrix layout matter to LightGBM?
         Xc = np.ascontiguousarray(X)
-        c_order = runner.alternate(
+        c_order = measure.alternate(
             {"c": lambda: booster.predict(Xc, num_threads=0)}, max(1, reps // 2)
         )
         out["bare_c_order_rows_per_s"] = _rows_per_s(n, c_order["c"])
@@ -109,26 +111,26 @@ def _score_file_child(folder: str, model: str, out_file: str, home: str) -> dict
         "score_file_s": round(secs, 2),
         "rows": s.scored,
         "rows_per_s": round(s.scored / secs),
-        "peak_rss_gib": runner.gib(runner.peak_rss_bytes()),
+        "peak_rss_gib": measure.gib(measure.peak_rss_bytes()),
         "bands": s.bands,
     }
 
 
 def run(args: argparse.Namespace) -> dict:
     work = args.work
-    folder, _ = runner.ensure_crm(work, args.leads, args.seed, args.events_per_lead, args.regen)
-    model_dir = runner.model_dir(work, args.leads, args.seed, args.events_per_lead)
+    folder, _ = fixtures.ensure_crm(work, args.leads, args.seed, args.events_per_lead, args.regen)
+    model_dir = fixtures.model_dir(work, args.leads, args.seed, args.events_per_lead)
     if not (model_dir / "scorer.json").exists():
         say("[score] no model from the training subject for these sizes")
-        model_dir = runner.ensure_model(
+        model_dir = fixtures.ensure_model(
             work, args.demo_leads, args.seed, args.events_per_lead, args.regen
         )
     out: dict = {"model": str(model_dir)}
     say(
         f"[score] bare Booster.predict vs LeadScorer.score_features on {folder.name}, {args.score_reps} alternating reps, in a child process ..."
     )
-    res = runner.run_child(_score_child, str(folder), str(model_dir), args.score_reps)
-    if runner.failed("score", res):
+    res = measure.run_child(_score_child, str(folder), str(model_dir), args.score_reps)
+    if measure.failed("score", res):
         return res
     out |= res
     say(
@@ -149,20 +151,20 @@ def run(args: argparse.Namespace) -> dict:
         )
     out["aim_ratio_met"] = res["ratio"] >= AIM_RATIO
     say(
-        f"[score] ratio (b)/(a) {res['ratio']:.3f} (per rep {res['ratio_per_rep']}); aim >= {AIM_RATIO}: {runner.fmt(out['aim_ratio_met'])}"
+        f"[score] ratio (b)/(a) {res['ratio']:.3f} (per rep {res['ratio_per_rep']}); aim >= {AIM_RATIO}: {measure.fmt(out['aim_ratio_met'])}"
     )
     home = tempfile.mkdtemp(prefix="score_", dir=work)
     say(
         "[score] end-to-end leadml.score.score_file (read, features, score, write CSV) in a child process ..."
     )
     scores = str(Path(home) / "scores.csv")
-    e2e = runner.run_child(_score_file_child, str(folder), str(model_dir), scores, home)
-    if not runner.failed("score_file", e2e):
+    e2e = measure.run_child(_score_file_child, str(folder), str(model_dir), scores, home)
+    if not measure.failed("score_file", e2e):
         out["score_file"] = e2e
         say(
             f"[score] score_file {e2e['rows']:,} rows in {e2e['score_file_s']} s = {e2e['rows_per_s']:,} rows/s, peak {e2e['peak_rss_gib']} GiB"
         )
-        runner.drop_temp(Path(home))
+        measure.drop_temp(Path(home))
     return out
 
 

@@ -20,6 +20,9 @@ each measurement records how many cores the servers, the client (wrk) and other 
 used meanwhile (`others`; near or above 0.2 means a neighbour competed for the CPU).
 Figures go to <work>/serving.json; benchmarks/RESULTS.md is updated by hand. In-process scoring
 throughput (no HTTP) is bench_scoring.py.
+
+Over ~400 lines on purpose: the payloads, the two servers, the checks that they agree and the
+report are one comparison; apart they would be read together anyway.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ import sys
 import time
 from pathlib import Path
 
+import fixtures
+import measure
 import runner
-from runner import BIN, ROOT, say
+from fixtures import BIN, ROOT
+from measure import say
 
 NAME = "serving"
 DEFAULT = False  # needs wrk (apt-get install wrk); `make bench-serve`
@@ -75,55 +81,6 @@ def load_loadtest():
     return module
 
 
-# ----------------------------------------------------------------------------- CPU use
-
-
-def _group_cpu_s(pgids: set[int]) -> float:
-    """CPU seconds of every process in these process groups (with their reaped children)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # the process ended meanwhile
-        if int(fields[2]) in pgids:  # pgrp; then utime, stime, cutime, cstime
-            ticks += sum(int(v) for v in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """Cores used by the servers, by the client (this process and wrk) and by everybody else."""
-
-    def __init__(self, pgids: set[int]):
-        self.pgids = pgids
-
-    def __enter__(self) -> CpuMeter:
-        self.t0, self.busy0 = time.perf_counter(), runner.machine_busy_s()
-        self.srv0, self.own0 = _group_cpu_s(self.pgids), runner.own_cpu_s()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        wall = max(time.perf_counter() - self.t0, 1e-9)
-        srv = _group_cpu_s(self.pgids) - self.srv0
-        own = runner.own_cpu_s() - self.own0
-        busy = runner.machine_busy_s() - self.busy0
-        self.cores = {
-            "server_cores": round(srv / wall, 2),
-            "client_cores": round(own / wall, 2),
-            "others_cores": round(max(busy - srv - own, 0.0) / wall, 2),
-        }
-
-
-def settle(pgids: set[int], max_s: float = 15.0, idle_cores: float = 0.1) -> None:
-    """Wait (at most max_s) until the servers are idle: loading, or requests still in flight."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < max_s:
-        before = _group_cpu_s(pgids)
-        time.sleep(0.5)
-        if (_group_cpu_s(pgids) - before) / 0.5 < idle_cores:
-            return
-
-
 # ----------------------------------------------------------------------------- model, data
 
 
@@ -135,7 +92,7 @@ def serve_home(args: argparse.Namespace) -> Path:
 
 
 def base_env(work: Path) -> dict:
-    return runner.scratch_env(
+    return fixtures.scratch_env(
         work,
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         MLFLOW_LOGGING_LEVEL="ERROR",
@@ -254,7 +211,7 @@ def check_payloads(payloads: dict, ports: dict) -> dict:
             server = VARIANTS[variant][0]
             f = payloads["files"][f"{server}_{payload}"]
             url = url_for(variant, ports)
-            status, body = runner.http(url, Path(f["path"]).read_bytes())
+            status, body = fixtures.http(url, Path(f["path"]).read_bytes())
             if status != 200:
                 raise RuntimeError(
                     f"{VARIANTS[variant][1]} answered {status} to {f['path']}: {body[:1000]!r}"
@@ -371,7 +328,7 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--duration must be at least 1 and --warmup at least 0 (whole seconds)")
 
 
-def measure(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
+def measure_scenarios(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
     runs = []
     for key, title, payload, conns, variants in SCENARIOS:
         say(f"\n{title}, {conns} connections, {args.duration} s each:")
@@ -379,11 +336,11 @@ def measure(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> lis
             server, label = VARIANTS[variant]
             body = payloads["files"][f"{server}_{payload}"]["path"]
             url = url_for(variant, ports)
-            settle(pgids)
+            measure.settle(pgids)
             if args.warmup:
                 loadtest.run(url, body, conns, args.warmup, args.threads, timeout=30)
-                settle(pgids)
-            with CpuMeter(pgids) as meter:
+                measure.settle(pgids)
+            with measure.CpuMeter(pgids) as meter:
                 r = loadtest.run(url, body, conns, args.duration, args.threads, timeout=30)
             r |= {
                 "scenario": key,
@@ -405,7 +362,7 @@ def measure(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> lis
     return runs
 
 
-def _servers(args: argparse.Namespace, work: Path, env: dict) -> list[runner.Server]:
+def _servers(args: argparse.Namespace, work: Path, env: dict) -> list[fixtures.Server]:
     log = work / "logs"
     mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"}
     mlflow_cmd = [
@@ -424,10 +381,10 @@ def _servers(args: argparse.Namespace, work: Path, env: dict) -> list[runner.Ser
         str(args.workers),
     ]
     return [
-        runner.leadml_server(
+        fixtures.leadml_server(
             args.leadml_port, env, log / "leadml-serve.log", "--workers", str(args.workers)
         ),
-        runner.Server(
+        fixtures.Server(
             "mlflow models serve",
             mlflow_cmd,
             mlflow_env,
@@ -445,7 +402,7 @@ def run(args: argparse.Namespace) -> dict:
     env = base_env(work)
     ports = {"leadml": args.leadml_port, "mlflow": args.mlflow_port}
     for name, port in ports.items():
-        if not runner.port_free(port):
+        if not fixtures.port_free(port):
             raise RuntimeError(f"port {port} ({name}) is in use; pass --{name}-port")
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     results: dict = {
@@ -482,9 +439,9 @@ def run(args: argparse.Namespace) -> dict:
         deadline = time.perf_counter() + args.ready_timeout
         results["ready_s"] = {s.name: s.wait_ready(deadline) for s in servers}
         pgids = {s.proc.pid for s in servers if s.proc is not None}
-        settle(pgids, max_s=60)  # the other worker may still be loading its model
+        measure.settle(pgids, max_s=60)  # the other worker may still be loading its model
         say("ready in " + ", ".join(f"{k} {v} s" for k, v in results["ready_s"].items()))
-        status, ready = runner.http(f"http://127.0.0.1:{ports['leadml']}/ready")
+        status, ready = fixtures.http(f"http://127.0.0.1:{ports['leadml']}/ready")
         served = json.loads(ready).get("model_version") if status == 200 else None
         if str(served) != str(version):
             raise RuntimeError(f"leadml serves version {served}, the champion is {version}")
@@ -494,7 +451,7 @@ def run(args: argparse.Namespace) -> dict:
             f"every payload answered 200; 100-lead batch: max |p_leadml - p_mlflow| = "
             f"{a['max_abs_probability_diff']:.2e}, {a['band_mismatches']} band mismatches"
         )
-        results["runs"] = measure(args, loadtest, payloads, ports, pgids)
+        results["runs"] = measure_scenarios(args, loadtest, payloads, ports, pgids)
         results["ratios"] = ratios(results["runs"])
         if any(loadtest.failed(r) for r in results["runs"]):
             say("\nWARNING: some requests failed (non-2xx or socket errors); see the table")

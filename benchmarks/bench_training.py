@@ -19,8 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import fixtures
+import measure
 import runner
-from runner import fmt, gib, say, timed
+from measure import fmt, gib, say, timed
 
 NAME = "training"
 DEFAULT = True
@@ -50,7 +52,7 @@ def _train_child(folder: str, save_to: str | None) -> dict:
     out: dict = {}
     with timed(out, "fit_s"):
         result, _files = fit(Path(folder), TrainConfig(), progress=False)
-    out["peak_rss_gib"] = gib(runner.peak_rss_bytes())
+    out["peak_rss_gib"] = gib(measure.peak_rss_bytes())
     d = result.data_summary
     for key in ("rows", "leads", "events", "cutoffs", "slices", "features", "best_iteration"):
         out[key] = d[key]
@@ -84,7 +86,7 @@ def _train_profile_child(folder: str) -> dict:
         "best_iteration": int(d["best_iteration"]),
         "boosting_s_per_round": round(t["boosting"] / max(rounds, 1), 4),
         "train_rows": int(d["slices"]["train"]),
-        "peak_rss_gib": gib(runner.peak_rss_bytes()),
+        "peak_rss_gib": gib(measure.peak_rss_bytes()),
     }
 
 
@@ -107,11 +109,11 @@ def _mlflow_child(folder: str, home: str, reps: int) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     work = args.work
-    folder, _ = runner.ensure_crm(work, args.leads, args.seed, args.events_per_lead, args.regen)
-    model_dir = runner.model_dir(work, args.leads, args.seed, args.events_per_lead)
+    folder, _ = fixtures.ensure_crm(work, args.leads, args.seed, args.events_per_lead, args.regen)
+    model_dir = fixtures.model_dir(work, args.leads, args.seed, args.events_per_lead)
     say(f"[train] leadml.train.fit on {folder.name} (no MLflow) in a child process ...")
-    out = runner.run_child(_train_child, str(folder), str(model_dir))
-    if runner.failed("train", out):
+    out = measure.run_child(_train_child, str(folder), str(model_dir))
+    if measure.failed("train", out):
         return out
     m, b, o = out["metrics"], out["baseline"] or {}, out["bayes"] or {}
     say(f"[train] fit {out['fit_s']:.2f} s, peak RSS {out['peak_rss_gib']} GiB")
@@ -134,8 +136,8 @@ def run(args: argparse.Namespace) -> dict:
     missed = full and not out["aim_seconds_met"]
     if args.train_profile == "always" or (args.train_profile == "auto" and missed):
         say("[train] profiling: the seconds fit records per step, in a child process ...")
-        prof = runner.run_child(_train_profile_child, str(folder))
-        if not runner.failed("train profile", prof):
+        prof = measure.run_child(_train_profile_child, str(folder))
+        if not measure.failed("train profile", prof):
             out["profile"] = prof
             for k, v in prof["steps_s"].items():
                 say(f"[train]   {k:<15} {v:8.2f} s")
@@ -143,19 +145,19 @@ def run(args: argparse.Namespace) -> dict:
                 f"[train]   {'total':<15} {prof['total_s']:8.2f} s; {prof['rounds']} rounds on {prof['train_rows']:,} rows, {prof['boosting_s_per_round']} s/round"
             )
     if args.mlflow_reps:
-        small, _ = runner.ensure_crm(
+        small, _ = fixtures.ensure_crm(
             work, args.demo_leads, args.seed, args.events_per_lead, args.regen
         )
         home = tempfile.mkdtemp(prefix="mlflow_", dir=work)
         say(
             f"[train] MLflow overhead on {small.name}: fit vs train (logging + registry), {args.mlflow_reps} rep(s), alternating ..."
         )
-        ml = runner.run_child(_mlflow_child, str(small), home, args.mlflow_reps)
-        if not runner.failed("train mlflow", ml):
+        ml = measure.run_child(_mlflow_child, str(small), home, args.mlflow_reps)
+        if not measure.failed("train mlflow", ml):
             out["mlflow"] = ml
             say(f"[train]   fit   {ml['fit_s']} s")
             say(f"[train]   train {ml['train_s']} s (the first one also creates the sqlite store)")
-            runner.drop_temp(Path(home))
+            measure.drop_temp(Path(home))
     return out
 
 
