@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import threading
 import time
@@ -102,9 +101,7 @@ def tile(base: Path, out: Path, copies: int, keep: float) -> dict:
                 out / "events" / f"part-{k:03d}-{j}.parquet", index=False, row_group_size=1_000_000
             )
         n_events += len(part)
-    info = {"leads": copies * len(leads), "events": n_events, "copies": copies, "keep": keep}
-    (out / "bench-data.json").write_text(json.dumps(info))
-    return info
+    return {"leads": copies * len(leads), "events": n_events, "copies": copies, "keep": keep}
 
 
 def ensure_data(args: argparse.Namespace, copies: int) -> tuple[Path, dict]:
@@ -115,18 +112,12 @@ def ensure_data(args: argparse.Namespace, copies: int) -> tuple[Path, dict]:
     folder = args.work / f"scale_{copies}x_k{keep:g}"
     if args.leads != 1_000_000:  # the default size keeps its old name (and cache)
         folder = args.work / f"scale_{args.leads}_{copies}x_k{keep:g}"
-    marker = folder / "bench-data.json"
-    if marker.exists() and not args.regen:
-        info = json.loads(marker.read_text())
-        say(f"[data] reusing {folder} ({info['leads']:,} leads, {info['events']:,} events)")
-        return folder, info
-    if folder.exists():
-        shutil.rmtree(folder)
-    say(f"[data] tiling {base.name} {copies} times into {folder} ...")
-    out = measure.run_child(tile, base, folder, copies, keep)
-    if "error" in out:
-        raise RuntimeError(out["error"])
-    say(f"[data] {out['leads']:,} leads, {out['events']:,} events")
+    doing = f"tiling {base.name} {copies} times"
+    out, reused = fixtures.cached_folder(
+        folder, args.regen, doing, tile, base, folder, copies, keep
+    )
+    if not reused:
+        say(f"[data] {out['leads']:,} leads, {out['events']:,} events")
     return folder, out
 
 
@@ -164,8 +155,8 @@ def dask_score(folder: str, model: str, memory: str, out_dir: str) -> dict:
     out: dict = {}
     with DaskEngine.connect(workers=2, memory_limit=memory) as engine:
         t0 = time.perf_counter()
-        s = score_file(Path(folder), Path(out_dir) / "dask.parquet", Settings.from_env(out_dir),
-                       model, as_of=CUT, engine=engine)  # fmt: skip
+        out_file, settings = Path(out_dir) / "dask.parquet", Settings.from_env(out_dir)
+        s = score_file(Path(folder), out_file, settings, model, as_of=CUT, engine=engine)
         out["seconds"] = round(time.perf_counter() - t0, 2)
         out["worker_peak_gib"] = sorted(
             round(v / GIB, 2) for v in engine.client.run(_worker_peak).values()
@@ -181,8 +172,8 @@ def local_score(folder: str, model: str, out_dir: str) -> dict:
     from leadml.score import score_file
 
     t0 = time.perf_counter()
-    s = score_file(Path(folder), Path(out_dir) / "local.parquet", Settings.from_env(out_dir),
-                   model, as_of=CUT)  # fmt: skip
+    out_file, settings = Path(out_dir) / "local.parquet", Settings.from_env(out_dir)
+    s = score_file(Path(folder), out_file, settings, model, as_of=CUT)
     out = {"seconds": round(time.perf_counter() - t0, 2)}
     out |= {"rows_in": s.rows_in, "scored": s.scored, "rejected": s.rejected, "bands": s.bands}
     out["leads_per_s"] = round(s.rows_in / out["seconds"])

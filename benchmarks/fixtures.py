@@ -58,29 +58,38 @@ def _generate_child(n_leads: int, seed: int, events_per_lead: float, folder: str
     return out
 
 
+def cached_folder(folder: Path, regen: bool, doing: str, target, *args) -> tuple[dict, bool]:
+    """(facts, reused) of a data folder made once by `target(*args)` in a child process and
+    reused while its marker file is there (--regen makes it again)."""
+    marker = folder / "bench-data.json"
+    if marker.exists() and not regen:
+        info = json.loads(marker.read_text())
+        say(f"[data] reusing {folder} ({info['leads']:,} leads, {info['events']:,} events)")
+        return info, True
+    if folder.exists():
+        shutil.rmtree(folder)
+    say(f"[data] {doing} into {folder} ...")
+    info = run_child(target, *args)
+    if "error" in info:
+        raise RuntimeError(info["error"])
+    marker.write_text(json.dumps(info, indent=2))
+    return info, False
+
+
 def ensure_crm(
     work: Path, n_leads: int, seed: int, events_per_lead: float, regen: bool = False
 ) -> tuple[Path, dict]:
     """The synthetic CRM folder for this size (Parquet), generated once and reused."""
     folder = work / f"crm_{n_leads}_s{seed}_e{events_per_lead:g}"
-    marker = folder / "bench-data.json"
-    if marker.exists() and not regen:
-        info = json.loads(marker.read_text())
-        info["reused"] = True
-        say(f"[data] reusing {folder} ({info['leads']:,} leads, {info['events']:,} events)")
-        return folder, info
-    if folder.exists():
-        shutil.rmtree(folder)
-    say(f"[data] generating {n_leads:,} leads (seed {seed}) into {folder} ...")
-    info = run_child(_generate_child, n_leads, seed, events_per_lead, str(folder))
-    if "error" in info:
-        raise RuntimeError(info["error"])
-    marker.write_text(json.dumps(info, indent=2))
-    info["reused"] = False
-    say(
-        f"[data] {info['leads']:,} leads, {info['events']:,} events ({info['events_per_lead']}/lead), "
-        f"generated in {info['generate_s']} s, written in {info['write_s']} s, peak {info['peak_rss_gib']} GiB"
-    )
+    doing = f"generating {n_leads:,} leads (seed {seed})"
+    make = (_generate_child, n_leads, seed, events_per_lead, str(folder))
+    info, reused = cached_folder(folder, regen, doing, *make)
+    info["reused"] = reused
+    if not reused:
+        say(
+            f"[data] {info['leads']:,} leads, {info['events']:,} events ({info['events_per_lead']}/lead), "
+            f"generated in {info['generate_s']} s, written in {info['write_s']} s, peak {info['peak_rss_gib']} GiB"
+        )
     return folder, info
 
 
