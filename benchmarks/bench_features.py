@@ -101,7 +101,7 @@ def _load_breakdown(folder: Path) -> dict:
     import numpy as np
     import pandas as pd
 
-    from leadml import dataset
+    from leadml import contract, dataset
 
     parts: dict = {}
     measure.reset_peak()
@@ -114,17 +114,17 @@ def _load_breakdown(folder: Path) -> dict:
     with timed(parts, "per_row_to_object_arrays_s"):
         e_obj, p_obj = etype.to_numpy(), page.to_numpy()
     with timed(parts, "per_row_categoricals_s"):
-        rows = pd.Categorical(e_obj, categories=dataset.EVENT_TYPES)
-        pd.Categorical(p_obj, categories=("", *dataset.PAGE_KINDS))
+        rows = pd.Categorical(e_obj, categories=contract.EVENT_TYPES)
+        pd.Categorical(p_obj, categories=("", *contract.PAGE_KINDS))
     parts["per_row_total_s"] = round(sum(v for k, v in parts.items() if k.startswith("per_row")), 2)
     parts["peak_gib_after_per_row"] = gib(hwm_bytes())
     del etype, page, e_obj, p_obj
     with timed(parts, "on_categories_s"):  # the same event_type result from the categories
         cat = events["event_type"].astype("category")
         names = pd.Series(cat.cat.categories.astype(str)).str.strip().str.lower()
-        mapping = np.append(pd.Index(dataset.EVENT_TYPES).get_indexer(names), -1)
+        mapping = np.append(pd.Index(contract.EVENT_TYPES).get_indexer(names), -1)
         by_categories = pd.Categorical.from_codes(
-            mapping[cat.cat.codes.to_numpy()], categories=dataset.EVENT_TYPES
+            mapping[cat.cat.codes.to_numpy()], categories=contract.EVENT_TYPES
         )
     parts["same_result"] = bool(np.array_equal(by_categories.codes, rows.codes))
     return parts

@@ -145,7 +145,8 @@ def build_payloads(work: Path, out: Path) -> dict:
     import numpy as np
     import pandas as pd
 
-    from leadml.dataset import PROFILE_COLUMNS, events_to_records, load_crm
+    from leadml.contract import PROFILE_COLUMNS
+    from leadml.dataset import events_to_records, load_crm
 
     data = load_crm(work / "data")
     leads, events = data.leads, data.events

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset, records
-from leadml.dataset import ContractError
+from leadml import contract, dataset, records
+from leadml.errors import ContractError
 
 
 def _copy_crm(crm_dir, tmp_path):
@@ -24,7 +24,7 @@ def test_crm_folder_loads_with_no_rejects(crm_dir):
     assert data.kind == "crm"
     assert len(data.leads) == 3000
     assert len(data.rejects) == 0
-    assert data.events["event_type"].isin(dataset.EVENT_TYPES).all()
+    assert data.events["event_type"].isin(contract.EVENT_TYPES).all()
     assert len(data.source["hash"]) == 16
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset, features
+from leadml import contract, dataset, features
 from leadml.config import TrainConfig
 from tests.conftest import make_flat
 
@@ -30,10 +30,10 @@ def test_events_after_the_cutoff_never_change_a_feature(crm):
             "occurred_at": AS_OF
             + pd.to_timedelta(rng.uniform(0, 60 * 86400, n), unit="s"),  # at or after the cut-off
             "event_type": pd.Categorical(
-                rng.choice(dataset.EVENT_TYPES, n), categories=dataset.EVENT_TYPES
+                rng.choice(contract.EVENT_TYPES, n), categories=contract.EVENT_TYPES
             ),
             "page": pd.Categorical(
-                rng.choice(["pricing", "blog", ""], n), categories=("", *dataset.PAGE_KINDS)
+                rng.choice(["pricing", "blog", ""], n), categories=("", *contract.PAGE_KINDS)
             ),
         }
     )
@@ -50,8 +50,8 @@ def test_an_event_just_before_the_cutoff_does_count(crm):
         {
             "lead_id": [lead],
             "occurred_at": [AS_OF - pd.Timedelta(hours=1)],
-            "event_type": pd.Categorical(["demo_request"], categories=dataset.EVENT_TYPES),
-            "page": pd.Categorical([""], categories=("", *dataset.PAGE_KINDS)),
+            "event_type": pd.Categorical(["demo_request"], categories=contract.EVENT_TYPES),
+            "page": pd.Categorical([""], categories=("", *contract.PAGE_KINDS)),
         }
     )
     base = features.build_features(data.leads.head(1), data.events, spec, as_of=AS_OF).X
@@ -69,8 +69,8 @@ def test_events_older_than_the_observation_window_are_ignored(crm):
         {
             "lead_id": [lead] * 3,
             "occurred_at": [AS_OF - pd.Timedelta(days=spec.observation_days + 1)] * 3,
-            "event_type": pd.Categorical(["email_click"] * 3, categories=dataset.EVENT_TYPES),
-            "page": pd.Categorical([""] * 3, categories=("", *dataset.PAGE_KINDS)),
+            "event_type": pd.Categorical(["email_click"] * 3, categories=contract.EVENT_TYPES),
+            "page": pd.Categorical([""] * 3, categories=("", *contract.PAGE_KINDS)),
         }
     )
     base = features.build_features(data.leads.head(1), data.events, spec, as_of=AS_OF).X

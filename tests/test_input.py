@@ -17,7 +17,8 @@ import pytest
 from leadml import dataset
 from leadml.cli import main
 from leadml.config import Settings
-from leadml.dataset import ContractError, ReadOptions
+from leadml.dataset import ReadOptions
+from leadml.errors import ContractError
 from leadml.score import score_file
 from tests.conftest import make_flat
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset
+from leadml import contract, dataset
 from leadml.config import TrainConfig
 from leadml.model import Calibrator, LeadScorer
 from leadml.train import fit
@@ -85,11 +85,11 @@ def test_with_monotone_constraints_more_engagement_never_lowers_a_score(monotone
                 "lead_id": leads["lead_id"].to_numpy(),
                 "occurred_at": AS_OF - pd.to_timedelta(rng.uniform(0.1, 60, n), unit="D"),
                 "event_type": pd.Categorical(
-                    rng.choice(positive, n), categories=dataset.EVENT_TYPES
+                    rng.choice(positive, n), categories=contract.EVENT_TYPES
                 ),
                 "page": pd.Categorical(
                     rng.choice(["pricing", "product", "blog", ""], n),
-                    categories=("", *dataset.PAGE_KINDS),
+                    categories=("", *contract.PAGE_KINDS),
                 ),
             }
         )

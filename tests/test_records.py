@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset, records
+from leadml import contract, dataset, records
 from leadml.config import TrainConfig
 from leadml.features import build_features, fit_spec
 
@@ -125,7 +125,7 @@ def test_rows_without_ids_events_or_as_of_get_defaults():
     frame = pd.DataFrame({"job_title": ["CTO", None], "events": ["", None]})
     tables = records.to_tables(frame, crm=True)
     assert tables.leads["lead_id"].tolist() == ["1", "2"]
-    assert set(dataset.PROFILE_COLUMNS) <= set(tables.leads.columns)
+    assert set(contract.PROFILE_COLUMNS) <= set(tables.leads.columns)
     assert len(tables.events) == 0 and not np.isnat(tables.as_of).any()
 
 

@@ -26,10 +26,16 @@ import numpy as np
 import pandas as pd
 
 from leadml import privacy, readers
+from leadml.contract import (
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    LEAD_COLUMNS,
+    OUTCOME_COLUMNS,
+    PAGE_KINDS,
+    PROFILE_COLUMNS,
+)
 from leadml.errors import ContractError
 from leadml.values import (
-    FALSE_WORDS,
-    TRUE_WORDS,
     AmbiguousDates,
     ParsedDates,
     date_order,
@@ -40,17 +46,8 @@ from leadml.values import (
     parse_order,
 )
 
-__all__ = ["FALSE_WORDS", "TRUE_WORDS", "ContractError", "parse_binary"]
+__all__ = ["ContractError"]  # raised by the readers of every engine; defined in errors
 
-LEAD_COLUMNS = ["lead_id", "created_at"]
-OUTCOME_COLUMNS = ["converted", "converted_at"]
-PROFILE_COLUMNS = ["job_title", "company_size", "industry", "country", "lead_source"]
-EVENT_COLUMNS = ["lead_id", "occurred_at", "event_type"]
-EVENT_TYPES = (
-    "page_view", "email_open", "email_click", "content_download", "webinar", "form_submit",
-    "demo_request", "trial_start", "cart_add", "unsubscribe", "bounce",
-)  # fmt: skip
-PAGE_KINDS = ("pricing", "product", "blog", "other")
 REDACTED = privacy.REDACTED
 REJECT_COLUMNS = ["table", "file", "row", "lead_id", "field", "reason"]
 TABLES = ("leads", "events")  # a flat export is one table of leads

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, evaluate, rules, train
+from leadml import contract, dataset, evaluate, rules, train
 from leadml.config import Settings, TrainConfig
 from leadml.features import FeatureSpec, build_features, fit_spec
 
@@ -110,7 +110,7 @@ def plot_timelines(data: dataset.LeadData, n: int = 5, seed: int = 0):
                       other.sample(min(n, len(other)), random_state=rng.integers(1 << 31))])  # fmt: skip
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(pick) + 1.2))
     cmap = plt.get_cmap("tab20")
-    colours = {t: cmap(i) for i, t in enumerate(dataset.EVENT_TYPES)}
+    colours = {t: cmap(i) for i, t in enumerate(contract.EVENT_TYPES)}
     for row, lead in enumerate(pick.itertuples()):
         ev = data.events[data.events["lead_id"] == lead.lead_id]
         for etype, part in ev.groupby("event_type", observed=True):

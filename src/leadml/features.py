@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 
 from leadml import privacy
-from leadml.dataset import EVENT_TYPES, FALSE_WORDS, TRUE_WORDS, Rejects
+from leadml.contract import EVENT_TYPES, PAGE_KINDS
+from leadml.dataset import Rejects
+from leadml.values import FALSE_WORDS, TRUE_WORDS, binary_word
 
-KINDS = [
-    "pricing_view", "product_view", "blog_view", "other_view", "email_open", "email_click",
-    "content_download", "webinar", "form_submit", "demo_request", "trial_start", "cart_add",
-    "unsubscribe", "bounce",
-]  # fmt: skip
+# what the feature function counts: page views by kind of page, then the other event types
+KINDS = [f"{page}_view" for page in PAGE_KINDS] + [t for t in EVENT_TYPES if t != "page_view"]
 NEGATIVE_KINDS = ("unsubscribe", "bounce")
 INTENT_KINDS = ("pricing_view", "demo_request", "trial_start", "cart_add")
 RATIO_FEATURES = ("velocity", "email_click_rate")
@@ -645,8 +644,8 @@ def build_features(
 
 def _binary(value) -> float:
     text = _clean(value)
-    text = text.lower() if text else None
-    return 1.0 if text in TRUE_WORDS else 0.0 if text in FALSE_WORDS else np.nan
+    answer = binary_word(text) if text else None
+    return np.nan if answer is None else float(answer)
 
 
 def _numbers(values: pd.Series, column: ColumnSpec) -> tuple[np.ndarray, np.ndarray]:

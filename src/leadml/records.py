@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from leadml.dataset import EVENT_TYPES, PAGE_KINDS, PROFILE_COLUMNS, utc_now
+from leadml.contract import EVENT_TYPES, PAGE_KINDS, PROFILE_COLUMNS
+from leadml.dataset import utc_now
 
 if TYPE_CHECKING:
     from leadml.features import FeatureSpec

@@ -22,9 +22,9 @@ import pandas as pd
 import yaml
 from sklearn.linear_model import LogisticRegression
 
-from leadml.dataset import FALSE_WORDS, TRUE_WORDS
 from leadml.errors import RulesError
 from leadml.features import KINDS, FeatureSpec, build_features, days_since_activity
+from leadml.values import binary_word
 
 OPS = ("==", "!=", "in", ">=", "<=", "between", "contains")
 MIN_FIRES = 30  # a rule that fires on fewer labelled leads has no evidence either way
@@ -225,8 +225,9 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
     text = str(value).strip().lower()
-    if text in TRUE_WORDS or text in FALSE_WORDS:
-        return 1.0 if text in TRUE_WORDS else 0.0
+    answer = binary_word(text)
+    if answer is not None:
+        return float(answer)
     try:
         return float(text)
     except ValueError:

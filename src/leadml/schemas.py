@@ -29,9 +29,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from leadml.dataset import EVENT_TYPES, FALSE_WORDS, PAGE_KINDS, TRUE_WORDS
+from leadml import contract
+from leadml.contract import EVENT_TYPES
 from leadml.errors import LeadmlError
 from leadml.features import FeatureSpec
+from leadml.values import binary_word
 
 MAX_EVENTS_PER_LEAD = 10_000
 ERROR_STATUSES = {
@@ -68,12 +70,10 @@ def _non_blank(value: str) -> str:
 def _binary(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
-    text = str(value).strip().lower()
-    if text in TRUE_WORDS:
-        return True
-    if text in FALSE_WORDS:
-        return False
-    raise ValueError("expected true/false (or yes/no, 1/0)")
+    answer = binary_word(str(value))
+    if answer is None:
+        raise ValueError("expected true/false (or yes/no, 1/0)")
+    return answer
 
 
 MAX_ID_LENGTH = 200
@@ -94,6 +94,13 @@ Text = Annotated[str, StringConstraints(max_length=1000)]
 Binary = Annotated[bool, BeforeValidator(_binary)]
 
 
+_ZONES = " (ISO 8601; UTC when no zone is given)"
+
+
+def _describe(name: str) -> str:
+    return contract.describe("events", name)
+
+
 class Event(TypedDict):
     """One activity of the lead. Events at or after the lead's `as_of` are not counted.
 
@@ -101,27 +108,9 @@ class Event(TypedDict):
     pydantic validates them into dicts four times faster than into model instances.
     """
 
-    occurred_at: Annotated[
-        Stamp, Field(description="When it happened (ISO 8601; UTC when no zone is given)")
-    ]
-    event_type: Annotated[Literal[EVENT_TYPES], Field(description="What happened")]  # type: ignore[valid-type]
-    page: NotRequired[
-        Annotated[
-            Text | None,
-            Field(
-                description=f"For page views: {', '.join(PAGE_KINDS)} (anything else counts as other)"
-            ),
-        ]
-    ]
-
-
-_CRM_FIELDS = {
-    "job_title": "Job title as typed (normalised to seniority and department)",
-    "company_size": "Company size band, e.g. 51-200",
-    "industry": "Industry",
-    "country": "Country (grouped into regions)",
-    "lead_source": "Where the lead came from, e.g. Webinar, Paid search",
-}
+    occurred_at: Annotated[Stamp, Field(description=_describe("occurred_at") + _ZONES)]
+    event_type: Annotated[Literal[EVENT_TYPES], Field(description=_describe("event_type"))]  # type: ignore[valid-type]
+    page: NotRequired[Annotated[Text | None, Field(description=_describe("page"))]]
 
 
 def lead_model(spec: FeatureSpec) -> type[BaseModel]:
@@ -129,10 +118,11 @@ def lead_model(spec: FeatureSpec) -> type[BaseModel]:
     config = ConfigDict(extra="allow", populate_by_name=False, title="Lead")
     fields: dict[str, Any] = {}
     if spec.kind == "crm":
-        fields["lead_id"] = (LeadId, Field(description="Your id for the lead; echoed back"))
-        fields["created_at"] = (Stamp | None, Field(None, description="When the lead was created"))
-        for name, text in _CRM_FIELDS.items():
-            fields[name] = (Text | None, Field(None, description=text))
+        about = {c.name: c.description for c in contract.COLUMNS if c.table == "leads"}
+        fields["lead_id"] = (LeadId, Field(description=about["lead_id"]))
+        fields["created_at"] = (Stamp | None, Field(None, description=about["created_at"]))
+        for name in contract.PROFILE_COLUMNS:
+            fields[name] = (Text | None, Field(None, description=about[name]))
         fields["events"] = (
             list[Event],
             Field(

@@ -288,6 +288,12 @@ def decimal_commas(values: pd.Series, sep: str) -> pd.Series | None:
 # ---- yes / no -----------------------------------------------------------------------------
 
 
+def binary_word(text: str) -> bool | None:
+    """True or False for a yes/no spelling (any case, spaces around), None for anything else."""
+    text = text.strip().lower()
+    return True if text in TRUE_WORDS else False if text in FALSE_WORDS else None
+
+
 def parse_binary(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Map 0/1, yes/no, true/false (any case) to 1.0/0.0; return (parsed, bad mask). Missing is bad."""
     text = values.astype("string").str.strip().str.lower()
