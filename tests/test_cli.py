@@ -275,6 +275,24 @@ def test_serve_with_a_bad_worker_count_in_the_environment(home, monkeypatch, cap
     assert_one_line_exit_2(["serve", "--port", "1"], capsys, "LEADML_WORKERS='two'")
 
 
+def test_a_tracking_uri_mlflow_cannot_open_is_one_line(home, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "bogus://nowhere")
+    assert_one_line_exit_2(["promote"], capsys, "bogus://nowhere", "MLFLOW_TRACKING_URI")
+
+
+def test_a_model_folder_without_a_model_is_one_line(home, crm_dir, capsys):
+    empty = home / "not_a_model"
+    empty.mkdir()
+    argv = ["score", "--data", str(crm_dir), "--model", str(empty), "--out", str(home / "s.csv")]
+    assert_one_line_exit_2(argv, capsys, "scorer.json missing")
+
+
+def test_several_bad_service_settings_are_named_on_one_line(home, monkeypatch, capsys):
+    monkeypatch.setenv("LEADML_WORKERS", "two")
+    monkeypatch.setenv("LEADML_MAX_BATCH", "0")
+    assert_one_line_exit_2(["serve", "--port", "1"], capsys, "LEADML_WORKERS", "LEADML_MAX_BATCH")
+
+
 def test_verbose_adds_the_traceback(home, capsys):
     code = run(["-q", "-v", "promote"])
     err = capsys.readouterr().err

@@ -68,9 +68,10 @@ def _engine(args: argparse.Namespace) -> Iterator[Any]:
             raise ConfigError("--scheduler and --dask-workers need --engine dask")
         yield None
         return
+    from leadml.config import Environment
     from leadml.dask_engine import DaskEngine
 
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    scheduler = args.scheduler or Environment().dask_scheduler
     with DaskEngine.connect(scheduler, args.dask_workers) as engine:
         where = scheduler or "a local cluster"
         print(f"dask: {engine.workers} worker(s) on {where}", flush=True)
@@ -163,19 +164,9 @@ def promote(args: argparse.Namespace) -> int:
 
 def _workers(args: argparse.Namespace) -> int:
     """--workers, else LEADML_WORKERS, else 2 (one per core here)."""
-    if args.workers is not None:
-        return int(args.workers)
-    text = os.environ.get("LEADML_WORKERS", "2")
-    try:
-        workers = int(text)
-    except ValueError:
-        workers = 0
-    if workers < 1:
-        raise ConfigError(
-            f"LEADML_WORKERS={text!r} is not a number of worker processes; set it to 1 or more, "
-            "or pass --workers"
-        )
-    return workers
+    from leadml.config import ServeSettings
+
+    return int(args.workers) if args.workers is not None else ServeSettings.from_env().workers
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -142,11 +142,14 @@ class ServeSettings(BaseModel):
         try:
             return cls.model_validate({k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
-            lines = ["invalid service setting in the environment"]
-            for err in exc.errors():
-                name = "LEADML_" + str(err["loc"][0]).upper()
-                lines.append(f"  {name}: {err['msg']}")
-            raise ConfigError("\n".join(lines)) from None
+            problems = [
+                f"{Environment.model_fields[str(e['loc'][0])].validation_alias}={e['input']!r}: "
+                f"{e['msg'].lower()}"
+                for e in exc.errors()
+            ]
+            raise ConfigError(
+                f"invalid service setting in the environment: {'; '.join(problems)}"
+            ) from None
 
 
 class FeatureConfig(BaseModel):

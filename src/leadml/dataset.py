@@ -760,13 +760,20 @@ def load_flat(
     )
 
 
-def load(path: Path | str, options: ReadOptions | None = None, **flat_options) -> LeadData:
-    """A folder is read as CRM tables, a file as a flat export."""
+def require_input(path: Path | str) -> Path:
+    """`path` when it exists; else the one-line error every command gives for a missing --data."""
     path = Path(path)
     if not path.exists():
         raise ContractError(
-            f"{path}: no such file or folder. Pass a folder with leads and events, or a flat CSV/Parquet file, to --data."
+            f"{path}: no such file or folder. Pass a folder with leads and events, or a flat "
+            "CSV/Parquet file, to --data."
         )
+    return path
+
+
+def load(path: Path | str, options: ReadOptions | None = None, **flat_options) -> LeadData:
+    """A folder is read as CRM tables, a file as a flat export."""
+    path = require_input(path)
     if path.is_dir():
         return load_crm(path, options, flat_options.get("require_target", True))
     return load_flat(path, options=options, **flat_options)

@@ -22,6 +22,7 @@ import pandas as pd
 from leadml import privacy
 from leadml.contract import EVENT_TYPES, PAGE_KINDS
 from leadml.dataset import Rejects
+from leadml.errors import ContractError
 from leadml.values import FALSE_WORDS, TRUE_WORDS, binary_word
 
 # what the feature function counts: page views by kind of page, then the other event types
@@ -438,7 +439,7 @@ def _engagement(
             sub = leads.iloc[rows]
             if not sub["lead_id"].is_unique:
                 dup = sub["lead_id"][sub["lead_id"].duplicated()].iloc[0]
-                raise ValueError(
+                raise ContractError(
                     f"lead_id {dup!r} appears twice with the same cut-off; each lead needs one row per as_of"
                 )
             out[rows] = _engagement_unique(sub, events, as_of[rows], spec)
@@ -558,7 +559,9 @@ def _engagement_unique(
 
 def _as_of_array(leads: pd.DataFrame, as_of) -> np.ndarray:
     if as_of is None:
-        raise ValueError("CRM features need a cut-off: pass as_of (a timestamp, or one per lead)")
+        raise ContractError(
+            "CRM features need a cut-off: pass as_of (a timestamp, or one per lead)"
+        )
     if isinstance(as_of, pd.Series | np.ndarray | list):
         return pd.to_datetime(pd.Series(as_of)).to_numpy("datetime64[ns]")
     return np.full(len(leads), pd.Timestamp(as_of).to_datetime64().astype("datetime64[ns]"))

@@ -26,6 +26,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from leadml.bands import BandThresholds, to_band, to_score
 from leadml.config import ModelConfig
+from leadml.errors import ModelError
 from leadml.features import ColumnSpec, FeatureSpec, build_features
 from leadml.progress import bar as progress_bar
 from leadml.progress import redraws
@@ -368,12 +369,12 @@ class LeadScorer:
     def load(cls, path: Path | str) -> LeadScorer:
         path = Path(path)
         if not (path / "scorer.json").exists():
-            raise FileNotFoundError(
+            raise ModelError(
                 f"{path}: no leadml model here (scorer.json missing). Train one with `leadml train` or point --model at an export."
             )
         meta = json.loads((path / "scorer.json").read_text())
         if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
+            raise ModelError(
                 f"{path}: model format {meta.get('format_version')} is not {FORMAT_VERSION}; retrain with this leadml version."
             )
         s = meta["spec"]

@@ -111,7 +111,7 @@ class ModelSource:
         try:
             st = path.stat()
         except FileNotFoundError:
-            raise FileNotFoundError(
+            raise ModelError(
                 f"{self.uri}: no exported model here (scorer.json missing). Run `make demo` or "
                 "`leadml promote`, or set LEADML_MODEL_URI to a models:/ URI"
             ) from None

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from leadml import files
+from leadml.errors import ConfigError
 
 AS_OF = pd.Timestamp("2026-06-30")
 HORIZON_DAYS = 30
@@ -200,7 +201,7 @@ def _sample_times(rng, owner, start, tau, mass, end):
 def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.0) -> SynthResult:
     """Draw `n_leads` leads with their events and the true conversion probabilities."""
     if n_leads < 100:
-        raise ValueError(f"n_leads must be at least 100, got {n_leads}")
+        raise ConfigError(f"n_leads must be at least 100, got {n_leads}")
     rng = np.random.default_rng(seed)
     n = n_leads
     t_end = float(
@@ -406,9 +407,9 @@ def write_crm(
     if fmt == "auto":
         fmt = "parquet" if len(result.leads) >= 100_000 or parts > 1 else "csv"
     if fmt not in ("csv", "parquet"):
-        raise ValueError(f"format must be csv, parquet or auto, got {fmt!r}")
+        raise ConfigError(f"format must be csv, parquet or auto, got {fmt!r}")
     if parts > 1 and fmt != "parquet":
-        raise ValueError("events in several parts are written as Parquet: pass --format parquet")
+        raise ConfigError("events in several parts are written as Parquet: pass --format parquet")
     paths = {}
     for name, frame in (("leads", result.leads), ("events", result.events)):
         for other in [

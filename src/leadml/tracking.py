@@ -32,7 +32,7 @@ from mlflow.pyfunc import PythonModel
 
 from leadml import champion, files
 from leadml.config import DEFAULT_MODEL_NAME, Settings
-from leadml.errors import PromotionError
+from leadml.errors import ConfigError, ModelError, PromotionError
 from leadml.features import FeatureSpec
 from leadml.model import LeadScorer
 from leadml.records import to_tables
@@ -77,11 +77,20 @@ def connect(settings: Settings) -> str:
         )
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
-    exp = mlflow.get_experiment_by_name(settings.experiment)
-    if exp is None:
-        return mlflow.create_experiment(
-            settings.experiment, artifact_location=settings.artifact_root
-        )
+    try:
+        exp = mlflow.get_experiment_by_name(settings.experiment)
+        if exp is None:
+            return mlflow.create_experiment(
+                settings.experiment, artifact_location=settings.artifact_root
+            )
+    except mlflow.exceptions.MlflowException as exc:
+        text = str(exc.message)
+        why = "not a kind of store MLflow knows" if "unsupported URI" in text else text[:160]
+        raise ConfigError(
+            f"tracking store {settings.tracking_uri}: {why.splitlines()[0].strip()}. "
+            "Fix MLFLOW_TRACKING_URI (sqlite:///path, http(s)://server, postgresql://...) or "
+            "unset it to use the store under LEADML_HOME"
+        ) from None
     return exp.experiment_id
 
 
@@ -298,13 +307,13 @@ def scorer_path(settings: Settings, uri: str) -> Path:
         challenger = alias_version(settings, CHALLENGER) if uri.endswith("@champion") else None
         hint = (f"; the challenger v{challenger} is not champion (leadml promote says why)"
                 if challenger else "")  # fmt: skip
-        raise FileNotFoundError(
+        raise ModelError(
             f"{uri}: not in {settings.tracking_uri} ({exc.message.splitlines()[0]}){hint}. "
             "Train one (leadml train), or pass --model"
         ) from None
     found = list(root.rglob("scorer.json"))
     if not found:
-        raise FileNotFoundError(f"{uri}: not a leadml model (no scorer.json among its artefacts)")
+        raise ModelError(f"{uri}: not a leadml model (no scorer.json among its artefacts)")
     return found[0].parent
 
 
