@@ -8,10 +8,10 @@ The steps are the in-memory engine's, run per partition on a Dask cluster:
 2. Leads and events are shuffled (Dask's own shuffle, which spills to disk) into the same
    number of partitions by a hash of the lead id, so partition i of the events holds
    exactly the events of the leads in partition i of the leads.
-3. Per pair of partitions, `train.label_rows` and `features.build_features`, the one feature
+3. Per pair of partitions, `labels.label_rows` and `features.build_features`, the one feature
    function, run unchanged: same cut-offs, same as-of rules, same features.
 4. Training boosts with LightGBM's Dask estimator; calibration, bands, baseline and the
-   evaluation run on the client from the raw scores (`train._finish`, shared by both
+   evaluation run on the client from the raw scores (`train.finish`, shared by both
    engines). Scoring writes one Parquet file per partition, or one CSV.
 
 Flat exports are one row per lead with no event log; they stay on the in-memory engine.
@@ -33,10 +33,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, features, files, progress, readers, train
+from leadml import dataset, features, files, labels, progress, readers
 from leadml.config import Settings, TrainConfig
+from leadml.engine import Prepared
 from leadml.errors import EngineError
+from leadml.local_engine import input_example, read_options
 from leadml.model import LeadScorer, best_rounds, booster_params, categorical_positions, lgb_names
+from leadml.promote import leak_warnings
+from leadml.score import ScoreSummary
 
 BUCKET = "_bucket"
 _PIECE, _ROW = "_piece", "_row"  # where a lead row came from, to reject repeated ids
@@ -210,6 +214,36 @@ class CrmTables:
 
     def counts(self) -> dict[str, dataset.TableCount]:
         return self.data.counts()
+
+
+class DaskTestLeads:
+    """The test leads of a training on the cluster: their features (`X`, LightGBM's column
+    names) and their raw rows with the events of their partitions."""
+
+    def __init__(self, spec: features.FeatureSpec, X: Any, rows: Any, events: Any, n: int):
+        self.spec, self.X, self.rows, self.events, self.n = spec, X, rows, events, n
+
+    def predict_test(self, fn: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
+        names, spec = lgb_names(self.spec), self.spec
+
+        def apply(part: pd.DataFrame) -> pd.Series:
+            return pd.Series(fn(part[names].set_axis(spec.feature_names, axis=1)), dtype=float)
+
+        return self.X.map_partitions(apply, meta=(None, float)).compute().to_numpy()
+
+    def score_test(self, scorer: LeadScorer) -> np.ndarray | None:
+        import dask.dataframe as dd
+
+        out = dd.map_partitions(
+            _probability_part, self.rows, self.events, scorer, align_dataframes=False,
+            meta=("probability", float),
+        ).compute()  # fmt: skip
+        return out.to_numpy() if len(out) == self.n else None
+
+    def example(self, k: int) -> pd.DataFrame:
+        head = self.rows.head(k, npartitions=-1)
+        ev = self.events[self.events["lead_id"].isin(head["lead_id"].tolist())].compute()
+        return input_example(self.spec, head, ev.drop(columns=BUCKET), head["_as_of"].to_numpy())
 
 
 class DaskEngine:
@@ -387,8 +421,8 @@ class DaskEngine:
 
     def score_file(
         self, data_path: Path, out: Path, settings: Settings, model_uri: str | None,
-        options: dataset.ReadOptions, cut: pd.Timestamp | None,
-    ):  # fmt: skip
+        options: dataset.ReadOptions, as_of: pd.Timestamp | None,
+    ) -> ScoreSummary:  # fmt: skip
         """`score.score_file` on the cluster: a CRM folder scored into `out`, a folder of
         Parquet parts (one per partition) or one CSV file, and rejects next to it."""
         import dask.dataframe as dd
@@ -405,10 +439,9 @@ class DaskEngine:
         tables = self.read_crm(data_path, options, require_outcome=False)
         rpath = score.rejects_path_for(out)
         counts = score.check_share(tables.data, options, rpath)
-        if cut is None:  # the data's "now", as the in-memory engine takes it
+        if as_of is None:  # the data's "now", as every engine takes it
             last = [tables.leads["created_at"].max(), tables.events["occurred_at"].max()]
-            cut = max(pd.Timestamp(s) for s in dd.compute(*last) if pd.notna(s))
-            cut += pd.Timedelta(seconds=1)
+            as_of = labels.scoring_cutoff(dd.compute(*last))
         csv = out.suffix.lower() == ".csv"
         # parts go to a side folder and take the output's name only once all are written, so
         # a failed run never leaves a partial output that looks complete
@@ -417,7 +450,7 @@ class DaskEngine:
         parts.mkdir(parents=True)
         model = self.client.scatter(scorer, broadcast=True)
         by_band = dd.map_partitions(
-            _scores_part, tables.leads, tables.events, model, cut, str(parts), csv,
+            _scores_part, tables.leads, tables.events, model, as_of, str(parts), csv,
             align_dataframes=False, meta={"band": object, "leads": np.int64},
         ).compute()  # fmt: skip
         bands = by_band.groupby("band")["leads"].sum().astype(int).to_dict()
@@ -434,9 +467,9 @@ class DaskEngine:
         else:
             _replace_folder(parts, out)
         files.write_frame(tables.rejects.frame, rpath)
-        return score.ScoreSummary(
+        return ScoreSummary(
             out_path=out, rejects_path=rpath, rows_in=leads.read, scored=scored,
-            rejected=leads.rejected_rows, bands=bands, as_of=str(cut), model=uri,
+            rejected=leads.rejected_rows, bands=bands, as_of=str(as_of), model=uri,
             tables=counts, notes=tables.data.notes,
         )  # fmt: skip
 
@@ -444,13 +477,13 @@ class DaskEngine:
 
     def prepare(
         self, data_path: Path, config: TrainConfig, steps: progress.Stages, progress: bool
-    ) -> train.Prepared:
+    ) -> tuple[Prepared, DaskTestLeads]:
         """`train.fit`'s engine steps on the cluster: read, label, features, boost, raw scores."""
         import dask
         import dask.dataframe as dd
 
         steps.next("reading data")
-        tables = self.read_crm(data_path, train.read_options(config), require_outcome=True)
+        tables = self.read_crm(data_path, read_options(config), require_outcome=True)
         dataset.check_reject_share(tables.data, config.input.max_reject_share)
         leads, events = tables.leads, tables.events
         steps.next("labelling cut-offs")
@@ -461,24 +494,24 @@ class DaskEngine:
             stamps = dd.compute(
                 leads["created_at"].max(), leads["converted_at"].max(), events["occurred_at"].max()
             )
-            last = train.cutoff_before(list(stamps), lc.horizon_days)
+            last = labels.training_cutoff(stamps, lc.horizon_days)
 
         def count(cuts: list) -> np.ndarray:
             parts = leads.to_delayed()
             per_part = dask.compute(
-                *[dask.delayed(train.population_counts)(p, cuts, lc.horizon_days) for p in parts]
+                *[dask.delayed(labels.population_counts)(p, cuts, lc.horizon_days) for p in parts]
             )
             return np.sum(per_part, axis=0)
 
-        cuts = train.plan_cutoffs(config, last, count)
+        cuts = labels.plan_cutoffs(config, last, count)
         if len(cuts) < 4:
             raise dataset.ContractError(
                 f"the Dask engine splits by cut-off and needs 4 or more; only {len(cuts)} have "
-                f"{train.MIN_SNAPSHOT_ROWS}+ leads. Set label.snapshots (and snapshot_every_days), "
+                f"{labels.MIN_SNAPSHOT_ROWS}+ leads. Set label.snapshots (and snapshot_every_days), "
                 "or use --engine local for data this small."
             )
         rows = leads.drop(columns=BUCKET).map_partitions(
-            train.label_rows, cuts, lc.horizon_days, align_dataframes=False
+            labels.label_rows, cuts, lc.horizon_days, align_dataframes=False
         )
         train_rows = rows[rows["_snapshot"] >= 3]
         counts = _sum_counts(
@@ -499,7 +532,7 @@ class DaskEngine:
             rows["created_at"].min(), rows["created_at"].max(), rows["lead_id"].nunique()
         )
         y_all = float((stats["count"] * stats["mean"]).sum() / stats["count"].sum())
-        summary = train.crm_summary(
+        summary = labels.crm_summary(
             config, cuts, int(stats["count"].sum()), n_leads,
             int(events.map_partitions(len).sum().compute()), first, last_created, y_all,
         )  # fmt: skip
@@ -522,7 +555,7 @@ class DaskEngine:
                     f"the {name} slice ({slices[name]} leads) has only one outcome; more data or a different split is needed"
                 )
         sample = _sample(X[slice_of["train"]], SAMPLE_ROWS, slices["train"])
-        warnings = train._leak_warnings(
+        warnings = leak_warnings(
             sample[names].set_axis(spec.feature_names, axis=1),
             sample["_y"].to_numpy(),
             spec,
@@ -542,38 +575,18 @@ class DaskEngine:
         fit_rows = X[slice_of["train"] | slice_of["valid"]]
         base = _sample(fit_rows, config.model.baseline_max_rows, slices["train"] + slices["valid"])
 
-        def on_test(fn: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
-            def apply(part: pd.DataFrame) -> pd.Series:
-                return pd.Series(fn(part[names].set_axis(spec.feature_names, axis=1)), dtype=float)
-
-            return test.map_partitions(apply, meta=(None, float)).compute().to_numpy()
-
         test_rows = rows[rows["_snapshot"] == 0]
 
-        def score_test(other: LeadScorer) -> np.ndarray | None:
-            out = dd.map_partitions(
-                _probability_part, test_rows, events, other, align_dataframes=False,
-                meta=("probability", float),
-            ).compute()  # fmt: skip
-            return out.to_numpy() if len(out) == len(keys) else None
-
-        def example(k: int) -> pd.DataFrame:
-            head = test_rows.head(k, npartitions=-1)
-            ev = events[events["lead_id"].isin(head["lead_id"].tolist())].compute()
-            return train.input_example(
-                spec, head, ev.drop(columns=BUCKET), head["_as_of"].to_numpy()
-            )
-
-        return train.Prepared(
+        prep = Prepared(
             kind="crm", source=tables.data.source, target="converted", rejects=tables.rejects,
             summary=summary, split_method="time (by cut-off)", slices=slices, spec=spec,
             booster=booster, crossfit=False, raw_cal=raw_cal.to_numpy(), y_cal=y_cal.to_numpy(),
             raw_test=raw_test.to_numpy(), y_test=keys["_y"].to_numpy(),
             test_keys=keys[["lead_id", "_as_of"]].reset_index(drop=True),
             baseline_rows=(base[names].set_axis(spec.feature_names, axis=1), base["_y"].to_numpy()),
-            on_test=on_test, score_test=score_test, example=example, tables=tables.counts(),
-            notes=tables.data.notes, warnings=warnings,
+            tables=tables.counts(), notes=tables.data.notes, warnings=warnings,
         )  # fmt: skip
+        return prep, DaskTestLeads(spec, test, test_rows, events, len(keys))
 
     def _boost(self, train_X, valid_X, spec, config: TrainConfig, slices: dict) -> Any:
         """LightGBM's Dask estimator for `max_rounds` rounds, cut back to the rounds with the
