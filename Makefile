@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-serve bench-scale faults clean
+.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-quick bench-serve bench-scale faults clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,17 +61,20 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 mlflow-ui: $(STAMP) ## open the MLflow UI on the embedded store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
-bench: $(STAMP) ## run the benchmarks and print figures (see benchmarks/RESULTS.md)
+bench: $(STAMP) ## run the default benchmark subjects at full size and print figures (see benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/run.py
 
+bench-quick: $(STAMP) ## every benchmark subject on tiny sizes, a smoke run (~5 min; serving needs wrk)
+	$(BIN)/python benchmarks/run.py all --quick
+
 bench-serve: $(STAMP) ## benchmark /predict against `mlflow models serve` (needs wrk: apt-get install wrk)
-	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/bench_serving.py
 
 faults: $(STAMP) ## replay real-world faults (bad files, hostile requests, kills, a full disk), one line per case
 	$(BIN)/python benchmarks/faults.py
 
 bench-scale: $(STAMP) ## in-memory engine vs a 2-worker local Dask cluster: 10M leads, ~100M events (about 20 GB of RAM, 15 min)
-	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/bench_dask.py
 
 clean: ## remove generated data, models, MLflow store and outputs (keeps .venv)
 	rm -rf data/sample mlruns out benchmarks/_work

@@ -13,12 +13,14 @@ kills are real) in a scratch LEADML_HOME with its own MLflow store, and prints o
 The exit code is 1 when any case fails. Cases are grouped: input files (issue 13 sections
 1-5), kills and full disks, promotion (section 6) and the service (section 7). Scratch folders
 go to benchmarks/_work/faults/ (removed unless --keep).
+
+Over ~400 lines on purpose: a catalogue of small independent cases (each a short function
+and one line in CASES); the shared scratch environment and server come from fixtures.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import shutil
@@ -31,10 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import fixtures
 import numpy as np
 import pandas as pd
+from fixtures import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "_work" / "faults"
 LEADS = 1500
 
@@ -56,9 +59,9 @@ class World:
         self.root = root
         self.home = root / "home"
         self.data = root / "crm"
-        self.env = {**os.environ, "LEADML_HOME": str(self.home), "OMP_WAIT_POLICY": "PASSIVE",
-                    "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
-        self.env.pop("MLFLOW_TRACKING_URI", None)
+        self.env = fixtures.scratch_env(
+            self.home, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(ROOT / "src")
+        )
 
     def leadml(self, *args: str, timeout: float = 300, env: dict | None = None,
                preexec: Callable | None = None) -> subprocess.CompletedProcess:  # fmt: skip
@@ -439,24 +442,14 @@ class Service:
     """`leadml serve` (uvicorn, one worker) on a free loopback port, serving the champion."""
 
     def __init__(self, world: World):
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "leadml.cli", "serve", "--port", str(self.port), "--workers",
-             "1", "--model", world.model, "--reload-seconds", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=world.env, cwd=world.root,
-        )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if self.request("GET", "/ready")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("leadml serve did not become ready")
+        self.port = fixtures.free_port()
+        serve = ["serve", "--port", str(self.port), "--workers", "1", "--model", world.model]
+        cmd = [sys.executable, "-m", "leadml.cli", *serve, "--reload-seconds", "0"]
+        self.log = world.root / "serve.log"
+        ready = f"http://127.0.0.1:{self.port}/ready"
+        self.server = fixtures.Server("leadml serve", cmd, world.env, self.log, ready, stdout=False)
+        self.server.start(world.root)
+        self.server.wait_ready(time.perf_counter() + 120)
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None):
         import http.client
@@ -471,13 +464,9 @@ class Service:
             conn.close()
 
     def stop(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-        return err.decode(errors="replace")
+        """Stop it and return what it wrote to stderr."""
+        self.server.stop()
+        return self.log.read_text(errors="replace")
 
 
 def _service(world: World) -> Service:
@@ -880,8 +869,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in cases:
             print(f"{c.name:<42} {c.expected}{'' if c.quick else '  (full run only)'}")
         return 0
-    for name in ("MLFLOW_TRACKING_URI", "LEADML_MODEL_NAME", "LEADML_EXPORT_DIR", "LEADML_HOME"):
-        os.environ.pop(name, None)  # every case reads and writes its own scratch home only
+    fixtures.strip_env()  # every case reads and writes its own scratch home only, also in here
     root = Path(args.work or tempfile.mkdtemp(prefix="leadml-faults-"))
     root.mkdir(parents=True, exist_ok=True)
     world = World(root)

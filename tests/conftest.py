@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset, synth
+from leadml import records, synth
 from leadml.config import TrainConfig
 from leadml.serving import LoadedModel
 from leadml.train import fit
@@ -117,7 +117,7 @@ def crm_records(crm_small):
     cut = pd.Timestamp(crm_small.meta["as_of"])
     alive = leads[pd.to_datetime(leads["created_at"]) < cut].head(40)
     events = crm_small.events[crm_small.events["lead_id"].isin(alive["lead_id"])]
-    rec = dataset.events_to_records(alive, events, cut)
+    rec = records.from_tables(alive, events, cut)
     rec = rec.drop(columns=[c for c in ("converted", "converted_at") if c in rec])
     rows = rec.astype(object).where(rec.notna(), None).to_dict("records")
     for r in rows:

@@ -15,6 +15,7 @@ from leadml import dataset
 from leadml.api import create_app
 from leadml.bands import to_score
 from leadml.config import ServeSettings, Settings, TrainConfig
+from leadml.records import from_tables
 from leadml.score import score_file
 from leadml.serving import LoadedModel
 from leadml.train import fit
@@ -79,7 +80,7 @@ def test_predict_equals_leadml_score_on_the_same_leads(crm_model, crm_dir, tmp_p
     data = dataset.load_crm(crm_dir, require_outcome=False)
     leads = data.leads.set_index("lead_id").loc[batch["lead_id"]].reset_index()
     events = data.events[data.events["lead_id"].isin(batch["lead_id"])]
-    rows = dataset.events_to_records(leads, events, pd.Timestamp(summary.as_of))
+    rows = from_tables(leads, events, pd.Timestamp(summary.as_of))
     records = rows.drop(columns=[c for c in ("converted", "converted_at") if c in rows])
     records = records.astype(object).where(records.notna(), None)
     payload = [{**r, "lead_id": str(r["lead_id"]), "events": json.loads(r["events"])}
@@ -314,7 +315,7 @@ def test_personal_data_never_reaches_the_log(crm_model, crm_records, caplog, mon
         def boom(*args, **kwargs):
             raise ValueError(f"cannot score {PII['email']} {PII['phone']}")
 
-        monkeypatch.setattr("leadml.serving.score_requests", boom)
+        monkeypatch.setattr("leadml.scoring.score_requests", boom)
         r = c.post("/predict", json=lead)
     assert r.status_code == 500 and PII["email"] not in r.text
     assert "ValueError" in caplog.text  # the failure is logged, its message (with data) is not

@@ -9,8 +9,6 @@ import pytest
 from leadml.cli import build_parser, main
 from tests.conftest import make_flat
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.mark.parametrize("command", ["synth", "train", "score", "promote", "config"])
 def test_every_command_has_help(command, capsys):
@@ -24,6 +22,7 @@ def test_every_command_has_help(command, capsys):
             assert opt in text
 
 
+@pytest.mark.slow
 def test_synth_train_score_end_to_end(home, capsys):
     data = home / "data" / "sample"
     assert main(["-q", "synth", "--out", str(data), "--leads", "2500", "--seed", "5"]) == 0
@@ -52,6 +51,7 @@ def test_synth_train_score_end_to_end(home, capsys):
     )
 
 
+@pytest.mark.slow
 def test_unseen_flat_export_semicolon_yes_no(home, capsys):
     """A flat CSV the project has never seen: ';'-separated, yes/no target, only --target/--sep/--drop."""
     train_path = home / "crm_export.csv"
@@ -92,6 +92,7 @@ def test_unseen_flat_export_semicolon_yes_no(home, capsys):
     assert set(scores["row_id"].astype(str)) == {str(i) for i in range(1, 301)} - {"4", "8"}
 
 
+@pytest.mark.slow
 def test_contract_errors_exit_2_with_the_fix(home, capsys, flat_csv):
     assert main(["-q", "train", "--data", str(flat_csv), "--target", "Won"]) == 2
     err = capsys.readouterr().err
@@ -100,6 +101,7 @@ def test_contract_errors_exit_2_with_the_fix(home, capsys, flat_csv):
     assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_score_without_any_model_says_how_to_get_one(home, flat_csv, capsys):
     code = main(
         [
@@ -117,6 +119,7 @@ def test_score_without_any_model_says_how_to_get_one(home, flat_csv, capsys):
     assert "leadml train" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_personal_data_never_reaches_logs_or_the_mlflow_run(home, capsys, caplog):
     import logging
 
@@ -139,3 +142,153 @@ def test_personal_data_never_reaches_logs_or_the_mlflow_run(home, capsys, caplog
         assert value not in logged
         assert value not in stored
     assert "@example.com" not in logged + stored
+
+
+HEAVY = {"pandas", "numpy", "sklearn", "lightgbm", "mlflow", "fastapi", "uvicorn", "dask"}
+
+
+@pytest.mark.parametrize("argv", [[], ["train"], ["score"], ["serve"], ["rules", "compare"]])
+def test_help_imports_no_heavy_library(argv):
+    """`leadml --help` answers at once: building the parser imports none of the big libraries."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "leadml.cli", *argv, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "usage: leadml" in done.stdout
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "leadml" in imported and "argparse" in imported  # the listing is what we think
+    assert not imported & HEAVY
+
+
+def run(argv: list[str]) -> int:
+    """main's exit code, counting argparse's exit on a bad option."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+def assert_one_line_exit_2(argv: list[str], capsys, *words: str) -> None:
+    code = run(["-q", *argv])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and "error" in err
+    for word in words:
+        assert word in err
+
+
+@pytest.fixture
+def files(home):
+    """Broken inputs a person could pass."""
+    (home / "bad.yaml").write_text("features: [unclosed\n")
+    (home / "bad_keys.yaml").write_text("model:\n  learning_rate: 7\n  foo: 1\n")
+    (home / "unknown_field.yaml").write_text(
+        "thresholds: {mql: 40, sql: 70}\nrules:\n"
+        "  - {name: a, field: nope, op: eq, value: 1, points: 5}\n"
+    )
+    (home / "a_file").write_text("x")
+    (home / "folder").mkdir()
+    return home
+
+
+MISTAKES = {
+    "missing data": (["train", "--data", "{h}/nope"], ["{h}/nope"]),
+    "missing folder for synth": (["synth", "--out", "{h}/a_file/s", "--leads", "100"], ["a_file"]),
+    "bad YAML config": (["train", "--data", "{h}", "--config", "{h}/bad.yaml"], ["not valid YAML"]),
+    "config keys": (["train", "--data", "{h}", "--config", "{h}/bad_keys.yaml"], ["model.foo"]),
+    "missing config": (["train", "--data", "{h}", "--config", "{h}/no.yaml"], ["not found"]),
+    "config folder": (["train", "--data", "{h}", "--config", "{h}/folder"], ["not found"]),
+    "unknown engine": (["train", "--data", "{h}", "--engine", "spark"], ["--engine"]),
+    "scheduler without dask": (["train", "--data", "{h}", "--scheduler", "tcp://x:1"], ["dask"]),
+    "share over 1": (["train", "--data", "{h}", "--max-reject-share", "7"], ["share"]),
+    "too few leads": (["synth", "--out", "{h}/s", "--leads", "5"], ["at least 100"]),
+    "csv in parts": (["synth", "--out", "{h}/s", "--format", "csv", "--parts", "3"], ["Parquet"]),
+    "no version": (["promote", "--version", "999"], ["'999'"]),
+    "no challenger": (["promote"], ["train first"]),
+    "no model to score with": (["score", "--data", "{h}", "--out", "{h}/o.csv"], ["leadml train"]),
+    "no model for rules": (["rules", "fields", "--model", "{h}/folder"], ["--model"]),
+    "port out of range": (["serve", "--port", "99999"], ["65535"]),
+}
+
+
+@pytest.mark.parametrize("case", list(MISTAKES))
+def test_a_mistake_is_one_line_and_exit_2(case, files, capsys):
+    argv, words = MISTAKES[case]
+    h = str(files)
+    assert_one_line_exit_2([a.format(h=h) for a in argv], capsys, *(w.format(h=h) for w in words))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["--target", "Nope"], "--target"),
+        (["--target", "won", "--id", "Nope"], "--id"),
+        (["--target", "won", "--drop", "Nope,,owner_notes"], "--drop"),
+        ([], "--target"),
+    ],
+)
+def test_flat_export_column_mistakes(argv, word, home, flat_csv, capsys):
+    assert_one_line_exit_2(["train", "--data", str(flat_csv), "--sep", ";", *argv], capsys, word)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["score", "--data", "{data}", "--out", "{h}/o.csv", "--as-of", "yesterday"], "ISO 8601"),
+        (["score", "--data", "{h}/a_file", "--out", "{h}/o.csv"], "a_file"),
+        (["rules", "compare", "--rules", "{h}/unknown_field.yaml"], "unknown field 'nope'"),
+        (["rules", "compare", "--rules", "{h}/none.yaml"], "rules file not found"),
+        (["rules", "compare", "--rules", "{h}/folder"], "rules file not found"),
+    ],
+)
+def test_mistakes_with_a_model(argv, word, files, crm_model, crm_dir, capsys):
+    fill = {"h": str(files), "data": str(crm_dir)}
+    argv = [a.format(**fill) for a in argv] + ["--model", crm_model.uri]
+    assert_one_line_exit_2(argv, capsys, word)
+
+
+def test_serve_on_a_busy_port_says_so(home, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = ["serve", "--port", str(port), "--workers", "1"]
+        assert_one_line_exit_2(argv, capsys, f"127.0.0.1:{port}", "--port")
+
+
+def test_serve_with_a_bad_worker_count_in_the_environment(home, monkeypatch, capsys):
+    monkeypatch.setenv("LEADML_WORKERS", "two")
+    assert_one_line_exit_2(["serve", "--port", "1"], capsys, "LEADML_WORKERS='two'")
+
+
+def test_verbose_adds_the_traceback(home, capsys):
+    code = run(["-q", "-v", "promote"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" in err and "PromotionError" in err
+    assert err.strip().splitlines()[-1].startswith("error: no version given")
+
+
+def test_a_bug_keeps_its_traceback(home, monkeypatch):
+    from leadml import commands
+
+    def broken(args):
+        raise KeyError("a bug, not a mistake")
+
+    monkeypatch.setattr(commands, "config", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["config"])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset
+from leadml import dataset, records
 from leadml.dataset import ContractError
 
 
@@ -188,8 +188,8 @@ def test_pii_columns_are_recognised():
 def test_request_records_round_trip(crm_small):
     leads = crm_small.leads.head(3)
     events = crm_small.events[crm_small.events["lead_id"].isin(leads["lead_id"])]
-    rec = dataset.events_to_records(leads, events, pd.Timestamp("2026-06-30"))
-    back_leads, back_events, as_of = dataset.events_from_records(rec, crm=True)
+    rec = records.from_tables(leads, events, pd.Timestamp("2026-06-30"))
+    back_leads, back_events, as_of = records.to_tables(rec, crm=True)
     assert len(back_events) == len(events)
     assert (as_of == np.datetime64("2026-06-30T00:00:00")).all()
     assert back_leads["lead_id"].tolist() == leads["lead_id"].tolist()

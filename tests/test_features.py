@@ -212,7 +212,7 @@ def test_per_value_small_and_large_inputs_agree():
 def test_request_timestamps_agree_with_the_file_path():
     from datetime import UTC, datetime, timedelta, timezone
 
-    from leadml.dataset import timestamps
+    from leadml.records import timestamps
 
     stamps = [datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=5))), None,
               datetime(2026, 3, 1, 12), datetime(2026, 3, 1, 7, tzinfo=UTC)]  # fmt: skip

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from leadml import dataset
+from leadml import records
 from leadml.api import create_app
 from leadml.config import ServeSettings
 from leadml.features import build_features
@@ -64,7 +64,7 @@ def test_reasons_add_up_to_the_score_on_x_education_leads(xedu_model, xedu_leads
 
 def test_points_add_up_for_every_lead_near_or_far_from_the_average(crm_model, crm_records):
     """`LeadScorer.points` (the ledger reads it too) adds up exactly for every lead."""
-    leads, events, as_of = dataset.events_from_records(pd.DataFrame(crm_records), crm=True)
+    leads, events, as_of = records.to_tables(pd.DataFrame(crm_records), crm=True)
     X = build_features(leads, events, crm_model.scorer.spec, as_of=as_of).X
     points, base, _ = crm_model.scorer.points(X)
     p = crm_model.scorer.probability(X)
@@ -74,7 +74,7 @@ def test_points_add_up_for_every_lead_near_or_far_from_the_average(crm_model, cr
 def test_points_add_up_next_to_the_average_lead_with_a_steep_calibration(crm_model, crm_records):
     """An isotonic step of 90 points right at the average lead: one slope for all of a lead's
     parts would turn a lead next to the average into reasons worth hundreds of points."""
-    leads, events, as_of = dataset.events_from_records(pd.DataFrame(crm_records), crm=True)
+    leads, events, as_of = records.to_tables(pd.DataFrame(crm_records), crm=True)
     X = build_features(leads, events, crm_model.scorer.spec, as_of=as_of).X.to_numpy()
     contrib = crm_model.scorer.booster.predict(X, pred_contrib=True)
     bias, delta = contrib[0, -1], contrib.sum(axis=1) - contrib[0, -1]

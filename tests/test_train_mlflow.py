@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset, tracking
+from leadml import dataset, records, tracking
 from leadml.config import Settings, TrainConfig
 from leadml.model import LeadScorer
 from leadml.train import train
@@ -69,7 +69,7 @@ def test_registered_pyfunc_returns_probability_score_band(trained, crm_dir):
     events = data.events[data.events["lead_id"].isin(leads["lead_id"])]
     scorer = LeadScorer.load(settings.export_dir / "champion")
     fields = scorer.spec.input_fields()  # what a caller sends: no personal data, no outcome
-    request = dataset.events_to_records(leads.astype({"lead_id": str})[fields], events, as_of)
+    request = records.from_tables(leads.astype({"lead_id": str})[fields], events, as_of)
     out = model.predict(request)
     assert list(out.columns) == ["lead_id", "probability", "score", "band"]
     direct, _ = scorer.score_leads(leads, events, as_of=as_of)

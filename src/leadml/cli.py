@@ -1,16 +1,21 @@
-"""The `leadml` command: each subcommand parses its options and calls one library function."""
+"""The `leadml` command: a table of commands, each adding its options; `main` runs one and
+turns a person's mistake into one line on stderr.
+
+Building the parser imports nothing heavy (no pandas, numpy, sklearn, LightGBM, MLflow,
+FastAPI), so `leadml --help` answers at once; each command in `leadml.commands` imports the
+library it calls when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
-import os
 import signal
 import sys
-import time
-import warnings
+from collections.abc import Callable
 from pathlib import Path
+
+from leadml import commands
+from leadml.errors import LeadmlError
 
 EPILOG = """examples:
   leadml synth --out data/sample --leads 20000
@@ -54,297 +59,6 @@ examples:
   leadml promote --version 3
   leadml promote --name xeducation --version 2 --force
 """
-
-
-def _settings(args=None):
-    """Settings from the environment; `--name` picks another registered model."""
-    from leadml.config import Settings
-
-    return Settings.from_env().for_model(getattr(args, "name", None))
-
-
-def cmd_synth(args) -> int:
-    from leadml import synth
-
-    t0 = time.perf_counter()
-    steps = _progress(2, "synth", args.quiet)
-    result = synth.make_crm(args.leads, args.seed)
-    steps.update(1)
-    paths = synth.write_crm(result, args.out, args.format, args.parts)
-    steps.update(1)
-    steps.close()
-    m = result.meta
-    print(
-        f"wrote {len(result.leads):,} leads and {len(result.events):,} events to {args.out} in {time.perf_counter() - t0:.1f}s"
-    )
-    print(
-        f"  cut-off {m['as_of']}, {m['snapshots']} monthly snapshots, conversion within {m['horizon_days']} days: {m['snapshot_conversion_rate']:.1%} of eligible leads"
-    )
-    print(f"  truth (true probabilities and effects): {paths['truth'].parent}")
-    return 0
-
-
-def _progress(total: int, desc: str, quiet: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", disable=quiet, leave=False)
-
-
-def _config(args):
-    from leadml.config import TrainConfig
-
-    cfg = TrainConfig.from_yaml(args.config)
-    given = {"date_format": args.date_format, "max_reject_share": args.max_reject_share}
-    cfg = cfg.with_changes({"input": {k: v for k, v in given.items() if v is not None}})
-    flat = cfg.flat.model_copy(
-        update={
-            k: v
-            for k, v in {
-                "target": args.target,
-                "id_column": args.id,
-                "drop": [c.strip() for c in args.drop.split(",") if c.strip()]
-                if args.drop
-                else None,
-                "sep": args.sep,
-            }.items()
-            if v is not None
-        }
-    )
-    return cfg.model_copy(update={"flat": flat})
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.4f}"
-
-
-def print_input(tables: dict, notes: list[str], rejects_path) -> None:
-    """Rows in = used + rejected, per input table; how the files were read; the rejects file."""
-    from leadml.dataset import TableCount
-
-    for i, (table, c) in enumerate(tables.items()):
-        count = c if isinstance(c, TableCount) else TableCount.from_dict(table, c)
-        print(("input: " if i == 0 else "       ") + count.line())
-    for note in notes:
-        print(f"       {note}")
-    if rejects_path is not None:
-        print(f"       rejects: {rejects_path}")
-
-
-def print_train_report(result, settings) -> None:
-    m, b, o = result.metrics, result.baseline or {}, result.bayes or {}
-    d = result.data_summary
-    print()
-    print(
-        f"data: {d['kind']} {d['path']} | {d['rows']:,} training rows, conversion {d['conversion_rate']:.1%}, split {d['split']}"
-    )
-    if d.get("cutoffs"):
-        print(
-            f"      cut-offs {d['cutoffs'][-1]} .. {d['cutoffs'][0]}, horizon {d['horizon_days']} days"
-        )
-    print_input(d.get("tables", {}), d.get("read_notes", []), result.rejects_path)
-    print(f"test slice: {m['leads']:,} leads")
-    print(f"{'metric':<10} {'LightGBM':>10} {'baseline':>10} {'best possible':>14}")
-    for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"):
-        print(f"{k:<10} {_fmt(m[k]):>10} {_fmt(b.get(k)):>10} {_fmt(o.get(k)):>14}")
-    if o:
-        print(
-            f"  ('best possible' is the Bayes-optimal model using the generator's true probabilities; AUC gap {o['roc_auc'] - m['roc_auc']:+.4f})"
-        )
-    t = result.thresholds
-    print(
-        f"\nbands ({t.policy}: SQL at p >= {t.sql:.3f}, MQL at p >= {t.mql:.3f}), backtest on the test slice:"
-    )
-    print(result.band_table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    for w in result.warnings:
-        print(f"WARNING: {w}")
-    if result.run_id:
-        print(f"\nMLflow run {result.run_id} in {settings.tracking_uri} (make mlflow-ui)")
-        print(
-            f"registered {settings.model_name} v{result.version} as challenger; "
-            + ("promoted to champion" if result.promoted else "not promoted")
-            + f" ({result.promotion_note})"
-        )
-    if result.export_path:
-        print(f"champion exported to {result.export_path}")
-
-
-@contextlib.contextmanager
-def _engine(args):
-    """None for the in-memory engine; a connected DaskEngine for --engine dask."""
-    if args.engine != "dask":
-        if args.scheduler or args.dask_workers:
-            raise SystemExit("error: --scheduler and --dask-workers need --engine dask")
-        yield None
-        return
-    from leadml.dask_engine import DaskEngine
-
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    with DaskEngine.connect(scheduler, args.dask_workers) as engine:
-        where = scheduler or "a local cluster"
-        print(f"dask: {engine.workers} worker(s) on {where}", flush=True)
-        yield engine
-
-
-def cmd_train(args) -> int:
-    from leadml.train import train
-
-    settings = _settings(args)
-    cfg = _config(args)
-    t0 = time.perf_counter()
-    with _engine(args) as engine:
-        result = train(
-            args.data, cfg, settings, progress=not args.quiet, register=not args.no_register,
-            engine=engine,
-        )  # fmt: skip
-    print_train_report(result, settings)
-    print(f"\ntrained in {time.perf_counter() - t0:.1f}s")
-    return 0
-
-
-def cmd_score(args) -> int:
-    from leadml.dataset import MAX_REJECT_SHARE, ReadOptions
-    from leadml.score import check_paths, score_file
-
-    check_paths(args.data, args.out)  # before anything is read or loaded
-    settings = _settings(args)
-    options = ReadOptions(
-        sep=args.sep, date_format=args.date_format,
-        max_reject_share=MAX_REJECT_SHARE if args.max_reject_share is None else args.max_reject_share,
-    )  # fmt: skip
-    t0 = time.perf_counter()
-    with _engine(args) as engine:
-        s = score_file(args.data, args.out, settings, args.model, options, args.as_of, engine)
-    print(
-        f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s"
-        + (f" (as of {s.as_of})" if s.as_of else "")
-    )
-    print_input(s.tables, s.notes, s.rejects_path)
-    print("bands: " + ", ".join(f"{b} {n:,}" for b, n in sorted(s.bands.items())))
-    print(f"output: {s.out_path}")
-    return 0
-
-
-def cmd_promote(args) -> int:
-    from leadml import tracking
-
-    settings = _settings(args)
-    version = args.version or tracking.alias_version(settings, tracking.CHALLENGER)
-    if version is None:
-        print(
-            f"error: no version given and no challenger alias on model {settings.model_name!r}; train first or pass --version",
-            file=sys.stderr,
-        )
-        return 2
-    path = tracking.promote(settings, version, force=args.force)
-    print(f"{settings.model_name} v{version} is now champion; exported to {path}")
-    return 0
-
-
-def cmd_serve(args) -> int:
-    import shutil
-    import tempfile
-
-    import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
-
-    from leadml.config import ServeSettings
-
-    env = os.environ  # the workers are new processes: settings reach them through the environment
-    if args.model:
-        env["LEADML_MODEL_URI"] = args.model
-    if args.reload_seconds is not None:
-        env["LEADML_RELOAD_SECONDS"] = str(args.reload_seconds)
-    if args.name:
-        env["LEADML_MODEL_NAME"] = args.name
-    serve = ServeSettings.from_env()  # bad settings stop here, before any worker starts
-    settings = _settings(args)
-    uri = serve.model_uri or f"models:/{settings.model_name}@champion"
-    shared = tempfile.mkdtemp(prefix="leadml-serve-")
-    if args.workers > 1:  # metrics of all workers add up; /admin/reload reaches every worker
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
-        env["LEADML_RELOAD_TOKEN"] = os.path.join(shared, "reload")
-    log_config = {**LOGGING_CONFIG, "loggers": {**LOGGING_CONFIG["loggers"],
-                  "leadml": {"handlers": ["default"], "level": "INFO", "propagate": False}}}  # fmt: skip
-    print(
-        f"leadml: serving {uri} on http://{args.host}:{args.port} ({args.workers} worker(s)); "
-        f"API docs at http://{args.host}:{args.port}/docs",
-        flush=True,
-    )
-    try:
-        uvicorn.run(
-            "leadml.api:create_app", factory=True, host=args.host, port=args.port,
-            workers=args.workers, access_log=False, loop="uvloop", http="httptools",
-            log_level="info" if args.verbose else "warning", log_config=log_config,
-        )  # fmt: skip
-    finally:
-        shutil.rmtree(shared, ignore_errors=True)
-    return 0
-
-
-def cmd_rules_fields(args) -> int:
-    from leadml import rules
-    from leadml.score import load_model
-
-    scorer, uri = load_model(_settings(args), args.model)
-    print(f"fields a rule can test with {uri} ({scorer.spec.kind} model):")
-    for f in rules.rule_fields(scorer.spec):
-        values = scorer.spec.categories.get(f)
-        print(
-            f"  {f}"
-            + (
-                f"  ({', '.join(values[:12])}{', ...' if len(values) > 12 else ''})"
-                if values
-                else ""
-            )
-        )
-    return 0
-
-
-def cmd_rules_compare(args) -> int:
-    from leadml import ledger, rules, tracking
-    from leadml.config import TrainConfig
-    from leadml.score import load_model
-
-    settings = _settings(args)
-    scorer, uri = load_model(settings, args.model)
-    ruleset = rules.load_rules(args.rules, rules.rule_fields(scorer.spec))
-    data = args.data or scorer.card.get("data", {}).get("path")
-    if not data:
-        print(
-            "error: this model does not say which data it was trained on; pass --data",
-            file=sys.stderr,
-        )
-        return 2
-    t0 = time.perf_counter()
-    config = TrainConfig.from_yaml(args.config) if args.config else None
-    result = ledger.compare(ruleset, scorer, Path(data), config, progress=not args.quiet)
-    paths = ledger.write_report(
-        result, args.out, f"Points ledger: {Path(args.rules).name} vs {uri}"
-    )
-    print_input(result.tables, result.notes, None)
-    print(ledger.terminal_table(result))
-    print(f"\ncompared {len(ruleset.rules)} rules on {result.test_leads:,} test leads of {data} "
-          f"(points learned on {result.fit_leads:,} older leads) in {time.perf_counter() - t0:.1f}s")  # fmt: skip
-    for name, path in paths.items():
-        print(f"  {name}: {path}")
-    run_id = scorer.card.get("registry", {}).get("run_id")
-    if run_id is None and uri.startswith("models:/"):
-        run_id = tracking.version_info(settings, tracking.resolve_version(settings, uri))["run_id"]
-    if run_id:
-        for path in paths.values():
-            tracking.log_artifact(run_id, settings, path, "ledger")
-        print(f"  logged to MLflow run {run_id} (artifacts/ledger)")
-    return 0
-
-
-def cmd_config(args) -> int:
-    import yaml
-
-    from leadml.config import TrainConfig
-
-    print("# leadml training config: every key with its default. Pass the file to --config.")
-    print(yaml.safe_dump(TrainConfig().model_dump(), sort_keys=False), end="")
-    return 0
 
 
 def _input_options(p: argparse.ArgumentParser) -> None:
@@ -406,29 +120,47 @@ def _name_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(
-        prog="leadml",
-        description="Learn lead conversion from history; score leads with a calibrated probability, a 1-99 score and an SQL/MQL band.",
-        epilog=EPILOG,
-        formatter_class=fmt,
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each step")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the mistake and where the help is, not the whole usage."""
 
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(least: int, what: str, most: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` (to `most`)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least or (most is not None and value > most):
+            bounds = f"at least {least}" if most is None else f"between {least} and {most}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+FMT = argparse.RawDescriptionHelpFormatter
+
+
+def add_synth(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "synth",
         help="write synthetic CRM tables with known true probabilities",
         description="Write leads, events and a truth folder (true conversion probabilities, true effect of each behaviour). Deterministic by seed.",
-        formatter_class=fmt,
+        formatter_class=FMT,
     )
     s.add_argument(
         "--out", required=True, type=Path, help="folder to write leads, events and truth/ into"
     )
     s.add_argument(
-        "--leads", type=int, default=20_000, help="number of leads (default 20000; 1000000+ works)"
+        "--leads",
+        type=_count(100, "--leads"),
+        default=20_000,
+        help="number of leads (default 20000; 1000000+ works)",
     )
     s.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     s.add_argument(
@@ -439,17 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--parts",
-        type=int,
+        type=_count(1, "--parts"),
         default=1,
         help="write the events as a folder of this many Parquet files (default 1: one file)",
     )
-    s.set_defaults(func=cmd_synth)
+    s.set_defaults(func=commands.synth)
 
+
+def add_train(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser(
         "train",
         help="train, evaluate, log to MLflow, register and maybe promote",
         description="Train a calibrated conversion model. PATH is a folder of CRM tables (leads + events) or one flat CSV/Parquet export.",
-        formatter_class=fmt,
+        formatter_class=FMT,
     )
     t.add_argument("--data", required=True, type=Path, help="CRM folder or flat export file")
     t.add_argument("--target", help="flat export: outcome column (0/1, yes/no, true/false)")
@@ -467,8 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _name_option(t)
     _engine_options(t)
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=commands.train)
 
+
+def add_score(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser(
         "score",
         help="score new leads in batch",
@@ -478,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Output and rejects are written to a temporary name and renamed; --out may not\n"
         "overwrite an input file. Formats, encodings and date orders: README, 'What leadml\n"
         "accepts'.",
-        formatter_class=fmt,
+        formatter_class=FMT,
     )
     c.add_argument("--data", required=True, type=Path, help="CRM folder or flat export file")
     c.add_argument(
@@ -487,10 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="output .csv or .parquet (id, probability, score, band)",
     )
-    c.add_argument(
-        "--model",
-        help=MODEL_HELP,
-    )
+    c.add_argument("--model", help=MODEL_HELP)
     _input_options(c)
     c.add_argument(
         "--as-of",
@@ -499,13 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _name_option(c)
     _engine_options(c)
-    c.set_defaults(func=cmd_score)
+    c.set_defaults(func=commands.score)
 
+
+def add_promote(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(
         "promote",
         help="move the champion alias to a version (default: the challenger) and export it",
         description=PROMOTE_HELP,
-        formatter_class=fmt,
+        formatter_class=FMT,
     )
     r.add_argument(
         "--version", help="registered version to promote (default: the current challenger)"
@@ -517,8 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         "champion's (once its callers send the new input)",
     )
     _name_option(r)
-    r.set_defaults(func=cmd_promote)
+    r.set_defaults(func=commands.promote)
 
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "serve",
         help="start the scoring service (FastAPI on uvicorn)",
@@ -527,14 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
         "LEADML_MODEL_URI names another; the service serves one model name and reloads it when "
         "the champion alias moves, or on POST /admin/reload. "
         "Set LEADML_API_KEY to require an X-API-Key header. See serve/README.md.",
-        formatter_class=fmt,
+        formatter_class=FMT,
     )
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    v.add_argument(
+        "--port", type=_count(0, "--port", 65535), default=8000, help="port (default 8000)"
+    )
     v.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get("LEADML_WORKERS", "2")),
+        type=_count(1, "--workers"),
         help="worker processes (default: LEADML_WORKERS or 2, one per core here)",
     )
     v.add_argument(
@@ -547,13 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="how often to check whether the champion moved (default: LEADML_RELOAD_SECONDS or 30; 0: never)",
     )
-    v.set_defaults(func=cmd_serve)
+    v.set_defaults(func=commands.serve)
 
+
+def add_rules(sub: argparse._SubParsersAction) -> None:
     rl = sub.add_parser(
         "rules",
         help="compare marketers' point rules with the model (the points ledger)",
         description="Point rules (YAML, see data/rules/sample_rules.yaml) against the learned model.",
-        formatter_class=fmt,
+        formatter_class=FMT,
     )
     rsub = rl.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     rc = rsub.add_parser(
@@ -562,13 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score the model's test leads with your rules and with the model; learn what each "
         "rule's points should be; write ledger.csv, ledger.html, suggested_rules.yaml and "
         "disagreements.csv to --out, and log them to the model's MLflow run.",
-        formatter_class=fmt,
+        formatter_class=FMT,
     )
     rc.add_argument("--rules", required=True, type=Path, help="your rules file (YAML)")
-    rc.add_argument(
-        "--model",
-        help=MODEL_HELP,
-    )
+    rc.add_argument("--model", help=MODEL_HELP)
     rc.add_argument(
         "--data", type=Path, help="leads to compare on (default: the data the model was trained on)"
     )
@@ -579,48 +316,61 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="training config, if the model was trained with one"
     )
     _name_option(rc)
-    rc.set_defaults(func=cmd_rules_compare)
+    rc.set_defaults(func=commands.rules_compare)
     rf = rsub.add_parser(
-        "fields", help="list the fields a rule can test for a model", formatter_class=fmt
+        "fields", help="list the fields a rule can test for a model", formatter_class=FMT
     )
-    rf.add_argument(
-        "--model",
-        help=MODEL_HELP,
-    )
+    rf.add_argument("--model", help=MODEL_HELP)
     _name_option(rf)
-    rf.set_defaults(func=cmd_rules_fields)
+    rf.set_defaults(func=commands.rules_fields)
 
+
+def add_config(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "config",
         help="print the default training config as YAML",
         description="Print every training setting with its default; save it, edit it, pass it to train --config.",
-        formatter_class=fmt,
+        formatter_class=FMT,
     )
-    g.set_defaults(func=cmd_config)
+    g.set_defaults(func=commands.config)
+
+
+# The commands, in the order `leadml --help` lists them.
+COMMANDS = (add_synth, add_train, add_score, add_promote, add_serve, add_rules, add_config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="leadml",
+        description="Learn lead conversion from history; score leads with a calibrated probability, a 1-99 score and an SQL/MQL band.",
+        epilog=EPILOG,
+        formatter_class=FMT,
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or step lines")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log each step; tracebacks with errors"
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from leadml.errors import LeadmlError
+def one_line(exc: BaseException) -> str:
+    """A person's mistake as one line: a file error names the file, a long message is joined."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"{where}{exc.strerror}"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command. A person's mistake (LeadmlError, a file that cannot be read or written)
+    ends in one line on stderr and exit code 2, with the traceback only under -v; anything
+    else is a bug and keeps its traceback (exit code 1)."""
     args = build_parser().parse_args(argv)
-    # MLflow reads these when it is first imported (only leadml.tracking imports it)
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # LightGBM's OpenMP threads spin while they wait; on a shared 2-core machine that made
-    # boosting 3x slower whenever anything else ran (benchmarks/RESULTS.md, contention).
-    # Read when LightGBM is first imported, which the subcommands do lazily.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # Dask sets its own log levels when imported; its shuffle logs routine steps as warnings
-    if not args.verbose:
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
-    warnings.filterwarnings("ignore", module=r"mlflow\..*")
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("mlflow", "alembic", "urllib3", "distributed"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    commands.quiet_libraries(args.verbose)
     try:
         return args.func(args)
     except (LeadmlError, OSError) as exc:
@@ -628,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training
         signum = getattr(exc, "signum", signal.SIGINT)

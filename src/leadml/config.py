@@ -1,20 +1,22 @@
 """Settings (where things live) and training config (what to build).
 
-`Settings` comes from the environment (`LEADML_*`, `MLFLOW_TRACKING_URI`) and says where
-the tracking store, the registry name and the exported model are. `TrainConfig` comes from
-a YAML file and says how to build features, fit the model and cut bands. Both are plain
-typed objects; nothing here touches the disk until a function is called.
+`Environment` is the one place environment variables are read (`LEADML_*`,
+`MLFLOW_TRACKING_URI`, `PROMETHEUS_MULTIPROC_DIR`). `Settings`, built from it, says where
+the tracking store, the registry name and the exported model are; `ServeSettings` how the
+service runs. `TrainConfig` comes from a YAML file and says how to build features, fit the
+model and cut bands. All are plain typed objects; nothing here touches the disk until a
+function is called.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadml.errors import ConfigError
 
@@ -32,6 +34,39 @@ def check_model_name(name: str) -> str:
     return name
 
 
+class Environment(BaseSettings):
+    """Every environment variable leadml reads, read here and nowhere else.
+
+    Raw text (None when unset), typed by the settings built from it, so that an empty
+    variable means what it always meant (unset, except LEADML_EXPERIMENT) and a bad value is
+    reported with the variable's name. Read once per process edge: `create_app()` and each
+    CLI command build one and pass the typed settings on.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
+
+    # where: Settings
+    home: str | None = Field(default=None, validation_alias="LEADML_HOME")
+    tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
+    artifact_root: str | None = Field(default=None, validation_alias="LEADML_ARTIFACT_ROOT")
+    model_name: str | None = Field(default=None, validation_alias="LEADML_MODEL_NAME")
+    experiment: str = Field(default="leadml", validation_alias="LEADML_EXPERIMENT")
+    export_dir: str | None = Field(default=None, validation_alias="LEADML_EXPORT_DIR")
+    # how the service runs: ServeSettings
+    model_uri: str | None = Field(default=None, validation_alias="LEADML_MODEL_URI")
+    api_key: str | None = Field(default=None, validation_alias="LEADML_API_KEY")
+    reload_seconds: str | None = Field(default=None, validation_alias="LEADML_RELOAD_SECONDS")
+    max_batch: str | None = Field(default=None, validation_alias="LEADML_MAX_BATCH")
+    max_body_mb: str | None = Field(default=None, validation_alias="LEADML_MAX_BODY_MB")
+    workers: str | None = Field(default=None, validation_alias="LEADML_WORKERS")
+    # set by `leadml serve` for its workers: a file whose touch tells siblings to reload, and
+    # prometheus_client's folder for the metrics of all workers
+    reload_token: str | None = Field(default=None, validation_alias="LEADML_RELOAD_TOKEN")
+    metrics_dir: str | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    # the CLI: a running Dask cluster to train and score on (as Dask itself names it)
+    dask_scheduler: str | None = Field(default=None, validation_alias="DASK_SCHEDULER_ADDRESS")
+
+
 class Settings(BaseModel):
     """Where leadml reads and writes: tracking store, registry name, exported model."""
 
@@ -45,22 +80,22 @@ class Settings(BaseModel):
     export_dir: Path
 
     @classmethod
-    def from_env(cls, home: Path | str | None = None) -> Settings:
+    def from_env(cls, home: Path | str | None = None, env: Environment | None = None) -> Settings:
         """Embedded defaults under LEADML_HOME (or the working directory).
 
         The tracking store is a sqlite file in `<home>/mlruns/` so a fresh machine needs no
         server; `MLFLOW_TRACKING_URI` points elsewhere when a team has one.
         """
-        root = Path(home or os.environ.get("LEADML_HOME") or Path.cwd()).resolve()
+        env = env or Environment()
+        root = Path(home or env.home or Path.cwd()).resolve()
         store = root / "mlruns"
         return cls(
             home=root,
-            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
-            or f"sqlite:///{store / 'mlflow.db'}",
-            artifact_root=os.environ.get("LEADML_ARTIFACT_ROOT") or (store / "artifacts").as_uri(),
-            model_name=check_model_name(os.environ.get("LEADML_MODEL_NAME") or DEFAULT_MODEL_NAME),
-            experiment=os.environ.get("LEADML_EXPERIMENT", "leadml"),
-            export_dir=Path(os.environ.get("LEADML_EXPORT_DIR") or root / "models"),
+            tracking_uri=env.tracking_uri or f"sqlite:///{store / 'mlflow.db'}",
+            artifact_root=env.artifact_root or (store / "artifacts").as_uri(),
+            model_name=check_model_name(env.model_name or DEFAULT_MODEL_NAME),
+            experiment=env.experiment,
+            export_dir=Path(env.export_dir or root / "models"),
         )
 
     def store_exists(self) -> bool:
@@ -87,16 +122,22 @@ class ServeSettings(BaseModel):
     reload_seconds: float = Field(30.0, ge=0)  # 0: no polling, only POST /admin/reload
     max_batch: int = Field(10_000, ge=1)
     max_body_mb: float = Field(64.0, gt=0)
+    workers: int = Field(2, ge=1)  # `leadml serve`'s default for --workers
+    reload_token: str | None = None  # several workers: touched to make all of them reload
+    metrics_dir: str | None = None  # several workers: /metrics adds up the files of all
 
     @classmethod
-    def from_env(cls) -> ServeSettings:
-        env = os.environ
+    def from_env(cls, env: Environment | None = None) -> ServeSettings:
+        env = env or Environment()
         values = {
-            "model_uri": env.get("LEADML_MODEL_URI") or None,
-            "api_key": env.get("LEADML_API_KEY") or None,
-            "reload_seconds": env.get("LEADML_RELOAD_SECONDS"),
-            "max_batch": env.get("LEADML_MAX_BATCH"),
-            "max_body_mb": env.get("LEADML_MAX_BODY_MB"),
+            "model_uri": env.model_uri or None,
+            "api_key": env.api_key or None,
+            "reload_seconds": env.reload_seconds,
+            "max_batch": env.max_batch,
+            "max_body_mb": env.max_body_mb,
+            "workers": env.workers,
+            "reload_token": env.reload_token,
+            "metrics_dir": env.metrics_dir or None,
         }
         try:
             return cls.model_validate({k: v for k, v in values.items() if v is not None})
@@ -302,14 +343,17 @@ class TrainConfig(BaseModel):
         if path is None:
             return cls()
         path = Path(path)
-        if not path.exists():
+        if not path.is_file():
             raise ConfigError(
                 f"{path}: config file not found. Pass an existing YAML file to --config."
             )
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or exc
+            raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(
                 f"{path}: expected a mapping of sections (input, features, label, split, model, bands, flat)"
@@ -317,8 +361,8 @@ class TrainConfig(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            lines = [f"{path}: invalid config"]
+            problems = []
             for err in exc.errors():
                 where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-                lines.append(f"  {where}: {err['msg']}")
-            raise ConfigError("\n".join(lines)) from exc
+                problems.append(f"{where}: {err['msg']}")
+            raise ConfigError(f"{path}: invalid config: {'; '.join(problems)}") from exc

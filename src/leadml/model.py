@@ -27,6 +27,8 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from leadml.bands import BandThresholds, to_band, to_score
 from leadml.config import ModelConfig
 from leadml.features import ColumnSpec, FeatureSpec, build_features
+from leadml.progress import bar as progress_bar
+from leadml.progress import redraws
 
 FORMAT_VERSION = 1
 _EPS = 1e-6
@@ -174,10 +176,8 @@ def fit_booster(
         valid_sets = [lgb.Dataset(X_valid, y_valid, reference=dtrain)]
         callbacks.append(lgb.early_stopping(cfg.early_stopping_rounds, verbose=False))
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.max_rounds, desc="boosting rounds", unit="round", leave=False)
+    if progress and redraws():  # in logs the step line "boosting" says enough
+        bar = progress_bar(cfg.max_rounds, "boosting rounds", "round", progress)
         callbacks.append(_ProgressCallback(bar))
     try:
         booster = lgb.train(

@@ -80,8 +80,11 @@ def rule_fields(spec: FeatureSpec) -> list[str]:
 def load_rules(path: Path | str, fields: list[str] | None = None) -> RuleSet:
     """Read and check a rules file; errors name the rule and its line, and suggest a fix."""
     path = Path(path)
-    if not path.exists():
-        raise RulesError(f"{path}: rules file not found")
+    if not path.is_file():
+        raise RulesError(
+            f"{path}: rules file not found. Pass a YAML file to --rules "
+            "(see data/rules/sample_rules.yaml)"
+        )
     try:
         raw = yaml.load(path.read_text(), Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:

@@ -1,9 +1,10 @@
 """Request and response models of the scoring service.
 
-The lead model is made from the loaded model's feature spec (`lead_model(spec)`): a CRM
-model reads a lead's profile fields plus its recent events; a flat model reads the columns
-of the export it was trained on. So validation, error messages and `/docs` all speak the
-fields of the model being served.
+The lead model is made from the loaded model's feature spec (`lead_model(spec)`, and all
+the request types of one spec in `RequestModel.from_spec`): a CRM model reads a lead's
+profile fields plus its recent events; a flat model reads the columns of the export it was
+trained on. So validation (`parsing.py`), error messages and `/docs` all speak the fields of
+the model being served. Nothing here knows the loaded model itself.
 
 Errors name the lead (its index in the request, and its id when it has one) and the field,
 and never quote the value sent: it may be an email address or a name.
@@ -11,11 +12,10 @@ and never quote the value sent: it may be an email address or a name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired, Union
 
-import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,17 +24,14 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
-    ValidationError,
     create_model,
 )
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from leadml.dataset import EVENT_TYPES, FALSE_WORDS, PAGE_KINDS, TRUE_WORDS
+from leadml.errors import LeadmlError
 from leadml.features import FeatureSpec
-
-if TYPE_CHECKING:
-    from leadml.serving import LoadedModel
 
 MAX_EVENTS_PER_LEAD = 10_000
 ERROR_STATUSES = {
@@ -46,7 +43,7 @@ ERROR_STATUSES = {
 }
 
 
-class RequestError(Exception):
+class RequestError(LeadmlError):
     """A request the client has to fix: status, one-line message, per-lead errors."""
 
     def __init__(self, status: int, message: str, errors: list[dict] | None = None):
@@ -138,9 +135,12 @@ def lead_model(spec: FeatureSpec) -> type[BaseModel]:
             fields[name] = (Text | None, Field(None, description=text))
         fields["events"] = (
             list[Event],
-            Field(default_factory=list, max_length=MAX_EVENTS_PER_LEAD,
-                  description=f"Recent activity (the model looks back {spec.observation_days} days)"),
-        )  # fmt: skip
+            Field(
+                default_factory=list,
+                max_length=MAX_EVENTS_PER_LEAD,
+                description=f"Recent activity (the model looks back {spec.observation_days} days)",
+            ),
+        )
         fields["as_of"] = (
             Stamp | None,
             Field(None, description="Score the lead as of this time (default: now)"),
@@ -151,9 +151,12 @@ def lead_model(spec: FeatureSpec) -> type[BaseModel]:
     else:
         fields["row_id"] = (
             LeadId | None,
-            Field(None, description="Optional id, echoed back; left out or null: the lead's "
-                  "place in the request (1, 2, ...). A blank id is refused, as lead ids are"),
-        )  # fmt: skip
+            Field(
+                None,
+                description="Optional id, echoed back; left out or null: the lead's "
+                "place in the request (1, 2, ...). A blank id is refused, as lead ids are",
+            ),
+        )
     for i, c in enumerate(spec.columns):
         alias = c.name  # export columns ("Lead Origin") are not Python names
         if c.kind == "numeric":
@@ -278,191 +281,38 @@ class ModelCard(BaseModel):
     input_fields: list[str] = Field(default_factory=list)
 
 
-# ---- parsing -----------------------------------------------------------------------------
+# ---- the request model of one feature spec -----------------------------------------------
 
 
-@dataclass
-class ParsedRequest:
-    """Validated leads (dicts keyed by input field), their request indices, and what was refused."""
+@dataclass(frozen=True)
+class RequestModel:
+    """The request types of one model's feature spec: what `/predict` validates against."""
 
-    leads: list[dict]
-    indices: list[int]
-    rejected: list[dict] = field(default_factory=list)
-    ignored_fields: list[str] = field(default_factory=list)
-    single: bool = False
-    missing: list[list[str]] = field(default_factory=list)  # per lead: model fields not sent
+    spec: FeatureSpec
+    lead_type: type[BaseModel]
+    body_type: Any  # one lead or a batch, for the OpenAPI schema
+    body_adapter: TypeAdapter  # the fast path: bytes to a lead or a batch in one pass
+    leads_adapter: TypeAdapter  # the slow path: a list of raw leads
 
-
-def _path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(lead)"
-
-
-def _lead_id(raw: Any, spec: FeatureSpec) -> str | None:
-    """The lead's id for an error, when it is a valid id (anything else is not echoed)."""
-    key = "lead_id" if spec.kind == "crm" else spec.id_column
-    value = raw.get(key) if isinstance(raw, dict) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
-        return None
-    return value.strip() or None
-
-
-_BOM = b"\xef\xbb\xbf"
-
-
-def parse_predict_body(
-    body: bytes, model: LoadedModel, max_batch: int, skip_invalid: bool = False,
-    batch_only: bool = False,
-) -> ParsedRequest:  # fmt: skip
-    """JSON body -> validated leads; raises RequestError (400/413/422) naming lead and field.
-
-    A body with "leads" is a batch, anything else one lead (`batch_only`: a batch is
-    required). A valid body goes from bytes to models in one pydantic-core pass; only a body
-    with something wrong in it takes the slow path that works out which lead and field.
-    """
-    if body.startswith(_BOM):  # RFC 8259 lets a parser ignore it
-        body = body[len(_BOM) :]
-    if not body.strip():
-        raise RequestError(400, 'empty body: send one lead as a JSON object, or {"leads": [...]}')
-    try:
-        parsed = model.body_adapter.validate_json(body)
-    except ValueError:  # not JSON, or not valid: find out exactly what below
-        parsed = None
-    # a lead with "leads" in it is a batch that failed: a flat model without required fields
-    # would otherwise score a batch with one bad lead as one empty lead
-    if parsed is not None and not (
-        isinstance(parsed, model.lead_type)
-        and (batch_only or "leads" in (parsed.model_extra or {}))
-    ):
-        single = isinstance(parsed, model.lead_type)
-        leads = [parsed] if single else parsed.leads
-        _check_size(len(leads), max_batch)
-        out = _parsed(leads, list(range(len(leads))), [], single)
-        if not _duplicates(out.leads, model.scorer.spec, set()):
-            return out
-    data = _json(body)
-    single = not (isinstance(data, dict) and "leads" in data)
-    if single and not isinstance(data, dict):
-        raise RequestError(400, 'expected a JSON object: one lead, or {"leads": [...]}')
-    if single and batch_only:
-        raise RequestError(422, 'expected a batch, {"leads": [...]}; send a single lead to /predict',
-                           [{"lead": None, "lead_id": None, "field": "leads", "message": "Field required"}])  # fmt: skip
-    raw = [data] if single else data["leads"]
-    if not isinstance(raw, list):
-        raise RequestError(422, "leads must be a list of lead objects",
-                           [{"lead": None, "lead_id": None, "field": "leads", "message": "expected a list"}])  # fmt: skip
-    _check_size(len(raw), max_batch)
-    if not raw:
-        raise RequestError(422, "leads is empty: send at least one lead",
-                           [{"lead": None, "lead_id": None, "field": "leads", "message": "empty list"}])  # fmt: skip
-    spec = model.scorer.spec
-    errors = _validate(model.leads_adapter, raw, spec)
-    errors += _duplicates(raw, spec, {e["lead"] for e in errors})
-    bad = {e["lead"] for e in errors}
-    if errors and not skip_invalid:
-        first = errors[0]
-        where = f"lead {first['lead']}" + (f" ({first['lead_id']})" if first["lead_id"] else "")
-        raise RequestError(
-            422, f"{len(bad)} invalid lead(s); first: {where}, field {first['field']}: {first['message']}",
-            errors,
-        )  # fmt: skip
-    indices = [i for i in range(len(raw)) if i not in bad]
-    leads = model.leads_adapter.validate_python([raw[i] for i in indices]) if indices else []
-    return _parsed(leads, indices, errors, single)
-
-
-# what the JSON parser says, in the caller's terms (its messages never quote the input)
-_JSON_PROBLEMS = {
-    "recursion limit exceeded": "nested more than 200 levels deep",
-    "number out of range": "a number with more digits than a number can have",
-}
-
-
-def _json(body: bytes) -> Any:
-    """The slow path's parse, by the same parser as the fast path (same limits: nesting,
-    digits, Unicode), with a message for each way a body can be unreadable."""
-    if 0 in body[:4] or body.startswith((b"\xff\xfe", b"\xfe\xff")):  # JSON text has no NUL
-        raise RequestError(400, "body is UTF-16 or UTF-32 text; send JSON encoded as UTF-8")
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RequestError(
-            400, f"body is not UTF-8 text (bad byte at offset {exc.start}); send JSON as UTF-8"
-        ) from None
-    try:
-        return pydantic_core.from_json(body)
-    except ValueError as exc:
-        problem = str(exc)
-        for words, said in _JSON_PROBLEMS.items():
-            problem = problem.replace(words, said)
-        raise RequestError(400, f"body is not valid JSON: {problem}") from None
-
-
-def _check_size(n: int, max_batch: int) -> None:
-    if n > max_batch:
-        raise RequestError(
-            413,
-            f"batch of {n:,} leads is over the limit of {max_batch:,} (LEADML_MAX_BATCH); split it",
+    @classmethod
+    def from_spec(cls, spec: FeatureSpec) -> RequestModel:
+        lead = lead_model(spec)
+        batch = batch_model(lead)
+        # batch first: a flat model without required fields would take {"leads": ...} as a lead
+        body: Any = Annotated[Union[batch, lead], Field(union_mode="left_to_right")]  # noqa: UP007
+        return cls(
+            spec=spec,
+            lead_type=lead,
+            body_type=Union[lead, batch],  # noqa: UP007 (a runtime type)
+            body_adapter=TypeAdapter(body),
+            leads_adapter=TypeAdapter(list[lead]),  # type: ignore[valid-type]
         )
 
 
-# not worth a note when left out: the id (required, or its place stands in), events (none
-# means no activity), as_of (now)
-_NOT_NOTED = {"lead_id", "lead_id_", "row_id", "events", "as_of"}
-
-
-def _parsed(leads: list, indices: list[int], errors: list[dict], single: bool) -> ParsedRequest:
-    ignored = sorted({k for lead in leads for k in (lead.model_extra or {})})
-    keys = (
-        [(name, f.alias or name) for name, f in type(leads[0]).model_fields.items()]
-        if leads
-        else []
-    )
-    values = [lead.__dict__ for lead in leads]  # the fields, without the extras; no copy of events
-    dicts = [{key: v[name] for name, key in keys} for v in values]
-    noted = [(name, key) for name, key in keys if name not in _NOT_NOTED]
-    missing = [[key for name, key in noted if name not in lead.model_fields_set] for lead in leads]
-    return ParsedRequest(dicts, indices, errors, ignored, single, missing)
-
-
-def _validate(adapter: TypeAdapter, raw: list, spec: FeatureSpec) -> list[dict]:
-    try:
-        adapter.validate_python(raw)
-    except ValidationError as exc:
-        errors = []
-        for e in exc.errors(include_input=False, include_url=False):
-            index = e["loc"][0] if e["loc"] and isinstance(e["loc"][0], int) else None
-            lead = raw[index] if index is not None else None
-            errors.append({"lead": index, "lead_id": _lead_id(lead, spec),
-                           "field": _path(e["loc"][1:]), "message": e["msg"]})  # fmt: skip
-        return errors
-    return []
-
-
-def _duplicates(raw: list, spec: FeatureSpec, already_bad: set) -> list[dict]:
-    seen: dict[str, int] = {}
-    errors = []
-    for i, lead in enumerate(raw):
-        lead_id = _lead_id(lead, spec)
-        if lead_id is None or i in already_bad:
-            continue
-        lead_id = lead_id.strip()
-        if lead_id in seen:
-            errors.append({"lead": i, "lead_id": lead_id, "field": _path(("lead_id",)),
-                           "message": f"same id as lead {seen[lead_id]}; send each lead once per request"})  # fmt: skip
-        else:
-            seen[lead_id] = i
-    return errors
-
-
-def request_body_schema(model: LoadedModel | None) -> tuple[dict, dict]:
+def request_body_schema(request: RequestModel | None) -> tuple[dict, dict]:
     """OpenAPI schema of the /predict body (one lead or a batch) and its components."""
-    if model is None:  # no model yet: any object, described
+    if request is None:  # no model yet: any object, described
         return {"type": "object", "description": "Lead fields depend on the loaded model"}, {}
-    schema = TypeAdapter(model.body_type).json_schema(ref_template="#/components/schemas/{model}")
+    schema = TypeAdapter(request.body_type).json_schema(ref_template="#/components/schemas/{model}")
     components = schema.pop("$defs", {})
     return schema, components

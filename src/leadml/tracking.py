@@ -32,10 +32,10 @@ from mlflow.pyfunc import PythonModel
 
 from leadml import champion, files
 from leadml.config import DEFAULT_MODEL_NAME, Settings
-from leadml.dataset import events_from_records
 from leadml.errors import PromotionError
 from leadml.features import FeatureSpec
 from leadml.model import LeadScorer
+from leadml.records import to_tables
 
 log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION = "challenger", "champion"
@@ -62,7 +62,7 @@ class LeadmlPyfunc(PythonModel):
 
 def score_records(scorer: LeadScorer, frame: pd.DataFrame) -> pd.DataFrame:
     """Score request-shaped rows (see `LeadmlPyfunc`): lead_id, probability, score, band."""
-    leads, events, as_of = events_from_records(frame, scorer.spec.kind == "crm")
+    leads, events, as_of = to_tables(frame, scorer.spec.kind == "crm")
     out, _ = scorer.score_leads(leads, events, as_of=as_of, source="request")
     out = out.rename(columns={scorer.spec.id_column: "lead_id"})
     out["lead_id"] = out["lead_id"].astype(str)

@@ -1,0 +1,311 @@
+"""What each `leadml` command does: turn its parsed options into one library call and print
+the outcome. `cli.py` declares the options and catches errors; this module imports the
+library lazily, inside each command, so `leadml --help` never pays for pandas or LightGBM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from leadml.errors import ConfigError, ModelError, PromotionError
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Environment and logging for the libraries the commands import later."""
+    # MLflow reads these when it is first imported (only leadml.tracking imports it)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # LightGBM's OpenMP threads spin while they wait; on a shared 2-core machine that made
+    # boosting 3x slower whenever anything else ran (benchmarks/RESULTS.md, contention).
+    # Read when LightGBM is first imported, which the subcommands do lazily.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Dask sets its own log levels when imported; its shuffle logs routine steps as warnings
+    if not verbose:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+    warnings.filterwarnings("ignore", module=r"mlflow\..*")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("mlflow", "alembic", "urllib3", "distributed"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    """Settings from the environment; `--name` picks another registered model."""
+    from leadml.config import Settings
+
+    return Settings.from_env().for_model(getattr(args, "name", None))
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The training config: --config's YAML, then the input and flat-export options on top."""
+    from leadml.config import TrainConfig
+
+    cfg = TrainConfig.from_yaml(args.config)
+    given = {"date_format": args.date_format, "max_reject_share": args.max_reject_share}
+    cfg = cfg.with_changes({"input": {k: v for k, v in given.items() if v is not None}})
+    drop = [c.strip() for c in args.drop.split(",") if c.strip()] if args.drop else None
+    given = {"target": args.target, "id_column": args.id, "drop": drop, "sep": args.sep}
+    flat = cfg.flat.model_copy(update={k: v for k, v in given.items() if v is not None})
+    return cfg.model_copy(update={"flat": flat})
+
+
+@contextlib.contextmanager
+def _engine(args: argparse.Namespace) -> Iterator[Any]:
+    """None for the in-memory engine; a connected DaskEngine for --engine dask."""
+    if args.engine != "dask":
+        if args.scheduler or args.dask_workers:
+            raise ConfigError("--scheduler and --dask-workers need --engine dask")
+        yield None
+        return
+    from leadml.dask_engine import DaskEngine
+
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    with DaskEngine.connect(scheduler, args.dask_workers) as engine:
+        where = scheduler or "a local cluster"
+        print(f"dask: {engine.workers} worker(s) on {where}", flush=True)
+        yield engine
+
+
+def synth(args: argparse.Namespace) -> int:
+    from leadml import synth
+    from leadml.progress import Stages
+
+    if args.parts > 1 and args.format == "csv":
+        raise ConfigError("events in several parts are written as Parquet: pass --format parquet")
+    t0 = time.perf_counter()
+    steps = Stages(2, progress=not args.quiet)
+    steps.next("generating leads and events")
+    result = synth.make_crm(args.leads, args.seed)
+    steps.next("writing files")
+    paths = synth.write_crm(result, args.out, args.format, args.parts)
+    steps.close()
+    m = result.meta
+    print(
+        f"wrote {len(result.leads):,} leads and {len(result.events):,} events to {args.out} "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
+    print(
+        f"  cut-off {m['as_of']}, {m['snapshots']} monthly snapshots, conversion within "
+        f"{m['horizon_days']} days: {m['snapshot_conversion_rate']:.1%} of eligible leads"
+    )
+    print(f"  truth (true probabilities and effects): {paths['truth'].parent}")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from leadml import report
+    from leadml.train import train
+
+    settings = _settings(args)
+    cfg = _config(args)
+    t0 = time.perf_counter()
+    with _engine(args) as engine:
+        result = train(
+            args.data,
+            cfg,
+            settings,
+            progress=not args.quiet,
+            register=not args.no_register,
+            engine=engine,
+        )
+    report.print_train_report(result, settings)
+    print(f"\ntrained in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def score(args: argparse.Namespace) -> int:
+    from leadml import report
+    from leadml.dataset import MAX_REJECT_SHARE, ReadOptions
+    from leadml.score import check_paths, score_file
+
+    check_paths(args.data, args.out)  # before anything is read or loaded
+    settings = _settings(args)
+    share = MAX_REJECT_SHARE if args.max_reject_share is None else args.max_reject_share
+    options = ReadOptions(sep=args.sep, date_format=args.date_format, max_reject_share=share)
+    t0 = time.perf_counter()
+    with _engine(args) as engine:
+        s = score_file(args.data, args.out, settings, args.model, options, args.as_of, engine)
+    print(
+        f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s"
+        + (f" (as of {s.as_of})" if s.as_of else "")
+    )
+    report.print_input(s.tables, s.notes, s.rejects_path)
+    print("bands: " + ", ".join(f"{b} {n:,}" for b, n in sorted(s.bands.items())))
+    print(f"output: {s.out_path}")
+    return 0
+
+
+def promote(args: argparse.Namespace) -> int:
+    from leadml import tracking
+
+    settings = _settings(args)
+    version = args.version or tracking.alias_version(settings, tracking.CHALLENGER)
+    if version is None:
+        raise PromotionError(
+            f"no version given and no challenger alias on model {settings.model_name!r}; "
+            "train first or pass --version"
+        )
+    path = tracking.promote(settings, version, force=args.force)
+    print(f"{settings.model_name} v{version} is now champion; exported to {path}")
+    return 0
+
+
+def _workers(args: argparse.Namespace) -> int:
+    """--workers, else LEADML_WORKERS, else 2 (one per core here)."""
+    if args.workers is not None:
+        return int(args.workers)
+    text = os.environ.get("LEADML_WORKERS", "2")
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise ConfigError(
+            f"LEADML_WORKERS={text!r} is not a number of worker processes; set it to 1 or more, "
+            "or pass --workers"
+        )
+    return workers
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before any worker starts when another process listens on host:port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); another process may be using "
+                "the port: stop it or pass another --port"
+            ) from None
+
+
+def serve(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from leadml.config import ServeSettings
+
+    workers = _workers(args)
+    env = os.environ  # the workers are new processes: settings reach them through the environment
+    if args.model:
+        env["LEADML_MODEL_URI"] = args.model
+    if args.reload_seconds is not None:
+        env["LEADML_RELOAD_SECONDS"] = str(args.reload_seconds)
+    if args.name:
+        env["LEADML_MODEL_NAME"] = args.name
+    serve = ServeSettings.from_env()  # bad settings stop here, before any worker starts
+    settings = _settings(args)
+    _check_port_free(args.host, args.port)
+    uri = serve.model_uri or f"models:/{settings.model_name}@champion"
+    shared = tempfile.mkdtemp(prefix="leadml-serve-")
+    if workers > 1:  # metrics of all workers add up; /admin/reload reaches every worker
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", shared)
+        env["LEADML_RELOAD_TOKEN"] = os.path.join(shared, "reload")
+    leadml_logger = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    log_config = {
+        **LOGGING_CONFIG,
+        "loggers": {**LOGGING_CONFIG["loggers"], "leadml": leadml_logger},
+    }
+    print(
+        f"leadml: serving {uri} on http://{args.host}:{args.port} ({workers} worker(s)); "
+        f"API docs at http://{args.host}:{args.port}/docs",
+        flush=True,
+    )
+    try:
+        uvicorn.run(
+            "leadml.api:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            log_level="info" if args.verbose else "warning",
+            log_config=log_config,
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+    return 0
+
+
+def rules_fields(args: argparse.Namespace) -> int:
+    from leadml import rules
+    from leadml.score import load_model
+
+    scorer, uri = load_model(_settings(args), args.model)
+    print(f"fields a rule can test with {uri} ({scorer.spec.kind} model):")
+    for f in rules.rule_fields(scorer.spec):
+        values = scorer.spec.categories.get(f)
+        shown = (
+            f"  ({', '.join(values[:12])}{', ...' if len(values) > 12 else ''})" if values else ""
+        )
+        print(f"  {f}{shown}")
+    return 0
+
+
+def rules_compare(args: argparse.Namespace) -> int:
+    from leadml import ledger, report, rules
+    from leadml.config import TrainConfig
+    from leadml.score import load_model
+
+    settings = _settings(args)
+    scorer, uri = load_model(settings, args.model)
+    ruleset = rules.load_rules(args.rules, rules.rule_fields(scorer.spec))
+    data = args.data or scorer.card.get("data", {}).get("path")
+    if not data:
+        raise ModelError("this model does not say which data it was trained on; pass --data")
+    t0 = time.perf_counter()
+    config = TrainConfig.from_yaml(args.config) if args.config else None
+    result = ledger.compare(ruleset, scorer, Path(data), config, progress=not args.quiet)
+    paths = ledger.write_report(
+        result, args.out, f"Points ledger: {Path(args.rules).name} vs {uri}"
+    )
+    report.print_input(result.tables, result.notes, None)
+    print(ledger.terminal_table(result))
+    print(
+        f"\ncompared {len(ruleset.rules)} rules on {result.test_leads:,} test leads of {data} "
+        f"(points learned on {result.fit_leads:,} older leads) in {time.perf_counter() - t0:.1f}s"
+    )
+    for name, path in paths.items():
+        print(f"  {name}: {path}")
+    _log_ledger(settings, scorer, uri, paths)
+    return 0
+
+
+def _log_ledger(settings: Any, scorer: Any, uri: str, paths: dict[str, Path]) -> None:
+    """Attach the ledger to the MLflow run the model came from, when it has one."""
+    from leadml import tracking
+
+    run_id = scorer.card.get("registry", {}).get("run_id")
+    if run_id is None and uri.startswith("models:/"):
+        run_id = tracking.version_info(settings, tracking.resolve_version(settings, uri))["run_id"]
+    if run_id:
+        for path in paths.values():
+            tracking.log_artifact(run_id, settings, path, "ledger")
+        print(f"  logged to MLflow run {run_id} (artifacts/ledger)")
+
+
+def config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from leadml.config import TrainConfig
+
+    print("# leadml training config: every key with its default. Pass the file to --config.")
+    print(yaml.safe_dump(TrainConfig().model_dump(), sort_keys=False), end="")
+    return 0

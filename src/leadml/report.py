@@ -1,0 +1,62 @@
+"""What train, score and rules compare print on the terminal: rows read, used and rejected per
+table, and the training report (metrics against the baseline, the band backtest, MLflow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def print_input(tables: dict, notes: list[str], rejects_path) -> None:
+    """Rows in = used + rejected, per input table; how the files were read; the rejects file."""
+    from leadml.dataset import TableCount
+
+    for i, (table, c) in enumerate(tables.items()):
+        count = c if isinstance(c, TableCount) else TableCount.from_dict(table, c)
+        print(("input: " if i == 0 else "       ") + count.line())
+    for note in notes:
+        print(f"       {note}")
+    if rejects_path is not None:
+        print(f"       rejects: {rejects_path}")
+
+
+def print_train_report(result: Any, settings: Any) -> None:
+    """Metrics against the baseline and the best possible model, bands, where the model went."""
+    m, b, o = result.metrics, result.baseline or {}, result.bayes or {}
+    d = result.data_summary
+    print()
+    print(
+        f"data: {d['kind']} {d['path']} | {d['rows']:,} training rows, conversion {d['conversion_rate']:.1%}, split {d['split']}"
+    )
+    if d.get("cutoffs"):
+        print(
+            f"      cut-offs {d['cutoffs'][-1]} .. {d['cutoffs'][0]}, horizon {d['horizon_days']} days"
+        )
+    print_input(d.get("tables", {}), d.get("read_notes", []), result.rejects_path)
+    print(f"test slice: {m['leads']:,} leads")
+    print(f"{'metric':<10} {'LightGBM':>10} {'baseline':>10} {'best possible':>14}")
+    for k in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"):
+        print(f"{k:<10} {_fmt(m[k]):>10} {_fmt(b.get(k)):>10} {_fmt(o.get(k)):>14}")
+    if o:
+        print(
+            f"  ('best possible' is the Bayes-optimal model using the generator's true probabilities; AUC gap {o['roc_auc'] - m['roc_auc']:+.4f})"
+        )
+    t = result.thresholds
+    print(
+        f"\nbands ({t.policy}: SQL at p >= {t.sql:.3f}, MQL at p >= {t.mql:.3f}), backtest on the test slice:"
+    )
+    print(result.band_table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    for w in result.warnings:
+        print(f"WARNING: {w}")
+    if result.run_id:
+        print(f"\nMLflow run {result.run_id} in {settings.tracking_uri} (make mlflow-ui)")
+        print(
+            f"registered {settings.model_name} v{result.version} as challenger; "
+            + ("promoted to champion" if result.promoted else "not promoted")
+            + f" ({result.promotion_note})"
+        )
+    if result.export_path:
+        print(f"champion exported to {result.export_path}")

@@ -1,0 +1,71 @@
+"""Pages for people: the model card as a web page for marketers, and the front page.
+
+Plain HTML made here from the model card: the service imports nothing of the ledger's
+training-side comparison (which needs train, rules and matplotlib) to show it.
+"""
+
+from __future__ import annotations
+
+import html
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from leadml.deps import Model, error_responses
+
+router = APIRouter()
+
+
+@router.get(
+    "/ledger", response_class=HTMLResponse, tags=["operations"], responses=error_responses(503)
+)
+async def ledger_page(model: Model) -> HTMLResponse:
+    """For marketers: the model card and the band table as a web page."""
+    return HTMLResponse(model_page(model.card()))
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> HTMLResponse:
+    return HTMLResponse('<p>leadml scoring service: <a href="/docs">/docs</a></p>')
+
+
+def model_page(card: dict) -> str:
+    """The /ledger page: the model card and its band table, for people, no tools."""
+    metrics = card.get("metrics", {})
+    rows = [
+        ("ROC AUC", metrics.get("roc_auc"), "{:.4f}"),
+        ("Expected calibration error", metrics.get("ece"), "{:.4f}"),
+        ("Log loss", metrics.get("log_loss"), "{:.4f}"),
+        ("Test leads", metrics.get("leads"), "{:,.0f}"),
+        ("Conversion in the test leads", metrics.get("conversion_rate"), "{:.1%}"),
+    ]
+    metric_rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{fmt.format(v) if v is not None else '-'}</td></tr>"
+        for name, v, fmt in rows
+    )
+    t = card.get("thresholds", {})
+    band_rows = "".join(
+        f"<tr><td>{html.escape(str(b['band']))}</td><td>{b['leads']:,}</td><td>{b['share']:.1%}</td>"
+        f"<td>{b['predicted']:.1%}</td><td>{b['observed']:.1%}</td><td>{b['lift']:.2f}</td></tr>"
+        for b in card.get("band_backtest", [])
+    )
+    data = card.get("data", {})
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem;color:#222}"
+        "table{border-collapse:collapse;margin:1rem 0}td,th{padding:.3rem .8rem;"
+        "border-bottom:1px solid #ddd;text-align:left}"
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>leadml: {html.escape(card["name"])} v{html.escape(card["version"])}</title>
+<style>{style}</style></head><body>
+<h1>Lead scoring model {html.escape(card["name"])}, version {html.escape(card["version"])}</h1>
+<p>Trained {html.escape(str(card.get("trained_at") or "-"))} on {data.get("leads", data.get("rows", 0)):,} leads
+from {html.escape(str(data.get("path", "")))}. A lead's score is its chance of converting within
+{card.get("horizon_days") or "-"} days, in percent.</p>
+<h2>How good it is (later test leads)</h2><table id="metrics">{metric_rows}</table>
+<h2>Bands</h2>
+<p>SQL from a {t.get("sql", 0):.0%} chance, MQL from {t.get("mql", 0):.0%} ({html.escape(str(t.get("policy", "")))} policy).
+Backtest on the test leads: how many fell in each band and how many of them converted.</p>
+<table id="bands"><thead><tr><th>band</th><th>leads</th><th>share</th><th>predicted conversion</th>
+<th>observed conversion</th><th>lift</th></tr></thead><tbody>{band_rows}</tbody></table>
+<p>Compare your point rules with this model: <code>leadml rules compare --rules your_rules.yaml</code>.</p>
+</body></html>"""

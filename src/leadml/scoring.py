@@ -1,0 +1,148 @@
+"""Scoring validated request leads: one pass of the feature function and the model.
+
+`score_requests` turns the leads of one or more requests into the tables `leadml score`
+reads (`records.request_tables`) and calls the one feature function, so `/predict` and
+`leadml score` give the same probabilities; then it adds the reasons and the notes each
+lead's answer carries (values the model never saw, fields the lead left out).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from leadml.features import CRM_FIT, build_features
+from leadml.parsing import ParsedRequest
+from leadml.records import request_tables
+from leadml.serving import LoadedModel
+
+
+def score_request(model: LoadedModel, parsed: ParsedRequest, reasons: bool) -> dict:
+    """Score one request's validated leads; the response body (see schemas.PredictResponse)."""
+    return score_requests(model, [(parsed, reasons)])[0]
+
+
+def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, bool]]) -> list[dict]:
+    """Score the leads of several requests in one pass of the feature function and the model.
+
+    Leads are told apart by position, so ids may repeat across the requests.
+    """
+    scorer, spec = model.scorer, model.scorer.spec
+    owner = [(r, i) for r, (parsed, _) in enumerate(requests) for i in parsed.indices]
+    leads = [lead for parsed, _ in requests for lead in parsed.leads]
+    results: list[dict] = [
+        {
+            "model": model.name,
+            "model_version": model.version,
+            "predictions": [],
+            "rejected": list(parsed.rejected),
+            "notes": _request_notes(parsed),
+        }
+        for parsed, _ in requests
+    ]
+    if not leads:
+        return results
+    default_ids = [str(i + 1) for _, i in owner]
+    frame, events, as_of = request_tables(spec, leads, default_ids, model.missing_markers)
+    feats = build_features(frame, events, spec, as_of=as_of, source="request")
+    for row in feats.rejects.frame.itertuples() if len(feats.rejects) else ():
+        r, i = owner[int(row.row)]  # validation should have refused these already
+        results[r]["rejected"].append(
+            {
+                "lead": i,
+                "lead_id": str(row.lead_id),
+                "field": str(row.field),
+                "message": str(row.reason),
+            }
+        )
+    rows = feats.X.index.to_numpy()
+    X = feats.X.to_numpy(np.float64)
+    out = scorer.score_features(X)
+    wanted = np.array([requests[owner[k][0]][1] for k in rows], dtype=bool)
+    why: list[dict | None] = [None] * len(X)
+    if wanted.any():
+        for j, reason in zip(
+            np.flatnonzero(wanted),
+            scorer.reasons(X[wanted], probability=out["probability"][wanted]),
+            strict=True,
+        ):
+            why[int(j)] = reason
+    not_sent = [m for parsed, _ in requests for m in _per_lead(parsed.missing, parsed.leads)]
+    notes = _lead_notes(spec, leads, rows, feats.unseen_rows, not_sent)
+    for k, row in enumerate(rows):
+        results[owner[row][0]]["predictions"].append(
+            {
+                "lead_id": _lead_id(spec, leads[row], feats.ids[k]),
+                "probability": round(float(out["probability"][k]), 6),
+                "score": int(out["score"][k]),
+                "band": str(out["band"][k]),
+                "reasons": why[k],
+                "notes": notes[k],
+                "model": model.name,
+                "model_version": model.version,
+            }
+        )
+    for result in results:
+        result["rejected"].sort(key=lambda e: e["lead"])
+    return results
+
+
+def _request_notes(parsed: ParsedRequest) -> list[str]:
+    if not parsed.ignored_fields:
+        return []
+    return ["fields not used by this model were ignored: " + _names(parsed.ignored_fields)]
+
+
+def _names(names: list[str], most: int = 10, longest: int = 60) -> str:
+    """Field names for a note: at most `most`, each cut at `longest` characters (they come from
+    the caller, and a key can be a megabyte long)."""
+    shown = [n if len(n) <= longest else n[:longest] + "..." for n in names[:most]]
+    return ", ".join(shown) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _per_lead(values: list, leads: list) -> list:
+    return values if len(values) == len(leads) else [[] for _ in leads]
+
+
+def _lead_id(spec, lead: dict, feature_id) -> str:
+    return str(lead["lead_id"]) if spec.kind == "crm" else str(feature_id)
+
+
+def _lead_notes(
+    spec,
+    leads: list[dict],
+    rows: np.ndarray,
+    unseen_rows: dict[str, np.ndarray],
+    not_sent: list[list[str]],
+) -> list[list[str]]:
+    """Notes per scored lead (`rows`: positions in `leads`), each naming the request field:
+    a value the model never saw, and the model's fields the lead left out."""
+    notes: list[list[str]] = [[] for _ in rows]
+    source = _source_fields(spec) if unseen_rows else {}
+    for feature, mask in unseen_rows.items():
+        name = source[feature]
+        text = f"{name}: a value not seen in training, scored as unknown"
+        for k in np.flatnonzero(mask).tolist():
+            # a field left out can become a value never seen ("Unknown" region): not sent, not new
+            if _given(leads[rows[k]].get(name)) and text not in notes[k]:
+                notes[k].append(text)
+    for k, row in enumerate(rows.tolist()):
+        if not_sent[row]:
+            notes[k].append("not sent, scored as missing: " + _names(not_sent[row]))
+    return notes
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _source_fields(spec) -> dict[str, str]:
+    """Feature -> the request field it is made from (export names may contain " (")."""
+    if spec.kind == "crm":
+        return {feature: source for feature, (source, _) in CRM_FIT.items()}
+    out: dict[str, str] = {}
+    for c in spec.columns:
+        parts = ("seniority", "department") if c.kind == "title" else ()
+        out.update(dict.fromkeys([f"{c.name} ({p})" for p in parts] or [c.name], c.name))
+    return out

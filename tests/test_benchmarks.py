@@ -1,0 +1,84 @@
+"""The benchmark scripts (benchmarks/) stay runnable: each imports, answers --help, and one
+subject runs end to end on tiny sizes. Timings are not checked here (no timed tests)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(p.name for p in BENCH.glob("bench_*.py"))
+
+
+@pytest.fixture(scope="module")
+def bench_path():
+    sys.path.insert(0, str(BENCH))
+    yield
+    sys.path.remove(str(BENCH))
+
+
+def test_run_py_knows_every_subject_script(bench_path):
+    run = importlib.import_module("run")
+    assert sorted(f"bench_{name}.py" for name in run.SUBJECTS) == SCRIPTS
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_subject_module_has_the_runner_interface(bench_path, script):
+    module = importlib.import_module(script.removesuffix(".py"))
+    assert module.NAME and isinstance(module.DEFAULT, bool) and isinstance(module.QUICK, dict)
+    assert callable(module.add_options) and callable(module.run) and callable(module.markdown)
+    parser = argparse.ArgumentParser()
+    module.add_options(parser.add_argument_group("x"))
+    for key in module.QUICK:  # --quick may only change options the subject has
+        assert any(a.dest == key for a in parser._actions) or key in ("leads", "demo_leads")
+
+
+def test_quick_changes_only_the_sizes_left_at_their_default(bench_path):
+    runner = importlib.import_module("runner")
+    training = importlib.import_module("bench_training")
+    args = runner.parse([training], ["--quick"], argparse.ArgumentParser())
+    assert (args.leads, args.demo_leads, args.mlflow_reps) == (3000, 3000, 1)
+    args = runner.parse([training], ["--quick", "--leads", "5000"], argparse.ArgumentParser())
+    assert (args.leads, args.demo_leads) == (5000, 3000)
+    args = runner.parse([training], [], argparse.ArgumentParser())
+    assert (args.leads, args.demo_leads, args.mlflow_reps) == (1_000_000, 20_000, 2)
+
+
+def test_scratch_env_leaves_out_the_callers_mlflow_and_leadml_variables(bench_path, monkeypatch):
+    fixtures = importlib.import_module("fixtures")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    monkeypatch.setenv("LEADML_EXPORT_DIR", "/elsewhere")
+    env = fixtures.scratch_env("/tmp/home", OMP_WAIT_POLICY="PASSIVE")
+    assert "MLFLOW_TRACKING_URI" not in env and "LEADML_EXPORT_DIR" not in env
+    assert env["LEADML_HOME"] == "/tmp/home" and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert env["PATH"]
+
+
+@pytest.mark.parametrize("script", ["run.py", *SCRIPTS])
+def test_every_script_answers_help(script):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--quick" in done.stdout and "--work" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_features_subject_runs_quick_through_run_py(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "features", "--quick", "--work", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    figures = json.loads((tmp_path / "features.json").read_text())["sections"]["features"]
+    assert figures["leads"] == figures["rows"] == 3000
+    assert figures["load_breakdown"]["same_result"] is True
+    assert "### features" in (tmp_path / "features.md").read_text()
