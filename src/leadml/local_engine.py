@@ -21,6 +21,7 @@ from leadml.files import write_frame
 from leadml.model import LeadScorer, fit_booster, fit_crossfit
 from leadml.progress import Stages
 from leadml.promote import leak_warnings
+from leadml.records import from_tables
 from leadml.split import STRATIFIED, split
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def input_example(
     assert events is not None and as_of is not None  # CRM rows always have both
     cut = pd.Timestamp(np.max(as_of))
     ev = events[events["lead_id"].isin(leads["lead_id"]) & (events["occurred_at"] < cut)]
-    return dataset.events_to_records(leads, ev, as_of).reset_index(drop=True)
+    return from_tables(leads, ev, as_of).reset_index(drop=True)
 
 
 class LocalTestLeads:
@@ -195,7 +196,7 @@ class LocalEngine:
         spec = scorer.spec
         score.check_kind(data_path, scorer)
         rpath = score.rejects_path_for(out)
-        data, source = _read_for_scoring(data_path, scorer, options)
+        data, source = score.read_for_scoring(data_path, scorer, options)
         score.check_share(data, options, rpath)
         if spec.kind == "crm" and as_of is None:
             as_of = labels.scoring_cutoff(labels.activity_stamps(data, outcomes=False))
@@ -222,24 +223,6 @@ class LocalEngine:
             tables=tables,
             notes=data.notes,
         )
-
-
-def _read_for_scoring(
-    data_path: Path, scorer: LeadScorer, options: dataset.ReadOptions
-) -> tuple[dataset.LeadData, str]:
-    """The input to score, read as the model's kind says, and the name rejects give it."""
-    if scorer.spec.kind == "crm":
-        return dataset.load_crm(data_path, options, require_outcome=False), "leads"
-    options = score.flat_options(options, scorer)
-    id_col = None if scorer.spec.id_column == "row_id" else scorer.spec.id_column
-    data = dataset.load_flat(
-        data_path,
-        target=scorer.card.get("target"),
-        id_column=id_col,
-        options=options,
-        require_target=False,
-    )
-    return data, data_path.name
 
 
 def _baseline_rows(

@@ -135,6 +135,24 @@ def flat_options(options: dataset.ReadOptions, scorer: LeadScorer) -> dataset.Re
     return replace(options, missing_values=(*options.missing_values, *extra))
 
 
+def read_for_scoring(
+    data_path: Path, scorer: LeadScorer, options: dataset.ReadOptions
+) -> tuple[dataset.LeadData, str]:
+    """The input to score, read as the model's kind says, and the name rejects give it."""
+    if scorer.spec.kind == "crm":
+        return dataset.load_crm(data_path, options, require_outcome=False), "leads"
+    options = flat_options(options, scorer)
+    id_col = None if scorer.spec.id_column == "row_id" else scorer.spec.id_column
+    data = dataset.load_flat(
+        data_path,
+        target=scorer.card.get("target"),
+        id_column=id_col,
+        options=options,
+        require_target=False,
+    )
+    return data, data_path.name
+
+
 def output_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
     """The columns a scores file has: id, probability (6 decimals), score, band."""
     return pd.DataFrame(
