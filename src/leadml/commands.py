@@ -71,9 +71,10 @@ def _engine(args: argparse.Namespace) -> Iterator[Engine | None]:
             raise ConfigError("--scheduler and --dask-workers need --engine dask")
         yield None
         return
+    from leadml.config import Environment
     from leadml.dask_engine import DaskEngine
 
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    scheduler = args.scheduler or Environment().dask_scheduler
     with DaskEngine.connect(scheduler, args.dask_workers) as engine:
         where = scheduler or "a local cluster"
         print(f"dask: {engine.workers} worker(s) on {where}", flush=True)
