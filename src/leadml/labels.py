@@ -75,8 +75,6 @@ def crm_cutoff(data: dataset.LeadData, horizon_days: int) -> pd.Timestamp:
     return training_cutoff(activity_stamps(data, outcomes=True), horizon_days)
 
 
-cutoff_before = training_cutoff  # the name benchmarks and older notebooks use
-
 
 # ---- the population at a cut-off ------------------------------------------------------------
 
