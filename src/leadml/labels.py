@@ -75,7 +75,6 @@ def crm_cutoff(data: dataset.LeadData, horizon_days: int) -> pd.Timestamp:
     return training_cutoff(activity_stamps(data, outcomes=True), horizon_days)
 
 
-
 # ---- the population at a cut-off ------------------------------------------------------------
 
 
