@@ -14,6 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+# Before anything imports LightGBM or MLflow: both read these once, when they are loaded. Set
+# after `leadml.train` is imported, OMP_WAIT_POLICY did nothing, and two test runs at once
+# (or one beside a benchmark) each fitted about 4x slower on a 2-core machine.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does; see benchmarks/RESULTS.md
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,10 +36,6 @@ XEDU_DROP = [
     "Prospect ID", "Lead Number", "Tags", "Lead Quality", "Lead Profile", "Asymmetrique Activity Index",
     "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score", "Last Notable Activity",
 ]  # fmt: skip
-
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does; see benchmarks/RESULTS.md
 
 
 @pytest.fixture(scope="session")
