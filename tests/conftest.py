@@ -1,4 +1,23 @@
-"""Shared fixtures: small synthetic CRM data, a flat export, an isolated leadml home."""
+"""Shared fixtures: small synthetic CRM data, a flat export, an isolated leadml home.
+
+Which tests cover which module. tests/test_<module>.py are a module's own tests; where a
+module has none of its own, or a test file is named for a subject, it is listed here.
+  commands.py                          test_cli.py (every command through cli.main)
+  batcher.py, metrics.py, deps.py      test_serving.py (fakes), test_api.py (slow)
+  parsing.py                           test_schemas.py
+  routes_predict/_model/_pages.py      test_api.py, test_api_hostile.py, test_fuzz.py (slow);
+                                       /ledger in a browser: test_ledger_page.py (slow)
+  api.py, config.Environment           test_api_settings.py, test_api_imports.py (what a
+                                       service worker imports)
+  champion.py                          test_promotion.py (slow), test_tracking.py
+  train.py, score.py                   test_train*.py, test_model.py (fit), test_cli.py
+  dask_engine.py                       test_dask.py (slow, a real 2-worker cluster)
+  report.py                            test_cli.py (what train and score print)
+Integration tests (slow, named for a subject, no module of their own): test_identity.py
+(scores equal to the tag pre-renovation), test_input.py (real-world exports), test_reasons.py
+(reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
+test_notebooks.py (notebooks/).
+"""
 
 from __future__ import annotations
 
