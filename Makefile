@@ -46,7 +46,7 @@ browser: ## install Debian's chromium for the browser test of /ledger (as root; 
 test: $(STAMP) browser ## run the whole test suite (installs chromium for the browser test)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP) ## unit and contract tests only (no MLflow, no end-to-end)
+test-fast: $(STAMP) ## unit tests only: no end-to-end training, servers or browsers (< 60 s)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP) ## ruff lint, format check and mypy

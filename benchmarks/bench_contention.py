@@ -51,14 +51,16 @@ def _boost_child(folder: str, threads: int, passive: bool, rounds: int) -> dict:
         os.environ.pop("OMP_WAIT_POLICY", None)
     from leadml import dataset as ds
     from leadml import features
-    from leadml import train as tr
     from leadml.config import TrainConfig
+    from leadml.labels import label
+    from leadml.local_engine import load_for_training
     from leadml.model import fit_booster
+    from leadml.split import split
 
     cfg = TrainConfig()
-    data = tr.load_for_training(Path(folder), cfg)
-    lab = tr.label(data, cfg)
-    parts = tr.split(lab, cfg)
+    data = load_for_training(Path(folder), cfg)
+    lab = label(data, cfg)
+    parts = split(lab, cfg)
     train_leads = lab.leads.iloc[parts["train"]]
     spec_data = ds.LeadData(
         "crm", train_leads, None, "lead_id", "converted", None, data.rejects, data.source

@@ -6,7 +6,7 @@
 
 `leadml.synth.make_crm(--leads, --seed)` written as Parquet (once, cached in --work), then in a
 child process: `dataset.load_crm`, `features.fit_spec` and `features.build_features` as of
-`train.crm_cutoff(data, 30)`. `--breakdown` (on by default) also times title normalisation,
+`labels.crm_cutoff(data, 30)`. `--breakdown` (on by default) also times title normalisation,
 category codes and engagement one by one, and splits `load_crm` into reading and the per-row
 event string normalisation (against the same result computed on the categories).
 Aim at 1M leads: features <= 90 s and <= 6 GiB peak.
@@ -43,7 +43,7 @@ def add_options(p: argparse._ArgumentGroup) -> None:
 def _features_child(folder: str, breakdown: bool) -> dict:
     import numpy as np
 
-    from leadml import dataset, features, train
+    from leadml import dataset, features, labels
     from leadml.config import TrainConfig
 
     out: dict = {}
@@ -52,7 +52,7 @@ def _features_child(folder: str, breakdown: bool) -> dict:
     out["load_peak_gib"] = gib(hwm_bytes())
     out["rss_after_load_gib"] = gib(measure.rss_bytes())
     out["peak_reset"] = measure.reset_peak()
-    as_of = train.crm_cutoff(data, HORIZON_DAYS)
+    as_of = labels.crm_cutoff(data, HORIZON_DAYS)
     config = TrainConfig()
     with timed(out, "fit_spec_s"):
         spec = features.fit_spec(data, config)

@@ -125,6 +125,9 @@ def _run(args: argparse.Namespace) -> dict:
     from sklearn.model_selection import train_test_split
 
     from leadml import train as tr
+    from leadml.labels import label
+    from leadml.local_engine import load_for_training
+    from leadml.split import split
 
     path = Path(args.xeducation)
     if not path.exists():
@@ -172,9 +175,9 @@ def _run(args: argparse.Namespace) -> dict:
         res, files = tr.fit(path, cfg, progress=False)
         floor, meet = _ece_floor(files["p_test"])
         # the same test rows for a plain LightGBM: train on every non-test row (paired comparison)
-        data = tr.load_for_training(path, cfg)
-        lab = tr.label(data, cfg)
-        parts = tr.split(lab, cfg)
+        data = load_for_training(path, cfg)
+        lab = label(data, cfg)
+        parts = split(lab, cfg)
         test_rows = lab.leads.index.to_numpy()[parts["test"]]
         train_rows = np.setdiff1d(lab.leads.index.to_numpy(), test_rows)
         plain_auc, plain_ece = _plain_lgbm_auc(Xref, yref, train_rows, test_rows, seed)

@@ -146,7 +146,8 @@ def build_payloads(work: Path, out: Path) -> dict:
     import pandas as pd
 
     from leadml.contract import PROFILE_COLUMNS
-    from leadml.dataset import events_to_records, load_crm
+    from leadml.dataset import load_crm
+    from leadml.records import from_tables
 
     data = load_crm(work / "data")
     leads, events = data.leads, data.events
@@ -166,7 +167,7 @@ def build_payloads(work: Path, out: Path) -> dict:
     frame["lead_id"] = frame["lead_id"].astype(str)
     ev = events[events["lead_id"].isin(picked["lead_id"])].copy()
     ev["lead_id"] = ev["lead_id"].astype(str)
-    rows = events_to_records(frame, ev, as_of)  # events: a JSON string per lead
+    rows = from_tables(frame, ev, as_of)  # events: a JSON string per lead
     rows = rows.astype(object).where(rows.notna(), None)
     records = rows.to_dict("records")
     if any(r["events"] == "[]" for r in records):

@@ -479,6 +479,7 @@ def _request_leads(world: World, n: int = 20) -> list[dict]:
     import json
 
     from leadml import dataset
+    from leadml.records import from_tables
 
     data = dataset.load_crm(world.data, require_outcome=False)
     leads = data.leads.head(n)
@@ -486,7 +487,7 @@ def _request_leads(world: World, n: int = 20) -> list[dict]:
     from leadml.model import LeadScorer
 
     fields = LeadScorer.load(world.model).spec.input_fields()
-    rec = dataset.events_to_records(leads[fields], events, pd.Timestamp("2026-06-15"))
+    rec = from_tables(leads[fields], events, pd.Timestamp("2026-06-15"))
     rows = rec.astype(object).where(rec.notna(), None).to_dict("records")
     return [{**r, "events": json.loads(r["events"])} for r in rows]
 

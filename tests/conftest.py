@@ -1,4 +1,23 @@
-"""Shared fixtures: small synthetic CRM data, a flat export, an isolated leadml home."""
+"""Shared fixtures: small synthetic CRM data, a flat export, an isolated leadml home.
+
+Which tests cover which module. tests/test_<module>.py are a module's own tests; where a
+module has none of its own, or a test file is named for a subject, it is listed here.
+  commands.py                          test_cli.py (every command through cli.main)
+  batcher.py, metrics.py, deps.py      test_serving.py (fakes), test_api.py (slow)
+  parsing.py                           test_schemas.py
+  routes_predict/_model/_pages.py      test_api.py, test_api_hostile.py, test_fuzz.py (slow);
+                                       /ledger in a browser: test_ledger_page.py (slow)
+  api.py, config.Environment           test_api_settings.py, test_api_imports.py (what a
+                                       service worker imports)
+  champion.py                          test_promotion.py (slow), test_tracking.py
+  train.py, score.py                   test_train*.py, test_model.py (fit), test_cli.py
+  dask_engine.py                       test_dask.py (slow, a real 2-worker cluster)
+  report.py                            test_cli.py (what train and score print)
+Integration tests (slow, named for a subject, no module of their own): test_identity.py
+(scores equal to the tag pre-renovation), test_input.py (real-world exports), test_reasons.py
+(reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
+test_notebooks.py (notebooks/).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +32,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+# Before anything imports LightGBM or MLflow: both read these once, when they are loaded. Set
+# after `leadml.train` is imported, OMP_WAIT_POLICY did nothing, and two test runs at once
+# (or one beside a benchmark) each fitted about 4x slower on a 2-core machine.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does; see benchmarks/RESULTS.md
 
 import numpy as np
 import pandas as pd
@@ -29,10 +55,6 @@ XEDU_DROP = [
     "Prospect ID", "Lead Number", "Tags", "Lead Quality", "Lead Profile", "Asymmetrique Activity Index",
     "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score", "Last Notable Activity",
 ]  # fmt: skip
-
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does; see benchmarks/RESULTS.md
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from leadml.config import Settings, TrainConfig
 from leadml.dask_engine import DaskEngine
 from leadml.errors import EngineError
 from leadml.train import fit, train
+from tests.conftest import make_flat
 
 pytestmark = pytest.mark.slow
 
@@ -142,15 +143,66 @@ def test_best_rounds_is_early_stopping_after_the_fact():
     assert best_rounds(booster, X[2000:], y[2000:]) == int(np.argmin(losses)) + 1 < 200
 
 
-def test_too_few_cutoffs_and_flat_models_say_use_the_local_engine(
-    engine, parts_dir, flat_model, tmp_path
-):
+def test_too_few_cutoffs_say_use_the_local_engine(engine, parts_dir, flat_model, tmp_path):
     few = CONFIG.with_changes({"label": {"snapshots": 3}})
     with pytest.raises(dataset.ContractError, match="needs 4 or more"):
         fit(parts_dir, few, engine=engine)
-    with pytest.raises(dataset.ContractError, match="--engine local"):
-        score.score_file(parts_dir, tmp_path / "s.csv", Settings.from_env(tmp_path),
-                         flat_model.uri, engine=engine)  # fmt: skip
+    with pytest.raises(dataset.ContractError, match="trained on a flat export"):
+        score.score_file(
+            parts_dir, tmp_path / "s.csv", Settings.from_env(tmp_path), flat_model.uri,
+            engine=engine,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_flat(tmp_path_factory):
+    """A small flat export to score, with two numbers no feature can use (rejected rows)."""
+    new = make_flat(300, seed=9).drop(columns=["won"]).astype(object)
+    new.loc[3, "web_visits"] = "lots"
+    new.loc[7, "minutes_on_site"] = "-inf"
+    path = tmp_path_factory.mktemp("flat_new") / "new_leads.csv"
+    new.to_csv(path, sep=";", index=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["crm", "flat"])
+def test_both_engines_score_both_kinds_identically(
+    engine, crm_dir, crm_model, small_flat, flat_model, tmp_path, kind
+):
+    data, model = (crm_dir, crm_model) if kind == "crm" else (small_flat, flat_model)
+    settings, options = Settings.from_env(tmp_path), dataset.ReadOptions(sep=";")
+    options = options if kind == "flat" else dataset.ReadOptions()
+    want = score.score_file(data, tmp_path / "local.csv", settings, model.uri, options)
+    got = score.score_file(data, tmp_path / "dask.csv", settings, model.uri, options,
+                           engine=engine)  # fmt: skip
+    assert (got.rows_in, got.scored, got.rejected, got.as_of, got.bands, got.tables) == (
+        want.rows_in, want.scored, want.rejected, want.as_of, want.bands, want.tables,
+    )  # fmt: skip
+    id_col = model.scorer.spec.id_column
+    local = pd.read_csv(tmp_path / "local.csv", dtype={id_col: str})
+    dask = pd.read_csv(tmp_path / "dask.csv", dtype={id_col: str})
+    if kind == "flat":  # in the file's order; CRM partitions are by a hash of the id
+        assert dask[id_col].tolist() == local[id_col].tolist()
+    local, dask = (
+        local.sort_values(id_col, ignore_index=True),
+        dask.sort_values(id_col, ignore_index=True),
+    )
+    assert dask[id_col].tolist() == local[id_col].tolist()  # every lead scored by both
+    dp = np.abs(dask["probability"].to_numpy() - local["probability"].to_numpy())
+    assert dp.max() <= 1e-9 and (dask["band"] == local["band"]).all()
+    pd.testing.assert_frame_equal(pd.read_csv(got.rejects_path), pd.read_csv(want.rejects_path))
+    if kind == "flat":
+        assert got.rejected == 2 and got.as_of is None
+
+
+def test_cli_scores_a_flat_export_on_the_cluster(engine, small_flat, flat_model, home, capsys):
+    out = home / "out" / "scores.csv"
+    argv = ["-q", "score", "--data", str(small_flat), "--out", str(out), "--sep", ";"]
+    address = engine.client.scheduler.address
+    argv += ["--model", flat_model.uri, "--engine", "dask", "--scheduler", address]
+    assert main(argv) == 0
+    assert "scored 298 of 300 leads" in capsys.readouterr().out
+    assert len(pd.read_csv(out)) == 298
 
 
 def test_cli_scores_on_a_given_scheduler(engine, parts_dir, crm_model, home, capsys):

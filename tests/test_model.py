@@ -121,6 +121,7 @@ def test_calibrator_picks_isotonic_for_a_step_shaped_truth():
     assert Calibrator("auto").fit(raw, y).method_ == "isotonic"
 
 
+@pytest.mark.slow  # a whole training; find_leaks itself has unit tests in test_evaluate.py
 def test_leakage_guard_warns_about_a_column_filled_after_the_outcome(tmp_path):
     from tests.conftest import make_flat
 

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from leadml.api import create_app
 from leadml.cli import main
 from leadml.config import ServeSettings, Settings
+from leadml.local_engine import input_example
 from leadml.model import LeadScorer
 from leadml.serving import LoadedModel
-from leadml.train import input_example
 
 pytestmark = pytest.mark.slow
 OWNERS = [f"rep{i}@xeducation.example" for i in range(5)]

@@ -14,9 +14,12 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leadml.errors import ConfigError, ModelError, PromotionError
+
+if TYPE_CHECKING:
+    from leadml.engine import Engine
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -61,7 +64,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 @contextlib.contextmanager
-def _engine(args: argparse.Namespace) -> Iterator[Any]:
+def _engine(args: argparse.Namespace) -> Iterator[Engine | None]:
     """None for the in-memory engine; a connected DaskEngine for --engine dask."""
     if args.engine != "dask":
         if args.scheduler or args.dask_workers:

@@ -782,10 +782,3 @@ def load(path: Path | str, options: ReadOptions | None = None, **flat_options) -
 def pii_columns(columns) -> list[str]:
     """Columns whose name says they hold personal data; never used as features or logged."""
     return [c for c in columns if privacy.personal_name(c)]
-
-
-def events_to_records(leads: pd.DataFrame, events: pd.DataFrame | None, as_of) -> pd.DataFrame:
-    """Moved to `records.from_tables`; kept only until train.py and benchmarks import it there."""
-    from leadml.records import from_tables
-
-    return from_tables(leads, events, as_of)

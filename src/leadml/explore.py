@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from leadml import contract, dataset, evaluate, rules, train
+from leadml import contract, dataset, evaluate, labels, rules
 from leadml.config import Settings, TrainConfig
 from leadml.features import FeatureSpec, build_features, fit_spec
 
@@ -51,7 +51,7 @@ def input_counts(data: dataset.LeadData) -> pd.DataFrame:
 def labelled_table(data: dataset.LeadData, config: TrainConfig):
     """The rows training learns from (lead x cut-off for CRM) with their outcome, and every
     field a rule or a segment can use (categories as names). Returns (table, y, spec)."""
-    lab = train.label(data, config)
+    lab = labels.label(data, config)
     spec = fit_spec(data, config)
     table, _ = rules.rule_table(lab.leads, lab.events, spec, as_of=lab.as_of)
     y = lab.y[lab.leads.index.get_indexer(table.index)]
@@ -132,7 +132,7 @@ def plot_timelines(data: dataset.LeadData, n: int = 5, seed: int = 0):
 
 def leaks(data: dataset.LeadData, config: TrainConfig) -> pd.DataFrame:
     """The leakage guard on all labelled rows: columns that alone predict the outcome."""
-    lab = train.label(data, config)
+    lab = labels.label(data, config)
     spec = fit_spec(data, config)
     feats = build_features(lab.leads, lab.events, spec, as_of=lab.as_of)
     y = lab.y[lab.leads.index.get_indexer(feats.X.index)]

@@ -22,12 +22,14 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
-from leadml import files, rules, train
+from leadml import files, labels, rules
 from leadml.bands import to_band
 from leadml.config import TrainConfig
 from leadml.features import CRM_FIT, KIND_LABELS, KINDS
+from leadml.local_engine import load_for_training
 from leadml.model import LeadScorer
 from leadml.progress import Stages
+from leadml.split import split
 
 DISAGREEMENTS = 10
 
@@ -83,10 +85,10 @@ def compare(
     config = _config_for(scorer, config)
     steps = Stages(5, progress)
     steps.next("reading data")
-    data = train.load_for_training(Path(data_path), config)
+    data = load_for_training(Path(data_path), config)
     steps.next("labelling cut-offs")
-    lab = train.label(data, config)
-    parts = train.split(lab, config)
+    lab = labels.label(data, config)
+    parts = split(lab, config)
     steps.next("features and rules")
     table, X = rules.rule_table(lab.leads, lab.events, scorer.spec, as_of=lab.as_of,
                                 rejects=data.rejects)  # fmt: skip

@@ -28,8 +28,6 @@ from leadml.bands import BandThresholds, to_band, to_score
 from leadml.config import ModelConfig
 from leadml.errors import ModelError
 from leadml.features import ColumnSpec, FeatureSpec, build_features
-from leadml.progress import bar as progress_bar
-from leadml.progress import redraws
 
 FORMAT_VERSION = 1
 _EPS = 1e-6
@@ -176,6 +174,9 @@ def fit_booster(
     if X_valid is not None:
         valid_sets = [lgb.Dataset(X_valid, y_valid, reference=dtrain)]
         callbacks.append(lgb.early_stopping(cfg.early_stopping_rounds, verbose=False))
+    from leadml.progress import bar as progress_bar
+    from leadml.progress import redraws
+
     bar = None
     if progress and redraws():  # in logs the step line "boosting" says enough
         bar = progress_bar(cfg.max_rounds, "boosting rounds", "round", progress)

@@ -8,13 +8,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, files, values
+from leadml import dataset, values
 from leadml.config import Settings
+from leadml.files import write_frame
 from leadml.model import LeadScorer
+
+if TYPE_CHECKING:
+    from leadml.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -82,73 +87,82 @@ def check_paths(data_path: Path, out: Path) -> None:
 
 
 def score_file(
-    data_path: Path | str, out: Path | str, settings: Settings, model_uri: str | None = None,
-    options: dataset.ReadOptions | None = None, as_of: str | None = None, engine=None,
-) -> ScoreSummary:  # fmt: skip
+    data_path: Path | str,
+    out: Path | str,
+    settings: Settings,
+    model_uri: str | None = None,
+    options: dataset.ReadOptions | None = None,
+    as_of: str | None = None,
+    engine: Engine | None = None,
+) -> ScoreSummary:
     """Score a CRM folder or a flat export with a trained model; write output and rejects.
 
     Every row of every table is scored, used or rejected with its reason; a table with more
     rejects than `options.max_reject_share` stops the run (the rejects file is still written,
     the output is not). Output and rejects are written to a temporary name and renamed.
+    `as_of` (CRM models): the cut-off to score at; default just after the data's latest
+    activity (`labels.scoring_cutoff`).
 
-    `engine`: None to score in memory, or a `leadml.dask_engine.DaskEngine` (CRM models),
-    which writes `out` as a folder of Parquet parts, or as one CSV when it ends in .csv."""
+    `engine`: None to score in memory (`local_engine.LocalEngine`), or a
+    `leadml.dask_engine.DaskEngine`, which writes `out` as a folder of Parquet parts, or as
+    one CSV when it ends in .csv."""
     data_path, out = Path(data_path), Path(out)
     check_paths(data_path, out)
     options = options or dataset.ReadOptions()
     cut = values.timestamp(as_of, "--as-of") if as_of else None
-    if engine is not None:
-        return engine.score_file(data_path, out, settings, model_uri, options, cut)
-    scorer, uri = load_model(settings, model_uri)
-    spec, card = scorer.spec, scorer.card
-    rpath = rejects_path_for(out)
-    if spec.kind == "crm":
-        if not data_path.is_dir():
-            raise dataset.ContractError(
-                f"{data_path}: this model was trained on CRM tables; pass a folder with leads and events to --data"
-            )
-        data = dataset.load_crm(data_path, options, require_outcome=False)
-        source = "leads"
-    else:
-        if data_path.is_dir():
-            raise dataset.ContractError(
-                f"{data_path}: this model was trained on a flat export; pass the file to --data"
-            )
-        id_col = None if spec.id_column == "row_id" else spec.id_column
-        options = replace(
-            options, missing_values=(*options.missing_values, *card.get("missing_values", ()))
+    if engine is None:
+        from leadml.local_engine import LocalEngine
+
+        engine = LocalEngine()
+    return engine.score_file(data_path, out, settings, model_uri, options, cut)
+
+
+def check_kind(data_path: Path, scorer: LeadScorer) -> None:
+    """A CRM model scores a folder of tables; a flat model scores one file."""
+    if scorer.spec.kind == "crm" and not data_path.is_dir():
+        raise dataset.ContractError(
+            f"{data_path}: this model was trained on CRM tables; pass a folder with leads and events to --data"
         )
-        data = dataset.load_flat(data_path, target=card.get("target"), id_column=id_col,
-                                 options=options, require_target=False)  # fmt: skip
-        source = data_path.name
-    check_share(data, options, rpath)
-    if spec.kind == "crm" and cut is None:
-        cut = latest(data)
-    out_frame, feats = scorer.score_leads(
-        leads := data.leads, data.events, as_of=cut, source=source
+    if scorer.spec.kind != "crm" and data_path.is_dir():
+        raise dataset.ContractError(
+            f"{data_path}: this model was trained on a flat export; pass the file to --data"
+        )
+
+
+def flat_options(options: dataset.ReadOptions, scorer: LeadScorer) -> dataset.ReadOptions:
+    """Reading options for a flat file: the model card's missing markers added to the given."""
+    extra = tuple(scorer.card.get("missing_values", ()))
+    return replace(options, missing_values=(*options.missing_values, *extra))
+
+
+def read_for_scoring(
+    data_path: Path, scorer: LeadScorer, options: dataset.ReadOptions
+) -> tuple[dataset.LeadData, str]:
+    """The input to score, read as the model's kind says, and the name rejects give it."""
+    if scorer.spec.kind == "crm":
+        return dataset.load_crm(data_path, options, require_outcome=False), "leads"
+    options = flat_options(options, scorer)
+    id_col = None if scorer.spec.id_column == "row_id" else scorer.spec.id_column
+    data = dataset.load_flat(
+        data_path,
+        target=scorer.card.get("target"),
+        id_column=id_col,
+        options=options,
+        require_target=False,
     )
-    data.rejects.extend(feats.rejects)
-    tables = check_share(data, options, rpath)
-    result = pd.DataFrame(
+    return data, data_path.name
+
+
+def output_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """The columns a scores file has: id, probability (6 decimals), score, band."""
+    return pd.DataFrame(
         {
-            spec.id_column: out_frame[spec.id_column].to_numpy(),
-            "probability": np.round(out_frame["probability"].to_numpy(), 6),
-            "score": out_frame["score"].to_numpy(),
-            "band": out_frame["band"].to_numpy(),
+            id_column: frame[id_column].to_numpy(),
+            "probability": np.round(frame["probability"].to_numpy(), 6),
+            "score": frame["score"].to_numpy(),
+            "band": frame["band"].to_numpy(),
         }
     )
-    rows_in, rejected = tables["leads"].read, tables["leads"].rejected_rows
-    if len(result) + rejected != rows_in or len(result) > len(leads):
-        raise RuntimeError(
-            f"bookkeeping error: {rows_in} rows in, {len(result)} scored, {rejected} rejected"
-        )
-    files.write_frame(result, out)
-    files.write_frame(data.rejects.frame, rpath)
-    return ScoreSummary(
-        out_path=out, rejects_path=rpath, rows_in=rows_in, scored=len(result), rejected=rejected,
-        bands=result["band"].value_counts().to_dict(), as_of=str(cut) if cut is not None else None,
-        model=uri, tables=tables, notes=data.notes,
-    )  # fmt: skip
 
 
 def check_share(data: dataset.LeadData, options: dataset.ReadOptions, rejects_path: Path):
@@ -156,14 +170,5 @@ def check_share(data: dataset.LeadData, options: dataset.ReadOptions, rejects_pa
     try:
         return dataset.check_reject_share(data, options.max_reject_share)
     except dataset.TooManyRejects as exc:
-        files.write_frame(exc.rejects, rejects_path)
+        write_frame(exc.rejects, rejects_path)
         raise dataset.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
-
-
-def latest(data: dataset.LeadData) -> pd.Timestamp:
-    """Default cut-off for scoring: the latest activity in the data (the data's 'now'), which
-    is never later than the run's own time (later rows are rejected as in the future)."""
-    stamps = [data.leads["created_at"].max()]
-    if data.events is not None and len(data.events):
-        stamps.append(data.events["occurred_at"].max())
-    return max(pd.Timestamp(s) for s in stamps if pd.notna(s)) + pd.Timedelta(seconds=1)

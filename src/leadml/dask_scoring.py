@@ -1,0 +1,221 @@
+"""Batch scoring on a Dask cluster, for CRM folders and flat exports alike.
+
+Both kinds reach the features the way the in-memory engine does: the model's
+`LeadScorer.score_leads`, i.e. `features.build_features`, run unchanged on each partition.
+
+- CRM tables are read and checked on the workers (`dask_tables.read_crm`) and scored per
+  pair of aligned leads/events partitions, at one cut-off.
+- A flat export is one file with one row per lead, and some of its checks look at whole
+  columns (decimal commas, repeated ids), so it is read and checked on the client by
+  `score.read_for_scoring`, the in-memory engine's own reader; its checked rows are then
+  split into partitions and scored on the workers.
+
+Each partition writes its part of the output (Parquet, or header-less CSV); the parts take
+the output's name only once all are written, so a failed run never leaves a partial output
+that looks complete.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from leadml import dataset, files, labels, score
+from leadml.config import Settings
+from leadml.dask_tables import BUCKET, aligned, read_crm
+from leadml.model import LeadScorer
+
+if TYPE_CHECKING:
+    from leadml.score import ScoreSummary
+
+FLAT_ROWS_PER_PARTITION = 250_000
+
+
+def score_file(
+    client: Any,
+    partitions: int | None,
+    data_path: Path,
+    out: Path,
+    settings: Settings,
+    model_uri: str | None,
+    options: dataset.ReadOptions,
+    as_of: pd.Timestamp | None,
+) -> ScoreSummary:
+    """`score.score_file` on the cluster: `out` is a folder of Parquet parts (one per
+    partition), or one CSV file when it ends in .csv; rejects are written next to it."""
+    data_path, out = Path(data_path), Path(out).resolve()  # the workers write there
+    scorer, uri = score.load_model(settings, model_uri)
+    score.check_kind(data_path, scorer)
+    rpath = score.rejects_path_for(out)
+    csv = out.suffix.lower() == ".csv"
+    parts = out.with_name(out.name + ".partial")
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir(parents=True)
+    try:
+        if scorer.spec.kind == "crm":
+            data, bands, as_of = _score_crm(
+                client, partitions, data_path, scorer, options, as_of, rpath, parts, csv
+            )
+        else:
+            data, bands = _score_flat(
+                client, partitions, data_path, scorer, options, rpath, parts, csv
+            )
+            as_of = None
+        counts = score.check_share(data, options, rpath)  # with the features' rejects
+        scored = int(sum(bands.values()))
+        leads = counts["leads"]
+        if scored != leads.used:
+            raise RuntimeError(
+                f"bookkeeping error: {leads.read} rows in, {scored} scored, {leads.rejected_rows} rejected"
+            )
+    except BaseException:
+        shutil.rmtree(parts, ignore_errors=True)
+        raise
+    if csv:
+        with files.atomic_path(out) as tmp:
+            _join_csv(sorted(parts.glob("part-*.csv")), tmp, scorer.spec.id_column)
+        shutil.rmtree(parts)
+    else:
+        _replace_folder(parts, out)
+    files.write_frame(data.rejects.frame, rpath)
+    return score.ScoreSummary(
+        out_path=out,
+        rejects_path=rpath,
+        rows_in=leads.read,
+        scored=scored,
+        rejected=leads.rejected_rows,
+        bands=bands,
+        as_of=str(as_of) if as_of is not None else None,
+        model=uri,
+        tables=counts,
+        notes=data.notes,
+    )
+
+
+def _score_crm(
+    client: Any,
+    partitions: int | None,
+    data_path: Path,
+    scorer: LeadScorer,
+    options: dataset.ReadOptions,
+    as_of: pd.Timestamp | None,
+    rpath: Path,
+    parts: Path,
+    csv: bool,
+) -> tuple[dataset.LeadData, dict[str, int], pd.Timestamp]:
+    """A CRM folder, read on the workers and scored per aligned pair of partitions."""
+    import dask.dataframe as dd
+
+    tables = read_crm(client, data_path, options, require_outcome=False, partitions=partitions)
+    score.check_share(tables.data, options, rpath)
+    if as_of is None:  # the data's "now", as every engine takes it
+        last = [tables.leads["created_at"].max(), tables.events["occurred_at"].max()]
+        as_of = labels.scoring_cutoff(dd.compute(*last))
+    model = client.scatter(scorer, broadcast=True)
+    by_band = dd.map_partitions(
+        _crm_part,
+        tables.leads,
+        tables.events,
+        model,
+        as_of,
+        str(parts),
+        csv,
+        align_dataframes=False,
+        meta={"band": object, "leads": np.int64},
+    ).compute()
+    return tables.data, _band_totals([by_band]), as_of
+
+
+def _score_flat(
+    client: Any,
+    partitions: int | None,
+    data_path: Path,
+    scorer: LeadScorer,
+    options: dataset.ReadOptions,
+    rpath: Path,
+    parts: Path,
+    csv: bool,
+) -> tuple[dataset.LeadData, dict[str, int]]:
+    """A flat export, read and checked on the client, scored per partition on the workers;
+    the rows a feature rejects (an unusable number) join the file's rejects."""
+    data, source = score.read_for_scoring(data_path, scorer, options)
+    score.check_share(data, options, rpath)
+    workers = len(client.scheduler_info()["workers"])
+    n = partitions or max(2 * workers, -(-len(data.leads) // FLAT_ROWS_PER_PARTITION))
+    n = max(1, min(n, len(data.leads)))
+    bounds = np.linspace(0, len(data.leads), n + 1).astype(int)
+    chunks = client.scatter([data.leads.iloc[a:b] for a, b in itertools.pairwise(bounds)])
+    model = client.scatter(scorer, broadcast=True)
+    futures = [
+        client.submit(_flat_part, chunk, model, source, str(parts), csv, number, pure=False)
+        for number, chunk in enumerate(chunks)
+    ]
+    results = client.gather(futures)
+    for _, rejects in results:
+        data.rejects.extend(rejects)
+    return data, _band_totals([counts for counts, _ in results])
+
+
+def _crm_part(
+    leads: pd.DataFrame,
+    events: pd.DataFrame,
+    scorer: LeadScorer,
+    cut: pd.Timestamp,
+    out: str,
+    csv: bool,
+    partition_info: dict | None = None,
+) -> pd.DataFrame:
+    """Score one partition's leads at `cut`, write them to `out`/part-NNNNN, return how many
+    per band."""
+    leads = leads.drop(columns=BUCKET).reset_index(drop=True)
+    frame, _ = scorer.score_leads(leads, aligned(leads, events), as_of=cut)
+    number = partition_info["number"] if partition_info else 0
+    return _write_part(score.output_frame(frame, scorer.spec.id_column), out, number, csv)
+
+
+def _flat_part(
+    leads: pd.DataFrame, scorer: LeadScorer, source: str, out: str, csv: bool, number: int
+) -> tuple[pd.DataFrame, dataset.Rejects]:
+    """Score one partition of a flat export (rows keep the file's index, so rejects name the
+    file's rows); write it to `out`/part-NNNNN; return how many per band and the rejects."""
+    frame, feats = scorer.score_leads(leads, None, source=source)
+    counts = _write_part(score.output_frame(frame, scorer.spec.id_column), out, number, csv)
+    return counts, feats.rejects
+
+
+def _write_part(result: pd.DataFrame, out: str, number: int, csv: bool) -> pd.DataFrame:
+    if csv:
+        result.to_csv(Path(out) / f"part-{number:05d}.csv", index=False, header=False)
+    else:
+        result.to_parquet(Path(out) / f"part-{number:05d}.parquet", index=False)
+    counts = result["band"].value_counts()
+    return pd.DataFrame({"band": counts.index.astype(str), "leads": counts.to_numpy(np.int64)})
+
+
+def _band_totals(frames: list[pd.DataFrame]) -> dict[str, int]:
+    by_band = pd.concat(frames, ignore_index=True)
+    return by_band.groupby("band")["leads"].sum().astype(int).to_dict()
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """`new` takes the name `target`; a previous `target` is kept aside until then."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _join_csv(parts: list[Path], out: Path, id_column: str) -> None:
+    """One CSV from the partitions' header-less parts, without loading them."""
+    with open(out, "wb") as fh:
+        fh.write(f"{id_column},probability,score,band\n".encode())
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 20)

@@ -1,0 +1,237 @@
+"""The in-memory engine: pandas tables on one machine, for training and batch scoring.
+
+`prepare` reads and checks the input, labels (`labels`), splits (`split`), builds the
+features and boosts; `score_file` scores a CRM folder or a flat export into one file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leadml import dataset, features, labels, privacy, score
+from leadml.config import Settings, TrainConfig
+from leadml.engine import Prepared
+from leadml.files import write_frame
+from leadml.model import LeadScorer, fit_booster, fit_crossfit
+from leadml.progress import Stages
+from leadml.promote import leak_warnings
+from leadml.records import from_tables
+from leadml.split import STRATIFIED, split
+
+log = logging.getLogger(__name__)
+
+
+def read_options(config: TrainConfig) -> dataset.ReadOptions:
+    """How the training config says input files are read."""
+    return dataset.ReadOptions(
+        sep=config.flat.sep,
+        date_format=config.input.date_format,
+        max_reject_share=config.input.max_reject_share,
+        missing_values=tuple(config.flat.missing_values),
+    )
+
+
+def load_for_training(data_path: Path, config: TrainConfig) -> dataset.LeadData:
+    """The training input, read and checked as the config says."""
+    f = config.flat
+    return dataset.load(
+        data_path,
+        read_options(config),
+        target=f.target,
+        id_column=f.id_column,
+        drop=f.drop,
+        date_column=config.split.date_column,
+    )
+
+
+def input_example(
+    spec: features.FeatureSpec,
+    leads: pd.DataFrame,
+    events: pd.DataFrame | None,
+    as_of: np.ndarray | None,
+) -> pd.DataFrame:
+    """A few raw test leads in the shape the pyfunc takes, with no personal data: MLflow
+    stores it as the model's input example."""
+    fields = [c for c in spec.input_fields() if c in leads]
+    leads = privacy.scrub_frame(leads[fields])
+    leads = leads.assign(**{spec.id_column: leads[spec.id_column].astype(str)})
+    if spec.kind != "crm":
+        numeric = [c.name for c in spec.columns if c.kind == "numeric" and c.name in leads]
+        return leads.assign(
+            **{c: pd.to_numeric(leads[c], errors="coerce").astype(float) for c in numeric}
+        ).reset_index(drop=True)
+    assert events is not None and as_of is not None  # CRM rows always have both
+    cut = pd.Timestamp(np.max(as_of))
+    ev = events[events["lead_id"].isin(leads["lead_id"]) & (events["occurred_at"] < cut)]
+    return from_tables(leads, ev, as_of).reset_index(drop=True)
+
+
+class LocalTestLeads:
+    """The test leads of an in-memory training: their features, raw rows and cut-offs."""
+
+    def __init__(
+        self,
+        spec: features.FeatureSpec,
+        X: pd.DataFrame,
+        leads: pd.DataFrame,
+        events: pd.DataFrame | None,
+        as_of: np.ndarray | None,
+    ):
+        self.spec, self.X, self.leads, self.events, self.as_of = spec, X, leads, events, as_of
+
+    def predict_test(self, fn: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
+        return fn(self.X)
+
+    def score_test(self, scorer: LeadScorer) -> np.ndarray | None:
+        out, _ = scorer.score_leads(self.leads, self.events, as_of=self.as_of)
+        return out["probability"].to_numpy() if len(out) == len(self.leads) else None
+
+    def example(self, k: int) -> pd.DataFrame:
+        as_of = None if self.as_of is None else self.as_of[:k]
+        return input_example(self.spec, self.leads.iloc[:k], self.events, as_of)
+
+
+class LocalEngine:
+    """The in-memory engine (see the module docstring)."""
+
+    def prepare(
+        self, data_path: Path, config: TrainConfig, steps: Stages, progress: bool
+    ) -> tuple[Prepared, LocalTestLeads]:
+        """Everything up to the raw scores of the calibration and test slices."""
+        steps.next("reading data")
+        data = load_for_training(data_path, config)
+        dataset.check_reject_share(data, config.input.max_reject_share)
+        steps.next("labelling cut-offs")
+        lab = labels.label(data, config)
+        labels.require_both_outcomes(lab.y, str(data_path))
+        parts = split(lab, config)
+        method = str(parts.pop("method")[0])
+        spec_data = replace(data, leads=lab.leads.iloc[parts["train"]], events=None)
+        steps.next("building features")
+        spec = features.fit_spec(spec_data, config)
+        feats = features.build_features(
+            lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
+        )
+        data.rejects.extend(feats.rejects)
+        tables = dataset.check_reject_share(data, config.input.max_reject_share)
+        usable = lab.leads.index.isin(feats.X.index)
+        pos = {k: v[usable[v]] for k, v in parts.items()}
+        Xall = feats.X.reindex(lab.leads.index)
+        X = {k: Xall.iloc[v] for k, v in pos.items()}
+        Y = {k: lab.y[v] for k, v in pos.items()}
+        for name, rows in X.items():
+            if len(np.unique(Y[name])) < 2:
+                raise dataset.ContractError(
+                    f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed"
+                )
+        warnings = leak_warnings(X["train"], Y["train"], spec, config)
+        for col, why in spec.skipped.items():
+            log.info("column %r not used: %s", col, why)
+
+        steps.next("boosting")
+        sc = config.split
+        crossfit = (
+            method == STRATIFIED and sc.crossfit_folds >= 2 and len(lab.y) <= sc.crossfit_max_rows
+        )
+        if crossfit:
+            fit_rows = ("train", "valid", "calibration")
+            X_fit = np.concatenate([X[k].to_numpy() for k in fit_rows])
+            y_cal = np.concatenate([Y[k] for k in fit_rows])
+            booster, raw_cal = fit_crossfit(
+                X_fit, y_cal, spec, config.model, sc.crossfit_folds, sc.seed, progress
+            )
+        else:
+            booster = fit_booster(
+                X["train"].to_numpy(), Y["train"], X["valid"].to_numpy(), Y["valid"],
+                spec, config.model, sc.seed, progress,
+            )  # fmt: skip
+            raw_cal = np.asarray(booster.predict(X["calibration"].to_numpy(), raw_score=True))
+            y_cal = Y["calibration"]
+        test = pos["test"]
+        test_as_of = None if lab.as_of is None else lab.as_of[test]
+        test_leads = lab.leads.iloc[test]
+        keys = None
+        if test_as_of is not None:
+            keys = pd.DataFrame({"lead_id": test_leads["lead_id"].to_numpy(), "_as_of": test_as_of})
+        prep = Prepared(
+            kind=data.kind,
+            source=data.source,
+            target=data.target,
+            rejects=data.rejects,
+            summary=lab.summary,
+            split_method=method,
+            slices={k: int(len(v)) for k, v in pos.items()},
+            spec=spec,
+            booster=booster,
+            crossfit=crossfit,
+            raw_cal=raw_cal,
+            y_cal=y_cal,
+            raw_test=np.asarray(booster.predict(X["test"].to_numpy(), raw_score=True)),
+            y_test=Y["test"],
+            test_keys=keys,
+            baseline_rows=_baseline_rows(X, Y, config.model.baseline_max_rows),
+            tables=tables,
+            notes=data.notes,
+            warnings=warnings,
+        )
+        return prep, LocalTestLeads(spec, X["test"], test_leads, lab.events, test_as_of)
+
+    def score_file(
+        self,
+        data_path: Path,
+        out: Path,
+        settings: Settings,
+        model_uri: str | None,
+        options: dataset.ReadOptions,
+        as_of: pd.Timestamp | None,
+    ) -> score.ScoreSummary:
+        """`score.score_file` in memory: every row scored into `out` or rejected next to it."""
+        scorer, uri = score.load_model(settings, model_uri)
+        spec = scorer.spec
+        score.check_kind(data_path, scorer)
+        rpath = score.rejects_path_for(out)
+        data, source = score.read_for_scoring(data_path, scorer, options)
+        score.check_share(data, options, rpath)
+        if spec.kind == "crm" and as_of is None:
+            as_of = labels.scoring_cutoff(labels.activity_stamps(data, outcomes=False))
+        frame, feats = scorer.score_leads(data.leads, data.events, as_of=as_of, source=source)
+        data.rejects.extend(feats.rejects)
+        tables = score.check_share(data, options, rpath)
+        result = score.output_frame(frame, spec.id_column)
+        rows_in, rejected = tables["leads"].read, tables["leads"].rejected_rows
+        if len(result) + rejected != rows_in or len(result) > len(data.leads):
+            raise RuntimeError(
+                f"bookkeeping error: {rows_in} rows in, {len(result)} scored, {rejected} rejected"
+            )
+        write_frame(result, out)
+        write_frame(data.rejects.frame, rpath)
+        return score.ScoreSummary(
+            out_path=out,
+            rejects_path=rpath,
+            rows_in=rows_in,
+            scored=len(result),
+            rejected=rejected,
+            bands=result["band"].value_counts().to_dict(),
+            as_of=str(as_of) if as_of is not None else None,
+            model=uri,
+            tables=tables,
+            notes=data.notes,
+        )
+
+
+def _baseline_rows(
+    X: dict[str, pd.DataFrame], Y: dict[str, np.ndarray], max_rows: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The train and valid rows the logistic baseline learns from, sampled down to `max_rows`."""
+    Xb = pd.concat([X["train"], X["valid"]])
+    Yb = np.concatenate([Y["train"], Y["valid"]])
+    if len(Yb) > max_rows:
+        keep = np.random.default_rng(0).choice(len(Yb), max_rows, replace=False)
+        Xb, Yb = Xb.iloc[keep], Yb[keep]
+    return Xb, Yb
