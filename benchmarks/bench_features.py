@@ -43,7 +43,7 @@ def add_options(p: argparse._ArgumentGroup) -> None:
 def _features_child(folder: str, breakdown: bool) -> dict:
     import numpy as np
 
-    from leadml import dataset, features, labels
+    from leadml import dataset, engagement, features, fit_features, labels
     from leadml.config import TrainConfig
 
     out: dict = {}
@@ -76,15 +76,15 @@ def _features_child(folder: str, breakdown: bool) -> dict:
         parts: dict = {}
         cut = np.full(len(data.leads), as_of.to_datetime64().astype("datetime64[ns]"))
         with timed(parts, "fit_columns_s"):
-            fit_cols = features._crm_fit_columns(data.leads)
+            fit_cols = fit_features.crm_fit_columns(data.leads)
         with timed(parts, "title_normalise_s"):
-            features.normalise_seniority(data.leads["job_title"])
-            features.normalise_department(data.leads["job_title"])
+            fit_features.normalise_seniority(data.leads["job_title"])
+            fit_features.normalise_department(data.leads["job_title"])
         with timed(parts, "category_codes_s"):
             for name, series in fit_cols.items():
-                features._codes(series, spec.categories[name])
+                fit_features.codes(series, spec.categories[name])
         with timed(parts, "engagement_s"):
-            features._engagement(data.leads, data.events, cut, spec)
+            engagement.engagement(data.leads, data.events, cut, spec)
         out["breakdown"] = parts
         del data, feats, fit_cols
         out["load_breakdown"] = _load_breakdown(Path(folder))

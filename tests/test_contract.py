@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadml import contract, dataset, features
+from leadml import contract, dataset, engagement
 from leadml.errors import ContractError
 from leadml.features import FeatureSpec
 from leadml.schemas import RequestModel
@@ -34,7 +34,7 @@ def test_the_request_model_of_a_crm_model_speaks_the_contract():
 
 
 def test_every_event_type_is_counted_by_the_feature_function():
-    counted = {k.removesuffix("_view") if k.endswith("_view") else k for k in features.KINDS}
+    counted = {k.removesuffix("_view") if k.endswith("_view") else k for k in engagement.KINDS}
     assert set(contract.EVENT_TYPES) - {"page_view"} <= counted
     assert set(contract.PAGE_KINDS) <= counted
 

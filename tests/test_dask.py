@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dask_engine, dataset, features, score, synth, tracking
+from leadml import dask_engine, dataset, errors, features, score, synth, tracking
 from leadml.cli import main
 from leadml.config import Settings, TrainConfig
 from leadml.dask_engine import DaskEngine
@@ -145,9 +145,9 @@ def test_best_rounds_is_early_stopping_after_the_fact():
 
 def test_too_few_cutoffs_say_use_the_local_engine(engine, parts_dir, flat_model, tmp_path):
     few = CONFIG.with_changes({"label": {"snapshots": 3}})
-    with pytest.raises(dataset.ContractError, match="needs 4 or more"):
+    with pytest.raises(errors.ContractError, match="needs 4 or more"):
         fit(parts_dir, few, engine=engine)
-    with pytest.raises(dataset.ContractError, match="trained on a flat export"):
+    with pytest.raises(errors.ContractError, match="trained on a flat export"):
         score.score_file(
             parts_dir, tmp_path / "s.csv", Settings.from_env(tmp_path), flat_model.uri,
             engine=engine,

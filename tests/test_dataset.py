@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import contract, dataset, records
+from leadml import accounting, contract, dataset, records
 from leadml.errors import ContractError
 
 
@@ -69,7 +69,7 @@ def test_duplicate_ids_keep_the_first_row_and_reject_the_rest(tmp_path):
         "4",
     ]
     rej = data.rejects.frame
-    assert rej["row"].tolist() == [3, 5] and set(rej["reason"]) == {dataset.DUPLICATE_ID}
+    assert rej["row"].tolist() == [3, 5] and set(rej["reason"]) == {accounting.DUPLICATE_ID}
     assert data.counts()["leads"].as_dict()["used"] == 3
 
 
@@ -202,8 +202,8 @@ def test_personal_data_is_redacted_from_errors_and_rejects(tmp_path):
     )
     data = dataset.load(path, target="y", id_column="Email")
     rej = data.rejects.frame
-    assert rej["reason"].tolist() == [dataset.DUPLICATE_ID]
+    assert rej["reason"].tolist() == [accounting.DUPLICATE_ID]
     assert rej["lead_id"].tolist() == ["<personal data>"] and "ann@x.org" not in rej.to_csv()
-    rej = dataset.Rejects()
+    rej = accounting.Rejects()
     rej.add("leads", "p.csv", np.array([0]), ["+1 555 0100"], "phone", "bad", "lead_id")
     assert rej.frame["lead_id"].tolist() == ["<personal data>"]

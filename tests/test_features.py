@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import contract, dataset, features
+from leadml import contract, dataset, features, fit_features
 from leadml.config import TrainConfig
 from tests.conftest import make_flat
 
@@ -115,13 +115,13 @@ def test_the_same_lead_at_two_cutoffs(crm):
     ],
 )  # fmt: skip
 def test_seniority_from_messy_titles(title, seniority):
-    assert features.normalise_seniority(pd.Series([title])).item() == seniority
+    assert fit_features.normalise_seniority(pd.Series([title])).item() == seniority
 
 
 def test_normaliser_recovers_the_generator_seniority(crm_small):
     """The synthetic titles were drawn from a known seniority; the normaliser should find it."""
     titles = crm_small.leads["job_title"]
-    found = features.normalise_seniority(titles)
+    found = fit_features.normalise_seniority(titles)
     known = found != "Unknown"
     assert known.mean() > 0.9
     # every generated title maps to one of the generator's levels
@@ -193,9 +193,9 @@ def test_per_value_small_and_large_inputs_agree():
     values = ["VP Sales", None, np.nan, pd.NA, "  ", "cmo", "VP Sales", 7]
     small = pd.Series(values, dtype=object)
     large = pd.Series(values * 20, dtype=object)
-    assert len(small) <= features._SMALL < len(large)
-    got_small = features.per_value(small, features.seniority_of)
-    got_large = features.per_value(large, features.seniority_of)
+    assert len(small) <= fit_features._SMALL < len(large)
+    got_small = fit_features.per_value(small, fit_features.seniority_of)
+    got_large = fit_features.per_value(large, fit_features.seniority_of)
     assert list(got_large) == list(got_small) * 20
     assert list(got_small) == [
         "VP",

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset
+from leadml import accounting, dataset
 from leadml.cli import main
 from leadml.config import Settings
 from leadml.dataset import ReadOptions
@@ -58,7 +58,7 @@ def test_one_odd_event_id_costs_exactly_that_row(crm_dir, crm_model, tmp_path):
     events.to_csv(folder / "events.csv", index=False)
     odd = _scores(folder, crm_model, tmp_path, "odd")
     s = odd.attrs["summary"]
-    assert s.tables["events"].rejected == {dataset.NO_LEAD: 1}
+    assert s.tables["events"].rejected == {accounting.NO_LEAD: 1}
     assert s.tables["events"].read == len(events) and s.as_of == clean.attrs["summary"].as_of
     rejects = pd.read_csv(s.rejects_path, dtype=str)
     assert rejects[["table", "row", "lead_id"]].values.tolist() == [["events", "18", "L-odd"]]
@@ -127,7 +127,7 @@ def test_repeated_lead_ids_keep_the_first_row(crm_dir, crm_model, tmp_path):
     pd.concat([leads, again]).to_csv(folder / "leads.csv", index=False)
     dup = _scores(folder, crm_model, tmp_path, "dup", AS_OF)
     s = dup.attrs["summary"]
-    assert s.tables["leads"].rejected == {dataset.DUPLICATE_ID: 2} and s.rows_in == 3002
+    assert s.tables["leads"].rejected == {accounting.DUPLICATE_ID: 2} and s.rows_in == 3002
     _same_scores(clean, dup)  # the first rows are the ones used
 
 
@@ -222,7 +222,7 @@ def test_an_event_in_the_future_is_rejected_and_moves_no_score(crm_dir, crm_mode
     events.to_csv(folder / "events.csv", index=False)
     future = _scores(folder, crm_model, tmp_path, "future")
     s = future.attrs["summary"]
-    assert s.tables["events"].rejected == {dataset.FUTURE: 1}
+    assert s.tables["events"].rejected == {accounting.FUTURE: 1}
     assert s.as_of == clean.attrs["summary"].as_of
     _same_scores(clean, future)
 
@@ -373,7 +373,7 @@ def test_rejects_keep_row_field_and_reason_never_the_values(crm_dir, tmp_path):
     text.write_text("\n".join(lines) + "\n")
     data = dataset.load_crm(folder)
     rej = data.rejects.frame
-    assert list(rej.columns) == dataset.REJECT_COLUMNS
+    assert list(rej.columns) == accounting.REJECT_COLUMNS
     assert set(rej.loc[rej["table"] == "leads", "row"]) == {4, 5, 9}
     written = rej.to_csv()
     for value in ("jane.doe@example.com", "+44 7700 900123", "extra@example.org", "555 010 9999"):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset, labels
+from leadml import accounting, dataset, labels
 from leadml.config import TrainConfig
 from leadml.errors import ContractError
 
@@ -34,7 +34,7 @@ def _crm(leads: pd.DataFrame, events: pd.DataFrame | None = None) -> dataset.Lea
     if events is None:
         events = pd.DataFrame({"lead_id": [], "occurred_at": pd.to_datetime([])})
     return dataset.LeadData(
-        "crm", leads, events, "lead_id", "converted", "created_at", dataset.Rejects(),
+        "crm", leads, events, "lead_id", "converted", "created_at", accounting.Rejects(),
         {"paths": [], "hash": ""},
     )  # fmt: skip
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, labels, split
+from leadml import accounting, dataset, labels, split
 from leadml.config import TrainConfig
 
 CONFIG = TrainConfig.model_validate({"split": {"test": 0.2, "calibration": 0.2, "valid": 0.2}})
@@ -15,7 +15,7 @@ def _flat(dates: list[str] | None, y: list[float]) -> labels.Labelled:
         leads["created"] = pd.to_datetime(dates)
     data = dataset.LeadData(
         "flat", leads, None, "row_id", "converted", "created" if dates else None,
-        dataset.Rejects(), {"paths": [], "hash": ""},
+        accounting.Rejects(), {"paths": [], "hash": ""},
     )  # fmt: skip
     return labels.label(data, CONFIG)
 

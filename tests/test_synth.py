@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import dataset, privacy, synth
+from leadml import contract, dataset, privacy, synth
 
 N = 600
 
@@ -32,13 +32,13 @@ def test_the_same_seed_draws_the_same_data_and_another_seed_other_data(crm):
 
 def test_leads_and_events_have_the_columns_of_the_input_contract(crm):
     leads, events = crm.leads, crm.events
-    wanted = dataset.LEAD_COLUMNS + dataset.OUTCOME_COLUMNS + dataset.PROFILE_COLUMNS
+    wanted = contract.LEAD_COLUMNS + contract.OUTCOME_COLUMNS + contract.PROFILE_COLUMNS
     assert set(wanted) <= set(leads.columns)
-    assert set(dataset.EVENT_COLUMNS) <= set(events.columns) and "page" in events
+    assert set(contract.EVENT_COLUMNS) <= set(events.columns) and "page" in events
     assert len(leads) == N and leads["lead_id"].is_unique
-    assert set(events["event_type"].unique()) <= set(dataset.EVENT_TYPES)
+    assert set(events["event_type"].unique()) <= set(contract.EVENT_TYPES)
     pages = set(events.loc[events["event_type"] == "page_view", "page"].unique())
-    assert pages <= set(dataset.PAGE_KINDS)
+    assert pages <= set(contract.PAGE_KINDS)
     assert (events.loc[events["event_type"] != "page_view", "page"] == "").all()
 
 

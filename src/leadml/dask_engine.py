@@ -28,7 +28,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadml import dask_scoring, dask_tables, dataset, features, labels, progress
+from leadml import (
+    accounting,
+    dask_scoring,
+    dask_tables,
+    dataset,
+    errors,
+    features,
+    fit_features,
+    labels,
+    progress,
+)
 from leadml.config import Settings, TrainConfig
 from leadml.dask_tables import BUCKET, CrmTables, aligned
 from leadml.engine import Prepared
@@ -242,7 +252,7 @@ class DaskEngine:
 
         steps.next("reading data")
         tables = self.read_crm(data_path, read_options(config), require_outcome=True)
-        dataset.check_reject_share(tables.data, config.input.max_reject_share)
+        accounting.check_reject_share(tables.data, config.input.max_reject_share)
         leads, events = tables.leads, tables.events
         steps.next("labelling cut-offs")
         lc = config.label
@@ -263,7 +273,7 @@ class DaskEngine:
 
         cuts = labels.plan_cutoffs(config, last, count)
         if len(cuts) < 4:
-            raise dataset.ContractError(
+            raise errors.ContractError(
                 f"the Dask engine splits by cut-off and needs 4 or more; only {len(cuts)} have "
                 f"{labels.MIN_SNAPSHOT_ROWS}+ leads. Set label.snapshots (and snapshot_every_days), "
                 "or use --engine local for data this small."
@@ -274,7 +284,10 @@ class DaskEngine:
         train_rows = rows[rows["_snapshot"] >= 3]
         counts = _sum_counts(
             dask.compute(
-                *[dask.delayed(features.crm_category_counts)(p) for p in train_rows.to_delayed()]
+                *[
+                    dask.delayed(fit_features.crm_category_counts)(p)
+                    for p in train_rows.to_delayed()
+                ]
             )
         )
         spec = features.fit_spec(tables.data, config, counts=counts)
@@ -309,7 +322,7 @@ class DaskEngine:
             ("train", _mean(stats, 3)),
         ):
             if mean in (0.0, 1.0):
-                raise dataset.ContractError(
+                raise errors.ContractError(
                     f"the {name} slice ({slices[name]} leads) has only one outcome; more data or a different split is needed"
                 )
         sample = _sample(X[slice_of["train"]], SAMPLE_ROWS, slices["train"])

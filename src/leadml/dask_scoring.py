@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, files, labels, score
+from leadml import accounting, dataset, files, labels, score
 from leadml.config import Settings
 from leadml.dask_tables import BUCKET, aligned, read_crm
 from leadml.model import LeadScorer
@@ -180,7 +180,7 @@ def _crm_part(
 
 def _flat_part(
     leads: pd.DataFrame, scorer: LeadScorer, source: str, out: str, csv: bool, number: int
-) -> tuple[pd.DataFrame, dataset.Rejects]:
+) -> tuple[pd.DataFrame, accounting.Rejects]:
     """Score one partition of a flat export (rows keep the file's index, so rejects name the
     file's rows); write it to `out`/part-NNNNN; return how many per band and the rejects."""
     frame, feats = scorer.score_leads(leads, None, source=source)

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, readers
+from leadml import accounting, contract, dataset, errors, readers, values
 
 BUCKET = "_bucket"
 _PIECE, _ROW = "_piece", "_row"  # where a lead row came from, to reject repeated ids
 EVENTS_PER_PARTITION = 1_500_000  # a partition's features take ~100 bytes per event
-_LEAD_FIELDS = ["lead_id", "created_at", "converted", "converted_at", *dataset.PROFILE_COLUMNS]
+_LEAD_FIELDS = ["lead_id", "created_at", "converted", "converted_at", *contract.PROFILE_COLUMNS]
 
 
 def bucket_of(ids: pd.Series) -> np.ndarray:
@@ -41,23 +41,23 @@ class _PieceReport:
     """What checking one piece found besides its good rows: rejects (with ids as read), rows
     read, and notes on how it was read."""
 
-    rejects: dataset.Rejects
+    rejects: accounting.Rejects
     rows: int
     notes: list[str]
 
 
 def _leads_piece(
-    piece: dataset.Piece, number: int, options: dataset.ReadOptions, dates: dataset.DateOrders,
+    piece: dataset.Piece, number: int, options: dataset.ReadOptions, dates: values.DateOrders,
     require_outcome: bool,
 ) -> tuple[pd.DataFrame, _PieceReport]:  # fmt: skip
     """One piece of the leads table, checked: (good rows with their bucket, piece number and
     row in the file, what was found)."""
-    rejects = dataset.Rejects()
+    rejects = accounting.Rejects()
     raw = dataset.read_piece(piece, options.sep)
     leads = dataset.check_leads(raw, piece, rejects, options, dates, require_outcome)
     rows = leads.index.to_numpy()
     leads = leads[[c for c in _LEAD_FIELDS if c in leads]].reset_index(drop=True)
-    for col in dataset.PROFILE_COLUMNS:  # the same columns and types in every piece
+    for col in contract.PROFILE_COLUMNS:  # the same columns and types in every piece
         leads[col] = leads[col].astype(object).where(leads[col].notna(), None)
     leads = leads.assign(**{BUCKET: bucket_of(leads["lead_id"]), _PIECE: number, _ROW: rows})
     notes = [f"{piece.name}: {n}" for n in raw.notes] + dates.notes()
@@ -65,11 +65,11 @@ def _leads_piece(
 
 
 def _events_piece(
-    piece: dataset.Piece, options: dataset.ReadOptions, dates: dataset.DateOrders,
+    piece: dataset.Piece, options: dataset.ReadOptions, dates: values.DateOrders,
     lead_ids: pd.Index, rejected_ids: frozenset,
 ) -> tuple[pd.DataFrame, _PieceReport]:  # fmt: skip
     """One piece of the events table, checked against the good leads' ids."""
-    rejects = dataset.Rejects()
+    rejects = accounting.Rejects()
     raw = dataset.read_piece(piece, options.sep)
     events = dataset.check_events(raw, piece, lead_ids, rejects, options, dates, rejected_ids,
                                   categorical=False)  # fmt: skip
@@ -115,10 +115,10 @@ class CrmTables:
     data: dataset.LeadData  # no rows: rejects, rows read per table, source, notes
 
     @property
-    def rejects(self) -> dataset.Rejects:
+    def rejects(self) -> accounting.Rejects:
         return self.data.rejects
 
-    def counts(self) -> dict[str, dataset.TableCount]:
+    def counts(self) -> dict[str, accounting.TableCount]:
         return self.data.counts()
 
 
@@ -136,7 +136,7 @@ def read_crm(
     options = options or dataset.ReadOptions()
     folder = Path(folder).resolve()  # workers resolve paths from their own directory
     if not folder.is_dir():
-        raise dataset.ContractError(
+        raise errors.ContractError(
             f"{folder}: the Dask engine reads CRM tables: pass a folder with leads and events "
             "(files or folders of Parquet parts). A flat export fits one machine: use --engine local."
         )
@@ -144,7 +144,7 @@ def read_crm(
     events_src = dataset.table_source(folder, "events")
     lead_pieces = dataset.pieces(leads_src, split_row_groups=True)
     event_pieces = dataset.pieces(events_src, split_row_groups=True)
-    dates = dataset.DateOrders(options.date_format)
+    dates = values.DateOrders(options.date_format)
     if dates.explicit is None:
         dataset.sample_date_orders(dates, {
             p.name: readers.read_head(p.path, options.sep) for p in (lead_pieces[0], event_pieces[0])
@@ -159,7 +159,7 @@ def read_crm(
         leads, lead_reports = dask.persist(leads, lead_reports)
     where = leads[["lead_id", _PIECE, _ROW]].compute().reset_index(drop=True)
     (lead_reports,) = dask.compute(lead_reports)
-    rejects = dataset.Rejects([p for r in lead_reports for p in r.rejects.parts])
+    rejects = accounting.Rejects([p for r in lead_reports for p in r.rejects.parts])
     duplicates = _duplicates(where, lead_pieces, rejects)
     leads = leads.map_partitions(
         _without, duplicates, meta=leads._meta.drop(columns=[_PIECE, _ROW])
@@ -179,7 +179,7 @@ def read_crm(
     with _mixed_collections():
         leads, events, event_reports = dask.persist(leads, events, event_reports)
     (event_reports,) = dask.compute(event_reports)
-    rejects.extend(dataset.Rejects([p for r in event_reports for p in r.rejects.parts]))
+    rejects.extend(accounting.Rejects([p for r in event_reports for p in r.rejects.parts]))
     files = dataset.table_files(leads_src) + dataset.table_files(events_src)
     notes = list(dict.fromkeys(n for r in [*lead_reports, *event_reports] for n in r.notes))
     data = dataset.LeadData(
@@ -193,13 +193,13 @@ def read_crm(
 
 
 def _duplicates(
-    where: pd.DataFrame, pieces: list[dataset.Piece], rejects: dataset.Rejects
+    where: pd.DataFrame, pieces: list[dataset.Piece], rejects: accounting.Rejects
 ) -> frozenset:
     """Rows (piece, row) whose id an earlier row already has: rejected, as in memory."""
     dup = where["lead_id"].duplicated(keep="first").to_numpy(bool)
     for number, part in where[dup].groupby(_PIECE, sort=True):
         rejects.add("leads", pieces[int(number)].name, part[_ROW].to_numpy(),
-                    part["lead_id"].to_numpy(), "lead_id", dataset.DUPLICATE_ID, "lead_id")  # fmt: skip
+                    part["lead_id"].to_numpy(), "lead_id", accounting.DUPLICATE_ID, "lead_id")  # fmt: skip
     return frozenset(zip(where.loc[dup, _PIECE], where.loc[dup, _ROW], strict=True))
 
 

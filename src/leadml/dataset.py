@@ -12,6 +12,11 @@ counts per table are reported. A file that breaks the contract as a whole (missi
 empty file, a target that is not binary, ambiguous dates) raises `ContractError` with the
 file, the column and the fix; so does a table with more rejected rows than
 `max_reject_share` allows: a file that is mostly garbage is not scored as if it were fine.
+
+Longer than our ~400-line rule on purpose: the checks of both input shapes (CRM tables and
+flat exports) share one row checker, one missing-word rule, one id and date reading, so that
+a rule is written once for both. The pieces of a table are read by `readers`, the rows set
+aside are kept by `accounting`, the columns are declared in `contract`.
 """
 
 from __future__ import annotations
@@ -19,13 +24,20 @@ from __future__ import annotations
 import difflib
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from leadml import privacy, readers
+from leadml.accounting import (
+    DUPLICATE_ID,
+    FUTURE,
+    LEAD_REJECTED,
+    NO_LEAD,
+    Rejects,
+    TableCount,
+)
 from leadml.contract import (
     EVENT_COLUMNS,
     EVENT_TYPES,
@@ -36,21 +48,15 @@ from leadml.contract import (
 )
 from leadml.errors import ContractError
 from leadml.values import (
-    AmbiguousDates,
-    ParsedDates,
-    date_order,
+    DateOrders,
     decimal_commas,
     id_text,
     parse_binary,
-    parse_dates,
-    parse_order,
+    utc_now,
 )
 
 __all__ = ["ContractError"]  # raised by the readers of every engine; defined in errors
 
-REDACTED = privacy.REDACTED
-REJECT_COLUMNS = ["table", "file", "row", "lead_id", "field", "reason"]
-TABLES = ("leads", "events")  # a flat export is one table of leads
 BINARY = "binary (0/1, yes/no, true/false)"
 MAX_REJECT_SHARE = 0.05
 # read as missing in text columns, besides empty fields (pandas' defaults)
@@ -58,10 +64,6 @@ NA_WORDS = (
     "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 )  # fmt: skip
-DUPLICATE_ID = "duplicate id (the first row with this id is used)"
-FUTURE = "in the future (later than the time of this run)"
-LEAD_REJECTED = "its lead was rejected (see the leads rows with this id)"
-NO_LEAD = "no lead with this id in leads"
 
 
 @dataclass(frozen=True)
@@ -82,163 +84,6 @@ class ReadOptions:
     def clock(self) -> np.datetime64:
         now = self.now if self.now is not None else utc_now()
         return np.datetime64(pd.Timestamp(now).to_datetime64(), "ns")
-
-
-def utc_now() -> pd.Timestamp:
-    """The wall clock as naive UTC, the time zone every timestamp is kept in."""
-    return pd.Timestamp(datetime.now(UTC).replace(tzinfo=None))
-
-
-# ---- rejects and counts -------------------------------------------------------------------
-
-
-@dataclass
-class Rejects:
-    """Rows that could not be used, each with its table, file, row, lead id, field and reason.
-
-    Ids are kept as read internally (events of a rejected lead are told apart from events of
-    an unknown one); `frame`, what is written and logged, redacts ids that are personal data.
-    """
-
-    parts: list[pd.DataFrame] = field(default_factory=list)
-
-    def add(
-        self, table: str, file: str, rows, ids, field_name: str, reason: str, id_column: str = ""
-    ) -> None:
-        rows = np.asarray(rows)
-        if len(rows) == 0:
-            return
-        ids = pd.Series(np.asarray(ids, dtype=object)).where(lambda s: s.notna(), "")
-        self.parts.append(
-            pd.DataFrame(
-                {
-                    "table": table,
-                    "file": file,
-                    "row": rows.astype(np.int64) + 1,  # 1 = first data row after the header
-                    "lead_id": ids.astype(str).to_numpy(object),
-                    "field": field_name,
-                    "reason": reason,
-                    "_personal_id": privacy.personal_name(id_column),
-                }
-            )
-        )
-
-    def extend(self, other: Rejects) -> None:
-        self.parts.extend(other.parts)
-
-    def _all(self) -> pd.DataFrame:
-        if not self.parts:
-            cols = [*REJECT_COLUMNS, "_personal_id"]
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        f = pd.concat(self.parts, ignore_index=True)
-        # tables, then files in the order they were read, then rows in file order: the same
-        # whichever engine (or piece of a file) found them first
-        table_order = f["table"].map({t: i for i, t in enumerate(TABLES)}).fillna(len(TABLES))
-        file_order = pd.factorize(f["file"])[0]
-        order = np.lexsort((f["row"].to_numpy(), file_order, table_order.to_numpy()))
-        return f.iloc[order].reset_index(drop=True)
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        """What may be written down: no values, and no id that is personal data."""
-        f = self._all()
-        personal = f["_personal_id"].astype(bool) | f["lead_id"].map(privacy.looks_personal)
-        f["lead_id"] = f["lead_id"].where(~personal.astype(bool), REDACTED)
-        return f[REJECT_COLUMNS]
-
-    def ids(self, table: str) -> set:
-        """The ids (as read) of the rejected rows of one table."""
-        return {i for p in self.parts if (p["table"] == table).all() for i in p["lead_id"]}
-
-    def __len__(self) -> int:
-        return sum(len(p) for p in self.parts)
-
-    def counts(self, read: dict[str, int]) -> dict[str, TableCount]:
-        """Rows read, used and rejected (by reason) per table."""
-        f = self._all()
-        out = {}
-        for table, n in read.items():
-            mine = f.loc[f["table"] == table, "reason"]
-            by_reason = mine.value_counts(sort=True).astype(int).to_dict()
-            out[table] = TableCount(table, int(n), {str(k): v for k, v in by_reason.items()})
-        return out
-
-    def summary(self) -> list[str]:
-        """One line per (file, field, reason) with its count: what a person reads first."""
-        f = self._all()
-        if f.empty:
-            return []
-        counts = f.groupby(["file", "field", "reason"], sort=False).size()
-        return [
-            f"{file}: {n} row(s) rejected, {fld}: {reason}"
-            for (file, fld, reason), n in counts.items()
-        ]
-
-
-@dataclass(frozen=True)
-class TableCount:
-    """Rows in = rows used + rows rejected, for one table."""
-
-    table: str
-    read: int
-    rejected: dict[str, int]  # reason -> rows, commonest first
-
-    @property
-    def rejected_rows(self) -> int:
-        return sum(self.rejected.values())
-
-    @property
-    def used(self) -> int:
-        return self.read - self.rejected_rows
-
-    @property
-    def share(self) -> float:
-        return self.rejected_rows / self.read if self.read else 0.0
-
-    def line(self) -> str:
-        """'events  61,234 read  61,228 used  6 rejected (3 unknown event type, ...)'."""
-        text = f"{self.table:<7}{self.read:>12,} read {self.used:>12,} used {self.rejected_rows:>10,} rejected"
-        if self.rejected:
-            short = [(r.split(";")[0].split(" (")[0], n) for r, n in self.rejected.items()]
-            shown = [f"{n:,} {reason}" for reason, n in short[:3]]
-            more = len(self.rejected) - 3
-            text += " (" + "; ".join(shown) + (f"; {more} more reasons" if more > 0 else "") + ")"
-        return text
-
-    def as_dict(self) -> dict:
-        """Plain data for JSON and MLflow (reasons as [reason, rows] pairs: a reason is no key)."""
-        return {"read": self.read, "used": self.used, "rejected": self.rejected_rows,
-                "reasons": [[r, n] for r, n in self.rejected.items()]}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, table: str, d: dict) -> TableCount:
-        return cls(table, int(d["read"]), {str(r): int(n) for r, n in d["reasons"]})
-
-
-class TooManyRejects(ContractError):
-    """A table with more rejected rows than the limit; carries the rejects to write down."""
-
-    def __init__(self, message: str, rejects: pd.DataFrame):
-        super().__init__(message)
-        self.rejects = rejects
-
-
-def check_reject_share(data: LeadData, limit: float) -> dict[str, TableCount]:
-    """Rows read / used / rejected per table; stops (TooManyRejects: one line, the commonest
-    reason and what to do) when a table has more rejected rows than `limit` allows."""
-    counts = data.counts()
-    files = dict(zip(("leads", "events"), data.source["paths"], strict=False))
-    for table, c in counts.items():
-        if c.read and c.share > limit:
-            reason, n = next(iter(c.rejected.items()))
-            raise TooManyRejects(
-                f"{files.get(table, table)}: {c.rejected_rows:,} of {c.read:,} {table} rows "
-                f"rejected ({c.share:.1%}, over the {limit:.0%} limit); commonest reason: "
-                f"{reason} ({n:,} rows). Fix the export, or raise the limit with "
-                f"--max-reject-share (input.max_reject_share in the config).",
-                data.rejects.frame,
-            )
-    return counts
 
 
 @dataclass
@@ -297,56 +142,6 @@ def _examples(
         ident = f" ({id_col}={show(id_col, r)})" if id_col and id_col in frame else ""
         parts.append(f"row {frame.index[r] + 1}{ident}: {show(column, r)}")
     return "; ".join(parts)
-
-
-# ---- dates --------------------------------------------------------------------------------
-
-
-class DateOrders:
-    """The day/month order numeric dates are read in: as configured (`date_format`), else as
-    each column's own values show, else as another date column of the same export shows."""
-
-    def __init__(self, date_format: str | None):
-        self.explicit = parse_order(date_format)
-        self.seen: dict[str, tuple[str, str]] = {}  # "file: column" -> (order, example)
-
-    def sample(self, where: str, values: pd.Series) -> None:
-        """Learn the order from the first values of a column, before any piece is parsed."""
-        text = values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
-        if self.explicit is None and text:
-            head = values.head(50_000)
-            iso = pd.to_datetime(head, format="ISO8601", errors="coerce", utc=True)
-            try:
-                order, example = date_order(head[iso.isna().to_numpy(bool)])
-            except AmbiguousDates:
-                return
-            if order is not None:
-                self.seen.setdefault(where, (order, example))
-
-    @property
-    def fallback(self) -> str | None:
-        return self.explicit or next((o for o, _ in self.seen.values()), None)
-
-    def parse(self, values: pd.Series, where: str) -> ParsedDates:
-        try:
-            parsed = parse_dates(values, self.explicit)
-        except AmbiguousDates as exc:
-            if self.fallback is None:
-                raise ContractError(
-                    f"{where}: dates such as {exc.example!r} could be day-first or month-first, "
-                    "and no value says which. Pass --date-format day-first (31/12/2025) or "
-                    "--date-format month-first (12/31/2025), or set input.date_format."
-                ) from None
-            parsed = parse_dates(values, self.fallback)
-            parsed.example = "as in the other date columns"
-        if parsed.order is not None:
-            example = "as configured" if self.explicit else parsed.example
-            self.seen.setdefault(where, (parsed.order, example))
-        return parsed
-
-    def notes(self) -> list[str]:
-        return [f"{where}: numeric dates read {order} ({example})"
-                for where, (order, example) in self.seen.items()]  # fmt: skip
 
 
 # ---- reading a table's pieces -------------------------------------------------------------

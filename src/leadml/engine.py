@@ -20,7 +20,7 @@ import pandas as pd
 if TYPE_CHECKING:
     import lightgbm as lgb
 
-    from leadml import dataset
+    from leadml import accounting, dataset
     from leadml.config import Settings, TrainConfig
     from leadml.features import FeatureSpec
     from leadml.model import LeadScorer
@@ -36,7 +36,7 @@ class Prepared:
     kind: str
     source: dict
     target: str | None
-    rejects: dataset.Rejects
+    rejects: accounting.Rejects
     summary: dict
     split_method: str
     slices: dict[str, int]
@@ -49,7 +49,7 @@ class Prepared:
     y_test: np.ndarray
     test_keys: pd.DataFrame | None  # CRM: lead_id and _as_of of each test row
     baseline_rows: tuple[pd.DataFrame, np.ndarray] | None  # what the baseline learns from
-    tables: dict[str, dataset.TableCount] = field(default_factory=dict)  # rows in/used/rejected
+    tables: dict[str, accounting.TableCount] = field(default_factory=dict)  # rows in/used/rejected
     notes: list[str] = field(default_factory=list)  # how the input files were read
     warnings: list[str] = field(default_factory=list)
 

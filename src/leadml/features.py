@@ -2,141 +2,49 @@
 
 `fit_spec` looks at training leads once and freezes what the features are (column kinds,
 category vocabularies, windows, half-life). `build_features(leads, events, spec, as_of)`
-then turns any leads into the feature matrix the model reads; training, `leadml score` and
-the service all call it, so a lead gets the same features wherever it is scored.
+then turns any leads into the feature matrix the model reads; training, `leadml score`, both
+engines and the service all call it, so a lead gets the same features wherever it is scored.
 
-Only events strictly before a lead's cut-off (`as_of`) and inside the observation window are
-counted, so nothing that happened afterwards can leak into a score.
+What a lead *is* (title, size, region, a flat export's columns) is read by `fit_features`;
+what it *did* (its events strictly before the cut-off) is counted by `engagement`. This
+module puts the two side by side in the order the spec names them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from leadml import privacy
-from leadml.contract import EVENT_TYPES, PAGE_KINDS
-from leadml.dataset import Rejects
-from leadml.errors import ContractError
-from leadml.values import FALSE_WORDS, TRUE_WORDS, binary_word
-
-# what the feature function counts: page views by kind of page, then the other event types
-KINDS = [f"{page}_view" for page in PAGE_KINDS] + [t for t in EVENT_TYPES if t != "page_view"]
-NEGATIVE_KINDS = ("unsubscribe", "bounce")
-INTENT_KINDS = ("pricing_view", "demo_request", "trial_start", "cart_add")
-RATIO_FEATURES = ("velocity", "email_click_rate")
-KIND_LABELS = {
-    "pricing_view": "Pricing page views", "product_view": "Product page views", "blog_view": "Blog page views",
-    "other_view": "Other page views", "email_open": "Email opens", "email_click": "Email clicks",
-    "content_download": "Content downloads", "webinar": "Webinars", "form_submit": "Form submits",
-    "demo_request": "Demo requests", "trial_start": "Trial starts", "cart_add": "Cart adds",
-    "unsubscribe": "Unsubscribes", "bounce": "Email bounces",
-}  # fmt: skip
-CRM_CATEGORIES = ["seniority", "department", "company_size", "industry", "region", "lead_source"]
-SENIORITY_LEVELS = ["C-level", "VP", "Director", "Manager", "Individual", "Student", "Unknown"]
-_SENIORITY_RULES = [
-    ("Student", r"\b(?:student|intern|candidate|trainee)\b"),
-    ("VP", r"\b(?:vp|svp|evp|avp)\b|v\.p\.|vice.?president"),
-    (
-        "C-level",
-        r"\bchief\b|\bc[a-z]{1,2}o\b|\bfounder\b|\bco-founder\b|\bowner\b|\bpresident\b|\bpartner\b",
-    ),
-    ("Director", r"\bdirector\b|\bhead of\b|\bdir\b\.?"),
-    ("Manager", r"\bmanager\b|\bmgr\b|\blead\b|\bsupervisor\b"),
-]
-_DEPARTMENT_RULES = [
-    ("Marketing", r"marketing|\bcmo\b|growth|brand"),
-    ("Sales", r"sales|\bcro\b|account exec|business development|\bbdr\b|\bsdr\b|revenue"),
-    ("Engineering", r"engineer|\bcto\b|developer|software|technology"),
-    ("Finance", r"financ|\bcfo\b|accounting|controller"),
-    ("Operations", r"operation|\bcoo\b|supply|logistics"),
-    ("HR", r"\bhr\b|human resources|people|talent|recruit|\bchro\b"),
-    ("IT", r"\bit\b|\bcio\b|information|systems|security"),
-    ("Executive", r"\bceo\b|chief executive|founder|owner|president"),
-]
-REGIONS = {
-    "NA": ["us", "usa", "united states", "united states of america", "canada", "ca"],
-    "LATAM": ["mexico", "brazil", "argentina", "chile", "colombia", "peru"],
-    "EMEA": ["uk", "united kingdom", "gb", "germany", "de", "france", "fr", "netherlands", "nl", "spain", "italy",
-             "sweden", "ireland", "switzerland", "poland", "south africa", "uae", "united arab emirates", "nigeria",
-             "saudi arabia", "qatar", "kuwait", "oman", "bahrain", "belgium", "denmark", "norway", "finland"],
-    "APAC": ["india", "in", "singapore", "sg", "australia", "au", "japan", "china", "hong kong", "new zealand",
-             "indonesia", "philippines", "malaysia", "south korea", "sri lanka", "bangladesh", "vietnam"],
-}  # fmt: skip
-_REGION_OF = {c: r for r, names in REGIONS.items() for c in names}
-MIN_CATEGORY_COUNT = 5
-_SMALL = 64  # rows: below this, per-value work is plain Python (the service's case)
-
-
-def _clean(value) -> str | None:
-    """A raw field value as stripped text; None when missing or blank."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _first_rule(text: str | None, rules: list[tuple[str, re.Pattern]], default: str) -> str:
-    if not text:
-        return "Unknown"
-    lower = text.lower()
-    return next((name for name, rx in rules if rx.search(lower)), default)
-
-
-_SENIORITY_RX = [(level, re.compile(pattern)) for level, pattern in _SENIORITY_RULES]
-_DEPARTMENT_RX = [(dept, re.compile(pattern)) for dept, pattern in _DEPARTMENT_RULES]
-
-
-def seniority_of(title) -> str:
-    """One messy job title ("vp of marketing", "Sr. Director, Sales", "CMO") to a seniority level."""
-    return _first_rule(_clean(title), _SENIORITY_RX, "Individual")
-
-
-def department_of(title) -> str:
-    return _first_rule(_clean(title), _DEPARTMENT_RX, "Other")
-
-
-def region_name(country) -> str:
-    text = _clean(country)
-    return "Unknown" if text is None else _REGION_OF.get(text.lower(), "Other")
-
-
-def per_value(values: pd.Series, fn: Callable[[Any], Any], dtype: Any = object) -> np.ndarray:
-    """`fn` applied once per distinct value, spread back to every row.
-
-    Lead fields repeat a lot (a few hundred titles across a million leads) and a request holds
-    one lead, so per distinct value is fast at both ends.
-    """
-    if len(values) <= _SMALL:  # a request: a dict beats factorize's fixed cost
-        seen: dict = {}
-        out = []
-        for v in values.tolist():
-            key = None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
-            if key not in seen:
-                seen[key] = fn(key)
-            out.append(seen[key])
-        return np.array(out, dtype=dtype)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    mapped = np.array([fn(u) for u in uniques] + [fn(None)], dtype=dtype)
-    return mapped[codes]  # code -1 (missing) picks the last entry, fn(None)
-
-
-def normalise_seniority(titles: pd.Series) -> pd.Series:
-    """Messy job titles to seniority levels (see `seniority_of`)."""
-    return pd.Series(per_value(titles, seniority_of), index=titles.index, dtype=object)
-
-
-def normalise_department(titles: pd.Series) -> pd.Series:
-    return pd.Series(per_value(titles, department_of), index=titles.index, dtype=object)
-
-
-def region_of(countries: pd.Series) -> pd.Series:
-    return pd.Series(per_value(countries, region_name), index=countries.index, dtype=object)
+from leadml import contract, privacy
+from leadml.accounting import Rejects
+from leadml.engagement import (
+    KIND_LABELS,
+    KINDS,
+    NEGATIVE_KINDS,
+    RATIO_FEATURES,
+    as_of_array,
+    engagement,
+    engagement_names,
+)
+from leadml.fit_features import (
+    CRM_CATEGORIES,
+    CRM_FIT,
+    binary_value,
+    codes,
+    crm_category_counts,
+    department_of,
+    normalise_department,
+    normalise_seniority,
+    numbers,
+    per_value,
+    seniority_of,
+    vocabulary,
+    vocabulary_from_counts,
+)
+from leadml.values import FALSE_WORDS, TRUE_WORDS
 
 
 @dataclass
@@ -226,15 +134,7 @@ class FeatureSpec:
     def input_fields(self) -> list[str]:
         """The raw lead fields a caller sends (besides events for CRM models)."""
         if self.kind == "crm":
-            return [
-                "lead_id",
-                "created_at",
-                "job_title",
-                "company_size",
-                "industry",
-                "country",
-                "lead_source",
-            ]
+            return contract.names("leads", "key", "profile")
         return [self.id_column] + [c.name for c in self.columns]
 
 
@@ -249,56 +149,6 @@ class Features:
     rejects: Rejects
     unseen: dict[str, int] = field(default_factory=dict)  # field -> how many values were new
     unseen_rows: dict[str, np.ndarray] = field(default_factory=dict)  # field -> mask over X's rows
-
-
-def _vocabulary(values: pd.Series, max_categories: int) -> list[str]:
-    return vocabulary_from_counts(values.dropna().astype(str).value_counts(), max_categories)
-
-
-def vocabulary_from_counts(counts: pd.Series, max_categories: int) -> list[str]:
-    """The categories a model learns: values seen at least MIN_CATEGORY_COUNT times, the most
-    frequent `max_categories` of them (ties by name, so partial counts added up in any order
-    give the same vocabulary). A value that looks like an email address or a phone number is
-    never one: a model's categories end up in its files, its schema and its card."""
-    counts = counts[counts >= MIN_CATEGORY_COUNT]
-    counts = counts[[not privacy.looks_personal(str(k)) for k in counts.index]]
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:max_categories]
-    return sorted(str(k) for k, _ in ranked)
-
-
-# CRM fit features: name -> (lead field it comes from, per-value normaliser)
-CRM_FIT = {
-    "seniority": ("job_title", seniority_of),
-    "department": ("job_title", department_of),
-    "company_size": ("company_size", _clean),
-    "industry": ("industry", _clean),
-    "region": ("country", region_name),
-    "lead_source": ("lead_source", _clean),
-}
-
-
-def _crm_fit_columns(leads: pd.DataFrame) -> dict[str, pd.Series]:
-    return {
-        name: pd.Series(per_value(leads[field_name], fn), index=leads.index, dtype=object)
-        for name, (field_name, fn) in CRM_FIT.items()
-    }
-
-
-def crm_category_counts(leads: pd.DataFrame) -> dict[str, pd.Series]:
-    """How often each normalised fit value occurs among `leads`; counts of parts of the leads
-    add up to the counts of the whole (the Dask engine counts per partition)."""
-    return {
-        name: series.dropna().astype(str).value_counts()
-        for name, series in _crm_fit_columns(leads).items()
-    }
-
-
-def _engagement_names(windows: list[int]) -> list[str]:
-    names = [f"{k}_{w}d" for k in KINDS for w in windows] + [f"{k}_decayed" for k in KINDS]
-    return names + [
-        "engagement_decayed", "intent_decayed", "days_since_last_event", "days_since_last_intent",
-        "velocity", "email_click_rate", "unsubscribed", "bounced",
-    ]  # fmt: skip
 
 
 def _infer_flat_columns(
@@ -333,7 +183,7 @@ def _infer_flat_columns(
         elif re.search(r"title|position|role", str(col), re.I):
             specs.append(ColumnSpec(col, "title"))
         else:
-            specs.append(ColumnSpec(col, "category", _vocabulary(present, max_categories)))
+            specs.append(ColumnSpec(col, "category", vocabulary(present, max_categories)))
     return specs, skipped
 
 
@@ -350,7 +200,7 @@ def fit_spec(data, config, counts: dict[str, pd.Series] | None = None) -> Featur
             name: vocabulary_from_counts(counts[name], config.flat.max_categories)
             for name in CRM_FIT
         }
-        names = CRM_CATEGORIES + ["lead_age_days"] + _engagement_names(fc.windows_days)
+        names = CRM_CATEGORIES + ["lead_age_days"] + engagement_names(fc.windows_days)
         if (
             config.model.monotone
         ):  # a ratio can fall when an event is added: no place in a monotone model
@@ -384,7 +234,7 @@ def fit_spec(data, config, counts: dict[str, pd.Series] | None = None) -> Featur
                 fname = f"{c.name} ({part})"
                 names.append(fname)
                 categorical.append(fname)
-                cats[fname] = _vocabulary(fn(data.leads[c.name]), config.flat.max_categories)
+                cats[fname] = vocabulary(fn(data.leads[c.name]), config.flat.max_categories)
                 labels[fname] = fname
         else:
             names.append(c.name)
@@ -396,175 +246,6 @@ def fit_spec(data, config, counts: dict[str, pd.Series] | None = None) -> Featur
         kind="flat", id_column=data.id_column, feature_names=names, categorical=categorical, categories=cats,
         labels=labels, columns=columns, skipped=skipped,
     )  # fmt: skip
-
-
-def _codes(
-    values: pd.Series, vocabulary: list[str], normalise: Callable[[Any], Any] = _clean
-) -> tuple[np.ndarray, np.ndarray]:
-    """Category codes: index in the vocabulary, len(vocabulary) for a value not seen in
-    training, NaN when missing. Also returns which rows held an unseen value."""
-    index = {v: float(i) for i, v in enumerate(vocabulary)}
-    other = float(len(vocabulary))
-
-    def code(value) -> float:
-        text = normalise(value)
-        return np.nan if text is None else index.get(text, other)
-
-    codes = per_value(values, code, dtype=np.float64)
-    return codes, codes == other
-
-
-def _index_in(values: pd.Series, vocabulary) -> np.ndarray:
-    """Position of each value in `vocabulary` (-1 when absent); fast for categoricals."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        position = {v: i for i, v in enumerate(vocabulary)}
-        lookup = np.array([position.get(str(c), -1) for c in values.cat.categories] + [-1])
-        return lookup[values.cat.codes.to_numpy()].astype(np.int64)  # code -1 (NaN) -> -1
-    return pd.Index(vocabulary).get_indexer(values.astype(str)).astype(np.int64)
-
-
-def _engagement(
-    leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec
-) -> np.ndarray:
-    """Engagement matrix (n_leads x engagement features) from events strictly before each lead's cut-off.
-
-    The same lead may appear once per cut-off (training snapshots): rows are then handled
-    one cut-off at a time, so each event is matched to exactly one row per cut-off.
-    """
-    ids = leads["lead_id"]
-    if not ids.is_unique:
-        out = np.zeros((len(leads), len(_engagement_names(spec.windows_days))))
-        for cut in np.unique(as_of):
-            rows = np.flatnonzero(as_of == cut)
-            sub = leads.iloc[rows]
-            if not sub["lead_id"].is_unique:
-                dup = sub["lead_id"][sub["lead_id"].duplicated()].iloc[0]
-                raise ContractError(
-                    f"lead_id {dup!r} appears twice with the same cut-off; each lead needs one row per as_of"
-                )
-            out[rows] = _engagement_unique(sub, events, as_of[rows], spec)
-        return out
-    return _engagement_unique(leads, events, as_of, spec)
-
-
-def _event_ages(
-    leads: pd.DataFrame, events: pd.DataFrame, as_of: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per event: its lead's row, its kind (index in KINDS), its age in days at that lead's
-    cut-off, and whether it counts (a known lead and type, strictly before the cut-off)."""
-    owner = pd.Index(leads["lead_id"]).get_indexer(events["lead_id"])
-    etype = _index_in(events["event_type"], EVENT_TYPES)
-    page = _index_in(events["page"], ("pricing", "product", "blog"))
-    # kind index: page views split by page kind, other events shifted after the four page kinds
-    kind = np.where(etype == 0, np.where(page >= 0, page, 3), etype + 3)
-    when = events["occurred_at"].to_numpy("datetime64[ns]")
-    valid = (owner >= 0) & (etype >= 0)
-    cut = as_of[np.clip(owner, 0, None)]
-    age = (cut - when).astype("timedelta64[s]").astype(np.float64) / 86400.0
-    # strictly before the cut-off: nothing that happened later can leak
-    before = valid & (age > 0) & ~np.isnan(age)
-    return owner, kind, age, before
-
-
-def days_since_activity(
-    leads: pd.DataFrame, events: pd.DataFrame | None, as_of, spec: FeatureSpec
-) -> np.ndarray:
-    """Days since each lead's last activity of each kind (n x KINDS), within the observation
-    window and strictly before the cut-off; the window's length when there was none.
-    Point rules use it to let an activity's points fade."""
-    n, K = len(leads), len(KINDS)
-    out = np.full((n, K), np.inf)
-    cut = _as_of_array(leads, as_of)
-    if events is not None and len(events):
-        # a lead appears once per cut-off in training rows: match events one cut-off at a time
-        for c in np.unique(cut) if not leads["lead_id"].is_unique else [None]:
-            rows = np.arange(n) if c is None else np.flatnonzero(cut == c)
-            owner, kind, age, before = _event_ages(leads.iloc[rows], events, cut[rows])
-            keep = before & (age <= spec.observation_days)
-            np.minimum.at(out, (rows[owner[keep]], kind[keep]), age[keep])
-    out[np.isinf(out)] = spec.observation_days
-    return out
-
-
-def _engagement_unique(
-    leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec
-) -> np.ndarray:
-    n, K, windows = len(leads), len(KINDS), spec.windows_days
-    out_names = _engagement_names(windows)
-    out = np.zeros((n, len(out_names)))
-    counts: dict[int, np.ndarray]
-    decayed: np.ndarray
-    last_any: np.ndarray
-    last_intent: np.ndarray
-    recent: np.ndarray
-    previous: np.ndarray
-    unsub: np.ndarray
-    bounced: np.ndarray
-    if events is None or events.empty:
-        counts = {w: np.zeros((n, K)) for w in windows}
-        decayed = np.zeros((n, K))
-        last_any = last_intent = np.full(n, float(spec.observation_days))
-        recent = previous = unsub = bounced = np.zeros(n)
-    else:
-        owner, kind, age, before = _event_ages(leads, events, as_of)
-        unsub = np.bincount(owner[before & (kind == KINDS.index("unsubscribe"))], minlength=n) > 0
-        bounced = np.bincount(owner[before & (kind == KINDS.index("bounce"))], minlength=n) > 0
-        inwin = before & (age <= spec.observation_days)
-        o, k, a = owner[inwin], kind[inwin], age[inwin]
-        flat_ix = o * K + k
-        counts = {w: np.bincount(flat_ix[a <= w], minlength=n * K).reshape(n, K) for w in windows}
-        decayed = np.bincount(
-            flat_ix, weights=np.exp2(-a / spec.half_life_days), minlength=n * K
-        ).reshape(n, K)
-        last_any = np.full(n, np.inf)
-        np.minimum.at(last_any, o, a)
-        intent = np.isin(k, [KINDS.index(x) for x in INTENT_KINDS])
-        last_intent = np.full(n, np.inf)
-        np.minimum.at(last_intent, o[intent], a[intent])
-        # no activity inside the window reads as "as stale as the window", not as missing, so
-        # that one more event can only make a lead look more recent (monotone constraints)
-        last_any[np.isinf(last_any)] = spec.observation_days
-        last_intent[np.isinf(last_intent)] = spec.observation_days
-        v = spec.velocity_days
-        recent = np.bincount(o[a <= v], minlength=n)
-        previous = np.bincount(o[(a > v) & (a <= 2 * v)], minlength=n)
-    col = 0
-    for w in windows:
-        out[:, col : col + K] = counts[w]
-        col += K
-    # names are kind-major ({kind}_{w}d for each kind, then window): reorder the window-major blocks
-    block = (
-        out[:, : K * len(windows)]
-        .reshape(n, len(windows), K)
-        .transpose(0, 2, 1)
-        .reshape(n, K * len(windows))
-    )
-    out[:, : K * len(windows)] = block
-    out[:, col : col + K] = decayed
-    col += K
-    positive = [i for i, k in enumerate(KINDS) if k not in NEGATIVE_KINDS]
-    out[:, col] = decayed[:, positive].sum(axis=1)
-    out[:, col + 1] = decayed[:, [KINDS.index(x) for x in INTENT_KINDS]].sum(axis=1)
-    out[:, col + 2] = last_any
-    out[:, col + 3] = last_intent
-    out[:, col + 4] = np.log((recent + 1.0) / (previous + 1.0))
-    longest = counts[max(windows)]
-    out[:, col + 5] = longest[:, KINDS.index("email_click")] / (
-        longest[:, KINDS.index("email_open")] + 1.0
-    )
-    out[:, col + 6] = unsub
-    out[:, col + 7] = bounced
-    return out
-
-
-def _as_of_array(leads: pd.DataFrame, as_of) -> np.ndarray:
-    if as_of is None:
-        raise ContractError(
-            "CRM features need a cut-off: pass as_of (a timestamp, or one per lead)"
-        )
-    if isinstance(as_of, pd.Series | np.ndarray | list):
-        return pd.to_datetime(pd.Series(as_of)).to_numpy("datetime64[ns]")
-    return np.full(len(leads), pd.Timestamp(as_of).to_datetime64().astype("datetime64[ns]"))
 
 
 def build_features(
@@ -590,9 +271,9 @@ def build_features(
         else np.arange(1, len(leads) + 1)
     )
     if spec.kind == "crm":
-        cut = _as_of_array(leads, as_of)
+        cut = as_of_array(leads, as_of)
         for name, (field_name, fn) in CRM_FIT.items():
-            cols[name], unseen[name] = _codes(leads[field_name], spec.categories[name], fn)
+            cols[name], unseen[name] = codes(leads[field_name], spec.categories[name], fn)
         created = (
             pd.to_datetime(leads["created_at"]).to_numpy("datetime64[ns]")
             if "created_at" in leads
@@ -601,8 +282,8 @@ def build_features(
         cols["lead_age_days"] = (cut - created).astype("timedelta64[s]").astype(
             np.float64
         ) / 86400.0
-        eng = _engagement(leads, events, cut, spec)
-        for i, name in enumerate(_engagement_names(spec.windows_days)):
+        eng = engagement(leads, events, cut, spec)
+        for i, name in enumerate(engagement_names(spec.windows_days)):
             cols[name] = eng[:, i]
         del eng  # only the views in `cols` hold it now
     else:
@@ -613,7 +294,7 @@ def build_features(
                 else pd.Series(pd.NA, index=leads.index, dtype="string")
             )
             if c.kind == "numeric":
-                num, reasons = _numbers(values, c)
+                num, reasons = numbers(values, c.minimum)
                 for reason in dict.fromkeys(r for r in reasons if r):
                     rows = np.flatnonzero((reasons == reason) & keep)
                     rejects.add("leads", source, leads.index.to_numpy()[rows], ids[rows],
@@ -621,13 +302,13 @@ def build_features(
                     keep[rows] = False
                 cols[c.name] = num
             elif c.kind == "binary":
-                cols[c.name] = per_value(values, _binary, dtype=np.float64)
+                cols[c.name] = per_value(values, binary_value, dtype=np.float64)
             elif c.kind == "title":
                 for part, fn in (("seniority", seniority_of), ("department", department_of)):
                     fname = f"{c.name} ({part})"
-                    cols[fname], unseen[fname] = _codes(values, spec.categories[fname], fn)
+                    cols[fname], unseen[fname] = codes(values, spec.categories[fname], fn)
             else:
-                cols[c.name], unseen[c.name] = _codes(values, spec.categories[c.name])
+                cols[c.name], unseen[c.name] = codes(values, spec.categories[c.name])
     matrix = np.empty((len(leads), len(spec.feature_names)))
     for j, name in enumerate(spec.feature_names):
         matrix[:, j] = cols[name]
@@ -643,27 +324,3 @@ def build_features(
         unseen={k: int(m.sum()) for k, m in unseen.items() if m.any()},
         unseen_rows={k: m[keep] for k, m in unseen.items() if m.any()},
     )
-
-
-def _binary(value) -> float:
-    text = _clean(value)
-    answer = binary_word(text) if text else None
-    return np.nan if answer is None else float(answer)
-
-
-def _numbers(values: pd.Series, column: ColumnSpec) -> tuple[np.ndarray, np.ndarray]:
-    """A numeric field as float64, and per row why it cannot be used ("" when it can)."""
-    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        num = values.to_numpy(np.float64, na_value=np.nan)
-        given = ~np.isnan(num)
-    else:
-        raw = values.astype("string").str.strip()
-        num = pd.to_numeric(raw, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-        given = (raw.notna() & (raw != "")).fillna(False).to_numpy(bool)
-    reasons = np.full(len(num), "", dtype=object)
-    reasons[given & ~np.isfinite(num)] = "not a finite number"
-    if column.minimum is not None:
-        reasons[np.isfinite(num) & (num < column.minimum)] = (
-            f"below {column.minimum:g}, the lowest value in training (a count or a duration?)"
-        )
-    return num, reasons

@@ -25,7 +25,8 @@ from sklearn.metrics import log_loss, roc_auc_score
 from leadml import files, labels, rules
 from leadml.bands import to_band
 from leadml.config import TrainConfig
-from leadml.features import CRM_FIT, KIND_LABELS, KINDS
+from leadml.engagement import KIND_LABELS, KINDS
+from leadml.fit_features import CRM_FIT
 from leadml.local_engine import load_for_training
 from leadml.model import LeadScorer
 from leadml.progress import Stages

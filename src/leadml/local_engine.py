@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, features, labels, privacy, score
+from leadml import accounting, dataset, errors, features, labels, privacy, score
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Prepared
 from leadml.files import write_frame
@@ -106,7 +106,7 @@ class LocalEngine:
         """Everything up to the raw scores of the calibration and test slices."""
         steps.next("reading data")
         data = load_for_training(data_path, config)
-        dataset.check_reject_share(data, config.input.max_reject_share)
+        accounting.check_reject_share(data, config.input.max_reject_share)
         steps.next("labelling cut-offs")
         lab = labels.label(data, config)
         labels.require_both_outcomes(lab.y, str(data_path))
@@ -119,7 +119,7 @@ class LocalEngine:
             lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
         )
         data.rejects.extend(feats.rejects)
-        tables = dataset.check_reject_share(data, config.input.max_reject_share)
+        tables = accounting.check_reject_share(data, config.input.max_reject_share)
         usable = lab.leads.index.isin(feats.X.index)
         pos = {k: v[usable[v]] for k, v in parts.items()}
         Xall = feats.X.reindex(lab.leads.index)
@@ -127,7 +127,7 @@ class LocalEngine:
         Y = {k: lab.y[v] for k, v in pos.items()}
         for name, rows in X.items():
             if len(np.unique(Y[name])) < 2:
-                raise dataset.ContractError(
+                raise errors.ContractError(
                     f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed"
                 )
         warnings = leak_warnings(X["train"], Y["train"], spec, config)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from leadml.contract import EVENT_TYPES, PAGE_KINDS, PROFILE_COLUMNS
-from leadml.dataset import utc_now
+from leadml.values import utc_now
 
 if TYPE_CHECKING:
     from leadml.features import FeatureSpec

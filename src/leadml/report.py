@@ -12,7 +12,7 @@ def _fmt(v: float | None) -> str:
 
 def print_input(tables: dict, notes: list[str], rejects_path) -> None:
     """Rows in = used + rejected, per input table; how the files were read; the rejects file."""
-    from leadml.dataset import TableCount
+    from leadml.accounting import TableCount
 
     for i, (table, c) in enumerate(tables.items()):
         count = c if isinstance(c, TableCount) else TableCount.from_dict(table, c)

@@ -22,8 +22,9 @@ import pandas as pd
 import yaml
 from sklearn.linear_model import LogisticRegression
 
+from leadml.engagement import KINDS, days_since_activity
 from leadml.errors import RulesError
-from leadml.features import KINDS, FeatureSpec, build_features, days_since_activity
+from leadml.features import FeatureSpec, build_features
 from leadml.values import binary_word
 
 OPS = ("==", "!=", "in", ">=", "<=", "between", "contains")

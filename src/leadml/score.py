@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, values
+from leadml import accounting, dataset, errors, values
 from leadml.config import Settings
 from leadml.files import write_frame
 from leadml.model import LeadScorer
@@ -34,7 +34,7 @@ class ScoreSummary:
     bands: dict[str, int]
     as_of: str | None
     model: str
-    tables: dict[str, dataset.TableCount] = field(default_factory=dict)
+    tables: dict[str, accounting.TableCount] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -80,7 +80,7 @@ def check_paths(data_path: Path, out: Path) -> None:
     for path, what in ((Path(out), "--out"), (rejects_path_for(Path(out)), "its rejects file")):
         if path.resolve() in inputs:
             kind = "folder" if path.resolve() == data_path and data_path.is_dir() else "file"
-            raise dataset.ContractError(
+            raise errors.ContractError(
                 f"{path}: {what} would overwrite the input {kind} {path.resolve()}. Write the "
                 "scores to another file, e.g. --out out/scores.csv."
             )
@@ -120,11 +120,11 @@ def score_file(
 def check_kind(data_path: Path, scorer: LeadScorer) -> None:
     """A CRM model scores a folder of tables; a flat model scores one file."""
     if scorer.spec.kind == "crm" and not data_path.is_dir():
-        raise dataset.ContractError(
+        raise errors.ContractError(
             f"{data_path}: this model was trained on CRM tables; pass a folder with leads and events to --data"
         )
     if scorer.spec.kind != "crm" and data_path.is_dir():
-        raise dataset.ContractError(
+        raise errors.ContractError(
             f"{data_path}: this model was trained on a flat export; pass the file to --data"
         )
 
@@ -168,7 +168,7 @@ def output_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
 def check_share(data: dataset.LeadData, options: dataset.ReadOptions, rejects_path: Path):
     """Counts per table; over the reject limit, the rejects file is written and the run stops."""
     try:
-        return dataset.check_reject_share(data, options.max_reject_share)
-    except dataset.TooManyRejects as exc:
+        return accounting.check_reject_share(data, options.max_reject_share)
+    except accounting.TooManyRejects as exc:
         write_frame(exc.rejects, rejects_path)
-        raise dataset.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
+        raise errors.ContractError(f"{exc} Rejected rows: {rejects_path}") from None

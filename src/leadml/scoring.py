@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from leadml.features import CRM_FIT, build_features
+from leadml.features import build_features
+from leadml.fit_features import CRM_FIT
 from leadml.parsing import ParsedRequest
 from leadml.records import request_tables
 from leadml.serving import LoadedModel

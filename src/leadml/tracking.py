@@ -8,6 +8,10 @@ The alias is the truth and the export (`leadml.champion`) follows it: a promotio
 new export beside the old one, moves the alias, then switches the export with one rename,
 all under one lock. `reconcile` repairs whatever a kill between those steps left, and every
 command that reads or moves the champion calls it first.
+
+Longer than our ~400-line rule on purpose: this is the one module that talks to MLflow
+(runs, the registry, aliases, promotion's reconciliation), so that no other module imports
+it and every MLflow quirk is handled in one place.
 """
 
 from __future__ import annotations
@@ -85,7 +89,12 @@ def connect(settings: Settings) -> str:
             )
     except mlflow.exceptions.MlflowException as exc:
         text = str(exc.message)
-        why = "not a kind of store MLflow knows" if "unsupported URI" in text else text[:160]
+        if "unsupported URI" in text:
+            why = "not a kind of store MLflow knows"
+        elif "failed with exception" in text or "Max retries" in text:
+            why = "nothing answers there (is the server running and reachable?)"
+        else:
+            why = text[:160]
         raise ConfigError(
             f"tracking store {settings.tracking_uri}: {why.splitlines()[0].strip()}. "
             "Fix MLFLOW_TRACKING_URI (sqlite:///path, http(s)://server, postgresql://...) or "

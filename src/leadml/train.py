@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from leadml import bands, dataset, evaluate, synth
+from leadml import accounting, bands, errors, evaluate, synth
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Engine, Prepared, TestLeads
 from leadml.files import write_frame
@@ -246,11 +246,11 @@ def train(
     with run as run_id:
         try:
             result, files = fit(data_path, config, progress, engine)
-        except dataset.TooManyRejects as exc:
+        except accounting.TooManyRejects as exc:
             write_frame(exc.rejects, rejects_path)
             if run_id:  # the failed run shows what was rejected
                 tracking.log_artifact(run_id, settings, rejects_path)
-            raise dataset.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
+            raise errors.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
         result.rejects_path = write_frame(files.rejects, rejects_path)
         if register:
             _register(settings, config, result, files)

@@ -301,3 +301,55 @@ def parse_binary(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     out[text.isin(TRUE_WORDS).fillna(False).to_numpy(bool)] = 1.0
     out[text.isin(FALSE_WORDS).fillna(False).to_numpy(bool)] = 0.0
     return out, np.isnan(out)
+
+
+def utc_now() -> pd.Timestamp:
+    """The wall clock as naive UTC, the time zone every timestamp is kept in."""
+    return pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+
+
+class DateOrders:
+    """The day/month order numeric dates are read in: as configured (`date_format`), else as
+    each column's own values show, else as another date column of the same export shows."""
+
+    def __init__(self, date_format: str | None):
+        self.explicit = parse_order(date_format)
+        self.seen: dict[str, tuple[str, str]] = {}  # "file: column" -> (order, example)
+
+    def sample(self, where: str, values: pd.Series) -> None:
+        """Learn the order from the first values of a column, before any piece is parsed."""
+        text = values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
+        if self.explicit is None and text:
+            head = values.head(50_000)
+            iso = pd.to_datetime(head, format="ISO8601", errors="coerce", utc=True)
+            try:
+                order, example = date_order(head[iso.isna().to_numpy(bool)])
+            except AmbiguousDates:
+                return
+            if order is not None:
+                self.seen.setdefault(where, (order, example))
+
+    @property
+    def fallback(self) -> str | None:
+        return self.explicit or next((o for o, _ in self.seen.values()), None)
+
+    def parse(self, values: pd.Series, where: str) -> ParsedDates:
+        try:
+            parsed = parse_dates(values, self.explicit)
+        except AmbiguousDates as exc:
+            if self.fallback is None:
+                raise ContractError(
+                    f"{where}: dates such as {exc.example!r} could be day-first or month-first, "
+                    "and no value says which. Pass --date-format day-first (31/12/2025) or "
+                    "--date-format month-first (12/31/2025), or set input.date_format."
+                ) from None
+            parsed = parse_dates(values, self.fallback)
+            parsed.example = "as in the other date columns"
+        if parsed.order is not None:
+            example = "as configured" if self.explicit else parsed.example
+            self.seen.setdefault(where, (parsed.order, example))
+        return parsed
+
+    def notes(self) -> list[str]:
+        return [f"{where}: numeric dates read {order} ({example})"
+                for where, (order, example) in self.seen.items()]  # fmt: skip
