@@ -280,6 +280,14 @@ def test_a_tracking_uri_mlflow_cannot_open_is_one_line(home, monkeypatch, capsys
     assert_one_line_exit_2(["promote"], capsys, "bogus://nowhere", "MLFLOW_TRACKING_URI")
 
 
+@pytest.mark.parametrize("command", ["score", "train"])
+def test_a_data_path_that_does_not_exist_is_named_before_any_model(home, capsys, command):
+    argv = [command, "--data", str(home / "missing"), "--out", str(home / "out.csv")]
+    if command == "train":
+        argv = argv[:3]
+    assert_one_line_exit_2(argv, capsys, "missing: no such file or folder")
+
+
 def test_a_model_folder_without_a_model_is_one_line(home, crm_dir, capsys):
     empty = home / "not_a_model"
     empty.mkdir()

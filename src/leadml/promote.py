@@ -15,6 +15,7 @@ import pandas as pd
 
 from leadml import evaluate
 from leadml.config import Settings, TrainConfig
+from leadml.errors import LeadmlError
 from leadml.features import FeatureSpec
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def champion_metric(
         champ = tracking.load_scorer(settings, f"models:/{settings.model_name}/{version}")
         p = test.score_test(champ)
         return None if p is None else evaluate.metrics(y_test, p)[metric]
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, LeadmlError) as exc:  # a champion of another kind, a model gone
         log.warning(
             "champion v%s cannot score the new test leads (%s)", version, type(exc).__name__
         )

@@ -72,8 +72,8 @@ def rejects_path_for(out: Path) -> Path:
 
 def check_paths(data_path: Path, out: Path) -> None:
     """Refuse, before anything is read, an output (or its rejects file) that would overwrite
-    an input file or the data folder."""
-    data_path = Path(data_path).resolve()
+    an input file or the data folder; a --data that does not exist is named first."""
+    data_path = dataset.require_input(data_path).resolve()
     inputs = {data_path}
     if data_path.is_dir():
         inputs |= {p.resolve() for p in data_path.rglob("*") if p.is_file()}
