@@ -67,17 +67,7 @@ def test_with_monotone_constraints_more_engagement_never_lowers_a_score(monotone
     events = data.events[data.events["lead_id"].isin(leads["lead_id"])]
     base, _ = monotone.score_leads(leads, events, as_of=AS_OF)
     rng = np.random.default_rng(0)
-    positive = [
-        "page_view",
-        "email_open",
-        "email_click",
-        "content_download",
-        "webinar",
-        "form_submit",
-        "demo_request",
-        "trial_start",
-        "cart_add",
-    ]
+    positive = [t for t in contract.EVENT_TYPES if t not in ("unsubscribe", "bounce")]
     for _ in range(5):
         n = len(leads)
         extra = pd.DataFrame(
