@@ -65,9 +65,14 @@ SCENARIOS = [
     ("single_c8", "single lead", "single", 8, ("leadml_fast", "leadml_reasons", "mlflow")),
     ("single_c32", "single lead", "single", 32, ("leadml_fast", "leadml_reasons", "mlflow")),
     ("batch100_c8", "100-lead batch", "batch100", 8, ("leadml_fast", "mlflow")),
-    ("batch1000_c4", "1,000-lead batch", "batch1000", 4,
-     ("leadml_fast", "leadml_reasons", "mlflow")),
-]  # fmt: skip
+    (
+        "batch1000_c4",
+        "1,000-lead batch",
+        "batch1000",
+        4,
+        ("leadml_fast", "leadml_reasons", "mlflow"),
+    ),
+]
 
 
 def load_loadtest():

@@ -63,18 +63,32 @@ class World:
             self.home, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(ROOT / "src")
         )
 
-    def leadml(self, *args: str, timeout: float = 300, env: dict | None = None,
-               preexec: Callable | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    def leadml(
+        self,
+        *args: str,
+        timeout: float = 300,
+        env: dict | None = None,
+        preexec: Callable | None = None,
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "leadml.cli", "-q", *args], capture_output=True, text=True,
-            env=env or self.env, timeout=timeout, preexec_fn=preexec, cwd=self.root,
-        )  # fmt: skip
+            [sys.executable, "-m", "leadml.cli", "-q", *args],
+            capture_output=True,
+            text=True,
+            env=env or self.env,
+            timeout=timeout,
+            preexec_fn=preexec,
+            cwd=self.root,
+        )
 
     def start(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "leadml.cli", "-q", *args], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env=self.env, cwd=self.root,
-        )  # fmt: skip
+            [sys.executable, "-m", "leadml.cli", "-q", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            cwd=self.root,
+        )
 
     def prepare(self) -> None:
         ok = self.leadml("synth", "--out", str(self.data), "--leads", str(LEADS), "--seed", "3")
@@ -96,8 +110,18 @@ class World:
         self, data: Path, name: str, *extra: str
     ) -> pd.DataFrame | subprocess.CompletedProcess:
         out = self.root / "out" / f"{name}.csv"
-        done = self.leadml("score", "--data", str(data), "--out", str(out), "--model", self.model,
-                           "--as-of", "2026-06-15", *extra)  # fmt: skip
+        done = self.leadml(
+            "score",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--model",
+            self.model,
+            "--as-of",
+            "2026-06-15",
+            *extra,
+        )
         if done.returncode:
             return done
         frame = pd.read_csv(out, dtype={"lead_id": str})
@@ -218,9 +242,9 @@ def ambiguous_dates(world: World, tmp: Path) -> str:
     pd.DataFrame({"lead_id": ["1", "2"], "created_at": ["03/04/2026", "05/06/2026"]}).to_csv(
         folder / "leads.csv", index=False
     )
-    pd.DataFrame({"lead_id": ["1"], "occurred_at": ["2026-06-07"], "event_type": ["webinar"]}).to_csv(
-        folder / "events.csv", index=False
-    )  # fmt: skip
+    pd.DataFrame(
+        {"lead_id": ["1"], "occurred_at": ["2026-06-07"], "event_type": ["webinar"]}
+    ).to_csv(folder / "events.csv", index=False)
     done = world.score(folder, "amb")
     asked = isinstance(done, subprocess.CompletedProcess) and "--date-format" in _one_line(done)
     again = world.score(folder, "amb2", "--date-format", "day-first")
@@ -257,11 +281,16 @@ def future_event(world: World, tmp: Path) -> str:
 
 def _flat_rows(n: int = 400) -> pd.DataFrame:
     rng = np.random.default_rng(2)
-    return pd.DataFrame({
-        "ref": [f"R{i:04d}" for i in range(n)], "visits": rng.poisson(4, n),
-        "minutes": (rng.gamma(2, 10, n).round(1) + 0.25), "plan": rng.choice(["Free", "Pró", "Team"], n),
-        "city": rng.choice(["Zürich", "São Paulo", "Köln"], n), "won": rng.choice(["yes", "no"], n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "ref": [f"R{i:04d}" for i in range(n)],
+            "visits": rng.poisson(4, n),
+            "minutes": (rng.gamma(2, 10, n).round(1) + 0.25),
+            "plan": rng.choice(["Free", "Pró", "Team"], n),
+            "city": rng.choice(["Zürich", "São Paulo", "Köln"], n),
+            "won": rng.choice(["yes", "no"], n),
+        }
+    )
 
 
 def _flat_model(world: World) -> str:
@@ -324,12 +353,18 @@ def encodings(world: World, tmp: Path) -> str:
 
 def not_tables(world: World, tmp: Path) -> str:
     observed = []
-    for name, content in (("binary.csv", b"\x00\x01PK\x00\xff" * 99), ("empty.csv", b""),
-                          ("header.csv", b"lead_id,x\n"), ("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 99)):  # fmt: skip
+    for name, content in (
+        ("binary.csv", b"\x00\x01PK\x00\xff" * 99),
+        ("empty.csv", b""),
+        ("header.csv", b"lead_id,x\n"),
+        ("old.xls", b"\xd0\xcf\x11\xe0" + b"\0" * 99),
+    ):
         path = tmp / name
         path.write_bytes(content)
-        for cmd in (["train", "--data", str(path), "--target", "x", "--no-register"],
-                    ["score", "--data", str(path), "--out", str(tmp / "s.csv"), "--model", world.model]):  # fmt: skip
+        for cmd in (
+            ["train", "--data", str(path), "--target", "x", "--no-register"],
+            ["score", "--data", str(path), "--out", str(tmp / "s.csv"), "--model", world.model],
+        ):
             done = world.leadml(*cmd)
             lines = done.stderr.strip().splitlines()
             good = done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr
@@ -356,12 +391,17 @@ def personal_data(world: World, tmp: Path) -> str:
     rng = np.random.default_rng(1)
     n = 600
     owners = [f"rep{i}@example.org" for i in range(4)]
-    frame = pd.DataFrame({
-        "ref": [f"R{i}" for i in range(n)], "Email": [f"p{i}@mail.example" for i in range(n)],
-        "Account Owner": rng.choice(owners, n), "Owner Name": rng.choice(["Ann Lee", "Bo Dahl"], n),
-        "visits": rng.poisson(3, n), "source": rng.choice(["Web", "Ads", "x@partner.example"], n),
-        "won": rng.choice([0, 1], n),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "ref": [f"R{i}" for i in range(n)],
+            "Email": [f"p{i}@mail.example" for i in range(n)],
+            "Account Owner": rng.choice(owners, n),
+            "Owner Name": rng.choice(["Ann Lee", "Bo Dahl"], n),
+            "visits": rng.poisson(3, n),
+            "source": rng.choice(["Web", "Ads", "x@partner.example"], n),
+            "won": rng.choice([0, 1], n),
+        }
+    )
     frame.to_csv(tmp / "pii.csv", index=False)
     env = {**world.env, "LEADML_HOME": str(tmp / "pii_home")}
     done = world.leadml(
@@ -371,9 +411,12 @@ def personal_data(world: World, tmp: Path) -> str:
         return f"train exit {done.returncode}: {_one_line(done)}"
     secrets = [*owners, "Ann Lee", "Bo Dahl", "x@partner.example", "p1@mail.example"]
     found = [
-        f"{s} in {p.name}" for p in (tmp / "pii_home").rglob("*") if p.is_file()
-        for s in secrets if s.encode() in p.read_bytes()
-    ]  # fmt: skip
+        f"{s} in {p.name}"
+        for p in (tmp / "pii_home").rglob("*")
+        if p.is_file()
+        for s in secrets
+        if s.encode() in p.read_bytes()
+    ]
     found += [f"{s} in output" for s in secrets if s in done.stdout + done.stderr]
     return (
         "ok: none found in the store, artefacts, export or output"
@@ -399,8 +442,16 @@ def full_disk_while_scoring(world: World, tmp: Path) -> str:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    done = world.leadml("score", "--data", str(world.data), "--out", str(out), "--model", world.model,
-                        preexec=small_disk)  # fmt: skip
+    done = world.leadml(
+        "score",
+        "--data",
+        str(world.data),
+        "--out",
+        str(out),
+        "--model",
+        world.model,
+        preexec=small_disk,
+    )
     kept = out.read_bytes() == before
     leftovers = [p.name for p in tmp.iterdir() if p.name.startswith(".")]
     ok = done.returncode != 0 and kept and not leftovers
@@ -456,8 +507,12 @@ class Service:
 
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request(method, path, body=body or None,
-                         headers={"content-type": "application/json", **(headers or {})})  # fmt: skip
+            conn.request(
+                method,
+                path,
+                body=body or None,
+                headers={"content-type": "application/json", **(headers or {})},
+            )
             r = conn.getresponse()
             return r.status, r.read(), dict(r.getheaders())
         finally:
@@ -547,8 +602,10 @@ def hang_up(world: World, tmp: Path) -> str:
     service = _service(world)
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", service.port)) as sock:
-            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100000\r\n\r\n" + b'{"leads": [')  # fmt: skip
+            sock.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100000\r\n\r\n" + b'{"leads": ['
+            )
             time.sleep(0.2)
     time.sleep(0.5)
     _, metrics, _ = service.request("GET", "/metrics")
@@ -598,8 +655,12 @@ def reasons_add_up(world: World, tmp: Path) -> str:
     for p in json.loads(raw)["predictions"]:
         r = p["reasons"]
         listed = sum(x["points"] for x in r["positive"] + r["negative"])
-        gaps.append(max(abs(r["base_score"] + listed + r["other"] - r["total"]),
-                        abs(r["total"] - 100 * p["probability"])))  # fmt: skip
+        gaps.append(
+            max(
+                abs(r["base_score"] + listed + r["other"] - r["total"]),
+                abs(r["total"] - 100 * p["probability"]),
+            )
+        )
     worst = max(gaps)
     return ("ok: " if worst <= 1e-6 else "") + f"{len(gaps)} leads, worst gap {worst:.1e} points"
 
@@ -631,8 +692,11 @@ def _versions(world: World, n: int = 2) -> list[str]:
 
     settings, *_ = _registry(world)
     c = tracking.client(settings)
-    crm = [str(v.version) for v in c.search_model_versions(f"name='{settings.model_name}'")
-           if c.get_run(v.run_id).data.tags.get("leadml.kind") == "crm"]  # fmt: skip
+    crm = [
+        str(v.version)
+        for v in c.search_model_versions(f"name='{settings.model_name}'")
+        if c.get_run(v.run_id).data.tags.get("leadml.kind") == "crm"
+    ]
     if len(crm) < n:
         cfg = world.root / "fewer.yaml"
         cfg.write_text("model:\n  baseline: false\n  max_rounds: 20\n")
@@ -643,8 +707,17 @@ def _versions(world: World, n: int = 2) -> list[str]:
 
 def flat_over_crm_champion(world: World, tmp: Path) -> str:
     _flat_rows().to_csv(tmp / "flat.csv", index=False)
-    trained = world.leadml("train", "--data", str(tmp / "flat.csv"), "--target", "won", "--id", "ref",
-                           "--config", str(world.config))  # fmt: skip
+    trained = world.leadml(
+        "train",
+        "--data",
+        str(tmp / "flat.csv"),
+        "--target",
+        "won",
+        "--id",
+        "ref",
+        "--config",
+        str(world.config),
+    )
     _must(trained, "flat train")
     version = trained.stdout.split("registered leadml v")[1].split()[0]
     auto = "not promoted" in trained.stdout and "takes other input" in trained.stdout
@@ -661,8 +734,19 @@ def leaky_model(world: World, tmp: Path) -> str:
     rows = _flat_rows()
     rows["closed_reason"] = np.where(rows["won"] == "yes", "signed", "lost")  # filled in afterwards
     rows.to_csv(tmp / "leaky.csv", index=False)
-    trained = world.leadml("train", "--data", str(tmp / "leaky.csv"), "--target", "won", "--id", "ref",
-                           "--name", "leaky", "--config", str(world.config))  # fmt: skip
+    trained = world.leadml(
+        "train",
+        "--data",
+        str(tmp / "leaky.csv"),
+        "--target",
+        "won",
+        "--id",
+        "ref",
+        "--name",
+        "leaky",
+        "--config",
+        str(world.config),
+    )
     _must(trained, "leaky train")
     kept = "not promoted" in trained.stdout and "leakage" in trained.stdout
     refused = world.leadml("promote", "--name", "leaky").returncode == 2
@@ -769,20 +853,41 @@ def train_and_promote_at_once(world: World, tmp: Path) -> str:
 
 
 PROMOTION_CASES = [
-    Case("promote: flat model over CRM champion", "kept challenger by train, refused by promote",
-         flat_over_crm_champion),
+    Case(
+        "promote: flat model over CRM champion",
+        "kept challenger by train, refused by promote",
+        flat_over_crm_champion,
+    ),
     Case("promote: leaky model", "registered, not promoted; only --force promotes it", leaky_model),
-    Case("promote: leftover champion.old", "the next promote works and removes it",
-         leftover_old_export),
-    Case("promote: under load on the service", "every request 200; /model follows the alias",
-         promote_under_load),
-    Case("kill: promote, kill -9 at random points", "next command: alias and export agree",
-         kill_promote_at_random, quick=False),
-    Case("kill: train, kill -9 at random points", "next command: no RUNNING run, all agree",
-         kill_train_at_random, quick=False),
-    Case("concurrent: train and 4 promotes at once", "all succeed; alias and export agree",
-         train_and_promote_at_once, quick=False),
-]  # fmt: skip
+    Case(
+        "promote: leftover champion.old",
+        "the next promote works and removes it",
+        leftover_old_export,
+    ),
+    Case(
+        "promote: under load on the service",
+        "every request 200; /model follows the alias",
+        promote_under_load,
+    ),
+    Case(
+        "kill: promote, kill -9 at random points",
+        "next command: alias and export agree",
+        kill_promote_at_random,
+        quick=False,
+    ),
+    Case(
+        "kill: train, kill -9 at random points",
+        "next command: no RUNNING run, all agree",
+        kill_train_at_random,
+        quick=False,
+    ),
+    Case(
+        "concurrent: train and 4 promotes at once",
+        "all succeed; alias and export agree",
+        train_and_promote_at_once,
+        quick=False,
+    ),
+]
 
 
 CASES = [
@@ -898,8 +1003,10 @@ def main(argv: list[str] | None = None) -> int:
         cases.append(Case("service: its log after all of the above", "no error line", nested_json))
         failed += bool(errors)
         observed = "; ".join(errors[:2])[:200] if errors else "ok: no error lines"
-        print(f"{cases[-1].name:<42} | {cases[-1].expected:<60} | {observed} | "
-              f"{'FAIL' if errors else 'ok'}")  # fmt: skip
+        print(
+            f"{cases[-1].name:<42} | {cases[-1].expected:<60} | {observed} | "
+            f"{'FAIL' if errors else 'ok'}"
+        )
     print(
         f"{len(cases) - failed} of {len(cases)} cases as expected in {time.perf_counter() - t0:.0f} s"
     )

@@ -98,8 +98,17 @@ def run(
     if duration < 1 or connections < 1:
         raise LoadTestError("duration and connections must be at least 1")
     threads = max(1, min(int(threads), connections))  # wrk needs connections >= threads
-    cmd = [wrk_path(), "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
-           "--timeout", f"{int(timeout)}s"]  # fmt: skip
+    cmd = [
+        wrk_path(),
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--timeout",
+        f"{int(timeout)}s",
+    ]
     for h in headers:
         if ":" not in h:
             raise LoadTestError(f"header {h!r}: expected 'Name: value'")
@@ -168,31 +177,66 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(apt-get install wrk) or wrk could not run (e.g. connection refused).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--url", required=True,
-                   help="full URL including path and query, e.g. "
-                   "'http://127.0.0.1:8000/predict?reasons=false'")  # fmt: skip
-    p.add_argument("--body", required=True, type=Path, metavar="FILE",
-                   help="JSON file POSTed as the body of every request")  # fmt: skip
-    p.add_argument("-c", "--connections", type=int, default=8,
-                   help="connections kept open (default 8)")  # fmt: skip
-    p.add_argument("-d", "--duration", type=int, default=10,
-                   help="seconds to run, whole seconds (default 10)")  # fmt: skip
-    p.add_argument("-t", "--threads", type=int, default=2,
-                   help="wrk threads (default 2; at most --connections)")  # fmt: skip
-    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
-                   help="extra request header, repeatable (e.g. 'X-API-Key: secret')")  # fmt: skip
-    p.add_argument("--timeout", type=int, default=10,
-                   help="seconds before a request counts as a timeout error (default 10)")  # fmt: skip
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON line with the figures instead of a human-readable line")  # fmt: skip
+    p.add_argument(
+        "--url",
+        required=True,
+        help="full URL including path and query, e.g. "
+        "'http://127.0.0.1:8000/predict?reasons=false'",
+    )
+    p.add_argument(
+        "--body",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="JSON file POSTed as the body of every request",
+    )
+    p.add_argument(
+        "-c", "--connections", type=int, default=8, help="connections kept open (default 8)"
+    )
+    p.add_argument(
+        "-d", "--duration", type=int, default=10, help="seconds to run, whole seconds (default 10)"
+    )
+    p.add_argument(
+        "-t",
+        "--threads",
+        type=int,
+        default=2,
+        help="wrk threads (default 2; at most --connections)",
+    )
+    p.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra request header, repeatable (e.g. 'X-API-Key: secret')",
+    )
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=10,
+        help="seconds before a request counts as a timeout error (default 10)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON line with the figures instead of a human-readable line",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        result = run(args.url, args.body, args.connections, args.duration, args.threads,
-                     args.header, args.timeout)  # fmt: skip
+        result = run(
+            args.url,
+            args.body,
+            args.connections,
+            args.duration,
+            args.threads,
+            args.header,
+            args.timeout,
+        )
     except LoadTestError as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
         return 2

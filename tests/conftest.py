@@ -52,9 +52,17 @@ from leadml.train import fit
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 XEDU = SHARED / "xeducation_leads.csv"
 XEDU_DROP = [
-    "Prospect ID", "Lead Number", "Tags", "Lead Quality", "Lead Profile", "Asymmetrique Activity Index",
-    "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score", "Last Notable Activity",
-]  # fmt: skip
+    "Prospect ID",
+    "Lead Number",
+    "Tags",
+    "Lead Quality",
+    "Lead Profile",
+    "Asymmetrique Activity Index",
+    "Asymmetrique Profile Index",
+    "Asymmetrique Activity Score",
+    "Asymmetrique Profile Score",
+    "Last Notable Activity",
+]
 
 
 @pytest.fixture(scope="session")
@@ -189,8 +197,11 @@ def leadml_serve(home: Path, *args: str) -> Iterator[Served]:
     env = {**os.environ, "LEADML_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "leadml.cli", "serve", "--port", str(port), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     served = Served(f"http://127.0.0.1:{port}", port)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -83,8 +83,10 @@ def test_predict_equals_leadml_score_on_the_same_leads(crm_model, crm_dir, tmp_p
     rows = from_tables(leads, events, pd.Timestamp(summary.as_of))
     records = rows.drop(columns=[c for c in ("converted", "converted_at") if c in rows])
     records = records.astype(object).where(records.notna(), None)
-    payload = [{**r, "lead_id": str(r["lead_id"]), "events": json.loads(r["events"])}
-               for r in records.to_dict("records")]  # fmt: skip
+    payload = [
+        {**r, "lead_id": str(r["lead_id"]), "events": json.loads(r["events"])}
+        for r in records.to_dict("records")
+    ]
     with client(crm_model) as c:
         r = c.post("/predict?reasons=false", json={"leads": payload})
     assert r.status_code == 200, r.text[:500]
@@ -142,7 +144,7 @@ BAD = {
         422,
         0,
         "events[0].event_type",
-    ),  # fmt: skip
+    ),
     "events not a list": (lambda r: _lead(r, events="lots"), 422, 0, "events"),
     "bad lead in batch": (
         lambda r: {"leads": [r[0], r[1], _lead(r, lead_id=None)]},
@@ -194,8 +196,14 @@ def test_oversized_batch_and_body_get_413(crm_model, crm_records):
 
 
 def test_nan_infinity_and_negative_counts_get_422(flat_model):
-    lead = {"customer_ref": "C1", "web_visits": 3, "minutes_on_site": 12.5,
-            "plan_interest": "Pro", "sales_region": "North", "newsletter": "yes"}  # fmt: skip
+    lead = {
+        "customer_ref": "C1",
+        "web_visits": 3,
+        "minutes_on_site": 12.5,
+        "plan_interest": "Pro",
+        "sales_region": "North",
+        "newsletter": "yes",
+    }
     with client(flat_model) as c:
         assert c.post("/predict", json=lead).status_code == 200
         for bad in ("NaN", "Infinity", "-Infinity"):
@@ -271,15 +279,20 @@ def test_operations_endpoints(crm_model, crm_records):
     assert 'leadml_requests_total{route="/predict",status="200"} 1.0' in metrics
     assert 'leadml_requests_total{route="/predict",status="400"} 1.0' in metrics
     assert 'leadml_request_duration_seconds_bucket{le="0.01",route="/predict"}' in metrics
-    scored = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                 if line.startswith("leadml_leads_scored_total{"))  # fmt: skip
+    scored = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("leadml_leads_scored_total{")
+    )
     assert scored == 10
     assert 'leadml_model_info{model="leadml",version="7"} 1.0' in metrics
 
 
 def test_no_model_means_not_ready_and_503_that_says_why(tmp_path, crm_records):
-    app = create_app(Settings.from_env(tmp_path),
-                     ServeSettings(model_uri=str(tmp_path / "nothing"), reload_seconds=0))  # fmt: skip
+    app = create_app(
+        Settings.from_env(tmp_path),
+        ServeSettings(model_uri=str(tmp_path / "nothing"), reload_seconds=0),
+    )
     with TestClient(app) as c:
         assert c.get("/health").status_code == 200
         r = c.get("/ready")
@@ -378,12 +391,16 @@ def bracket_model(tmp_path_factory):
     rng = np.random.default_rng(4)
     n = 600
     visits = rng.poisson(4, n)
-    frame = pd.DataFrame({
-        "Budget (EUR)": rng.choice(["low", "mid", "high"], n),
-        "Job Title (current)": rng.choice(["Sales Manager", "Marketing Director", "Engineer"], n),
-        "visits": visits,
-        "won": np.where(rng.random(n) < 1 / (1 + np.exp(2 - 0.4 * visits)), "yes", "no"),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "Budget (EUR)": rng.choice(["low", "mid", "high"], n),
+            "Job Title (current)": rng.choice(
+                ["Sales Manager", "Marketing Director", "Engineer"], n
+            ),
+            "visits": visits,
+            "won": np.where(rng.random(n) < 1 / (1 + np.exp(2 - 0.4 * visits)), "yes", "no"),
+        }
+    )
     path = tmp_path_factory.mktemp("brackets") / "export.csv"
     frame.to_csv(path, index=False)
     cfg = TrainConfig.model_validate({"flat": {"target": "won"}, "model": {"baseline": False}})
@@ -417,8 +434,14 @@ def test_fields_left_out_are_noted_as_not_sent_not_as_new_values(crm_model, crm_
 def test_a_missing_value_marker_is_missing_as_in_training(flat_model):
     """The export said "Select" for "not filled in"; training read it as missing (the model's
     missing_values), so a request's "Select" is missing too, not a value never seen."""
-    lead = {"customer_ref": "C1", "web_visits": 3, "minutes_on_site": 12.5,
-            "sales_region": "North", "newsletter": "yes", "owner_notes": "called"}  # fmt: skip
+    lead = {
+        "customer_ref": "C1",
+        "web_visits": 3,
+        "minutes_on_site": 12.5,
+        "sales_region": "North",
+        "newsletter": "yes",
+        "owner_notes": "called",
+    }
     with client(flat_model) as c:
         marked = c.post("/predict", json={**lead, "plan_interest": "Select"}).json()
         null = c.post("/predict", json={**lead, "plan_interest": None}).json()

@@ -64,12 +64,16 @@ def _assert_refused(r, statuses=(400, 422)) -> dict:
 DEEP = 100_000
 NESTED = {
     "lists in a field": lambda lead: _replace(lead, "job_title", b"[" * DEEP + b"]" * DEEP),
-    "objects in a field": lambda lead: _replace(lead, "industry", b'{"a":' * DEEP + b"1" + b"}" * DEEP),
+    "objects in a field": lambda lead: _replace(
+        lead, "industry", b'{"a":' * DEEP + b"1" + b"}" * DEEP
+    ),
     "lists at the top": lambda lead: b"[" * DEEP + b"]" * DEEP,
     "in the batch's leads": lambda lead: b'{"leads": ' + b"[" * DEEP + b"]" * DEEP + b"}",
-    "1,000 deep in an ignored field": lambda lead: _replace(lead, "notes", b"[" * 1000 + b"]" * 1000),
+    "1,000 deep in an ignored field": lambda lead: _replace(
+        lead, "notes", b"[" * 1000 + b"]" * 1000
+    ),
     "300 deep in an event": lambda lead: _event(lead, "page", b"[" * 300 + b"]" * 300),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(NESTED))
@@ -99,8 +103,14 @@ def test_numbers_with_thousands_of_digits_get_400(crm_model, lead, where, digits
     assert "9" * 20 not in body["error"]
 
 
-FLAT_LEAD = {"customer_ref": "C1", "web_visits": 3, "minutes_on_site": 12.5,
-             "plan_interest": "Pro", "sales_region": "North", "newsletter": "yes"}  # fmt: skip
+FLAT_LEAD = {
+    "customer_ref": "C1",
+    "web_visits": 3,
+    "minutes_on_site": 12.5,
+    "plan_interest": "Pro",
+    "sales_region": "North",
+    "newsletter": "yes",
+}
 
 
 BEYOND_FLOAT = [
@@ -120,14 +130,20 @@ def test_numbers_beyond_a_float_get_422_naming_the_field(flat_model, field, numb
 
 
 ENCODINGS = {
-    "invalid UTF-8 inside a string": lambda lead: _replace(lead, "job_title", b'"VP \xff\xfe Sales"'),
-    "invalid UTF-8 inside a key": lambda lead: json.dumps(lead).encode().replace(b'"job_title"', b'"job\xfftitle"'),
+    "invalid UTF-8 inside a string": lambda lead: _replace(
+        lead, "job_title", b'"VP \xff\xfe Sales"'
+    ),
+    "invalid UTF-8 inside a key": lambda lead: (
+        json.dumps(lead).encode().replace(b'"job_title"', b'"job\xfftitle"')
+    ),
     "a truncated UTF-8 sequence in the id": lambda lead: _replace(lead, "lead_id", b'"L\xc3"'),
     "UTF-16 with a byte order mark": lambda lead: json.dumps(lead).encode("utf-16"),
     "UTF-16 without one": lambda lead: json.dumps(lead).encode("utf-16-le"),
     "UTF-32": lambda lead: json.dumps(lead).encode("utf-32"),
-    "Latin-1": lambda lead: json.dumps({**lead, "job_title": "Directrice générale"}, ensure_ascii=False).encode("latin-1"),
-}  # fmt: skip
+    "Latin-1": lambda lead: json.dumps(
+        {**lead, "job_title": "Directrice générale"}, ensure_ascii=False
+    ).encode("latin-1"),
+}
 
 
 @pytest.mark.parametrize("case", list(ENCODINGS))
@@ -154,12 +170,20 @@ def test_a_lone_surrogate_gets_400(crm_model, lead, field):
 STRINGS = {
     "lead_id": (lambda lead, s: {**lead, "lead_id": s}, 422, "lead_id"),
     "job_title": (lambda lead, s: {**lead, "job_title": s}, 422, "job_title"),
-    "event page": (lambda lead, s: {**lead, "events": [{"occurred_at": "2026-06-01T10:00:00",
-                   "event_type": "page_view", "page": s}]}, 422, "events[0].page"),
+    "event page": (
+        lambda lead, s: {
+            **lead,
+            "events": [
+                {"occurred_at": "2026-06-01T10:00:00", "event_type": "page_view", "page": s}
+            ],
+        },
+        422,
+        "events[0].page",
+    ),
     "as_of": (lambda lead, s: {**lead, "as_of": s}, 422, "as_of"),
     "an ignored field": (lambda lead, s: {**lead, "remarks": s}, 200, None),
     "a key": (lambda lead, s: {**lead, s: 1}, 200, None),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(STRINGS))
@@ -175,8 +199,12 @@ def test_strings_of_a_megabyte_are_refused_or_ignored_never_echoed(crm_model, le
 
 def test_wrong_method_gets_405_with_allow(crm_model):
     with client(crm_model) as c:
-        for method, path, allowed in [("GET", "/predict", "POST"), ("PUT", "/predict", "POST"),
-                                      ("POST", "/model", "GET"), ("GET", "/admin/reload", "POST")]:  # fmt: skip
+        for method, path, allowed in [
+            ("GET", "/predict", "POST"),
+            ("PUT", "/predict", "POST"),
+            ("POST", "/model", "GET"),
+            ("GET", "/admin/reload", "POST"),
+        ]:
             r = c.request(method, path)
             assert r.status_code == 405 and allowed in r.headers["allow"], (method, path)
             assert r.json()["error"] == "Method Not Allowed"
@@ -185,13 +213,24 @@ def test_wrong_method_gets_405_with_allow(crm_model):
 def test_a_client_that_hangs_up_mid_body_is_499_not_500(crm_model, caplog):
     """uvicorn tells the app with an http.disconnect message while it reads the body."""
     app = create_app(serve=ServeSettings(reload_seconds=0), model=crm_model)
-    messages = [{"type": "http.request", "body": b'{"lead_id": "L1", "job_ti', "more_body": True},
-                {"type": "http.disconnect"}]  # fmt: skip
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/predict", "raw_path": b"/predict", "root_path": "",
-             "query_string": b"", "headers": [(b"content-type", b"application/json"),
-                                              (b"content-length", b"4000")],
-             "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}  # fmt: skip
+    messages = [
+        {"type": "http.request", "body": b'{"lead_id": "L1", "job_ti', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"4000")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
     sent: list[dict] = []
 
     async def receive() -> dict:
@@ -225,8 +264,10 @@ def server(crm_model, tmp_path_factory):
 
 def _hang_up_mid_body(port: int) -> None:
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 100000\r\n\r\n" + b'{"lead_id": "L1", "job_title": "' + b"a" * 4000)  # fmt: skip
+        s.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b'{"lead_id": "L1", "job_title": "' + b"a" * 4000
+        )
         time.sleep(0.2)  # the server has started reading the body
 
 
@@ -279,8 +320,11 @@ def _model_and_lead(request, kind: str, crm_records) -> tuple[LoadedModel, dict,
 def test_a_blank_id_is_refused_the_same_way_everywhere(request, crm_records, kind, blank):
     model, good, id_field = _model_and_lead(request, kind, crm_records)
     bad = {**good, id_field: blank}
-    sends = [("/predict", bad, 0), ("/predict", {"leads": [good, bad]}, 1),
-             ("/predict/batch", {"leads": [good, bad]}, 1)]  # fmt: skip
+    sends = [
+        ("/predict", bad, 0),
+        ("/predict", {"leads": [good, bad]}, 1),
+        ("/predict/batch", {"leads": [good, bad]}, 1),
+    ]
     message = "blank: an id needs a character other than spaces"
     with client(model) as c:
         for path, body, index in sends:

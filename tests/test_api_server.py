@@ -30,9 +30,13 @@ def server(home, crm_dir):
 
 def test_hot_reload_under_concurrent_load(server, crm_dir, crm_small):
     url, settings, cfg = server
-    lead = {"lead_id": "L1", "job_title": "VP Sales", "company_size": "201-1000",
-            "events": [{"occurred_at": "2026-06-01T10:00:00", "event_type": "demo_request"}],
-            "as_of": "2026-06-30T00:00:00"}  # fmt: skip
+    lead = {
+        "lead_id": "L1",
+        "job_title": "VP Sales",
+        "company_size": "201-1000",
+        "events": [{"occurred_at": "2026-06-01T10:00:00", "event_type": "demo_request"}],
+        "as_of": "2026-06-30T00:00:00",
+    }
     seen: list[tuple[float, int, str | None]] = []
     stop = threading.Event()
 
@@ -76,6 +80,9 @@ def test_hot_reload_under_concurrent_load(server, crm_dir, crm_small):
     late = [v for t, _, v in seen if t > switched]
     assert late and set(late) == {v2}, (len(late), set(late))  # both workers moved on
     metrics = httpx2.get(f"{url}/metrics").text
-    reloads = sum(float(x.rsplit(" ", 1)[1]) for x in metrics.splitlines()
-                  if x.startswith("leadml_model_reloads_total"))  # fmt: skip
+    reloads = sum(
+        float(x.rsplit(" ", 1)[1])
+        for x in metrics.splitlines()
+        if x.startswith("leadml_model_reloads_total")
+    )
     assert reloads >= 2  # every worker swapped at least once, counted across workers

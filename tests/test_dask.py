@@ -85,8 +85,12 @@ def test_same_scores_and_every_row_scored_or_rejected(
     want = score.score_file(parts_dir, tmp_path / "local.csv", settings, model)
     got = score.score_file(parts_dir, tmp_path / out_name, settings, model, engine=engine)
     assert (got.rows_in, got.scored, got.rejected, got.as_of, got.bands) == (
-        want.rows_in, want.scored, want.rejected, want.as_of, want.bands,
-    )  # fmt: skip
+        want.rows_in,
+        want.scored,
+        want.rejected,
+        want.as_of,
+        want.bands,
+    )
     assert got.scored + got.rejected == 3000
     if out_name.endswith(".parquet"):  # a folder of Parquet parts, one per partition
         assert len(list((tmp_path / out_name).glob("part-*.parquet"))) >= 4
@@ -137,8 +141,10 @@ def test_best_rounds_is_early_stopping_after_the_fact():
     X = rng.normal(size=(3000, 4))
     y = (X[:, 0] + rng.normal(size=3000) > 0).astype(float)
     booster = lgb.train(
-        {"objective": "binary", "verbosity": -1, "learning_rate": 0.2}, lgb.Dataset(X[:2000], y[:2000]), 200
-    )  # fmt: skip
+        {"objective": "binary", "verbosity": -1, "learning_rate": 0.2},
+        lgb.Dataset(X[:2000], y[:2000]),
+        200,
+    )
     losses = [_logloss(y[2000:], booster.predict(X[2000:], num_iteration=k)) for k in range(1, 201)]
     assert best_rounds(booster, X[2000:], y[2000:]) == int(np.argmin(losses)) + 1 < 200
 
@@ -149,9 +155,12 @@ def test_too_few_cutoffs_say_use_the_local_engine(engine, parts_dir, flat_model,
         fit(parts_dir, few, engine=engine)
     with pytest.raises(errors.ContractError, match="trained on a flat export"):
         score.score_file(
-            parts_dir, tmp_path / "s.csv", Settings.from_env(tmp_path), flat_model.uri,
+            parts_dir,
+            tmp_path / "s.csv",
+            Settings.from_env(tmp_path),
+            flat_model.uri,
             engine=engine,
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture(scope="module")
@@ -173,11 +182,15 @@ def test_both_engines_score_both_kinds_identically(
     settings, options = Settings.from_env(tmp_path), dataset.ReadOptions(sep=";")
     options = options if kind == "flat" else dataset.ReadOptions()
     want = score.score_file(data, tmp_path / "local.csv", settings, model.uri, options)
-    got = score.score_file(data, tmp_path / "dask.csv", settings, model.uri, options,
-                           engine=engine)  # fmt: skip
+    got = score.score_file(data, tmp_path / "dask.csv", settings, model.uri, options, engine=engine)
     assert (got.rows_in, got.scored, got.rejected, got.as_of, got.bands, got.tables) == (
-        want.rows_in, want.scored, want.rejected, want.as_of, want.bands, want.tables,
-    )  # fmt: skip
+        want.rows_in,
+        want.scored,
+        want.rejected,
+        want.as_of,
+        want.bands,
+        want.tables,
+    )
     id_col = model.scorer.spec.id_column
     local = pd.read_csv(tmp_path / "local.csv", dtype={id_col: str})
     dask = pd.read_csv(tmp_path / "dask.csv", dtype={id_col: str})
@@ -219,8 +232,20 @@ def test_cli_scores_on_a_given_scheduler(engine, parts_dir, crm_model, home, cap
 
 def test_unreachable_scheduler_is_a_clear_error(monkeypatch, capsys, parts_dir, home):
     monkeypatch.setattr(dask_engine, "CONNECT_TIMEOUT", "1s")
-    code = main(["-q", "score", "--data", str(parts_dir), "--out", str(home / "s.csv"),
-                 "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
+    code = main(
+        [
+            "-q",
+            "score",
+            "--data",
+            str(parts_dir),
+            "--out",
+            str(home / "s.csv"),
+            "--engine",
+            "dask",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
     with pytest.raises(EngineError), DaskEngine.connect("tcp://127.0.0.1:9"):

@@ -108,12 +108,21 @@ def test_the_same_lead_at_two_cutoffs(crm):
 @pytest.mark.parametrize(
     ("title", "seniority"),
     [
-        ("VP of Marketing", "VP"), ("vice president, sales", "VP"), ("Chief Marketing Officer", "C-level"),
-        ("CMO", "C-level"), ("Founder & CEO", "C-level"), ("Sr. Director, Finance", "Director"),
-        ("Head of Engineering", "Director"), ("it mgr", "Manager"), ("Team Lead, HR", "Manager"),
-        ("Marketing Analyst", "Individual"), ("MBA candidate", "Student"), ("Sales Intern", "Student"), (None, "Unknown"),
+        ("VP of Marketing", "VP"),
+        ("vice president, sales", "VP"),
+        ("Chief Marketing Officer", "C-level"),
+        ("CMO", "C-level"),
+        ("Founder & CEO", "C-level"),
+        ("Sr. Director, Finance", "Director"),
+        ("Head of Engineering", "Director"),
+        ("it mgr", "Manager"),
+        ("Team Lead, HR", "Manager"),
+        ("Marketing Analyst", "Individual"),
+        ("MBA candidate", "Student"),
+        ("Sales Intern", "Student"),
+        (None, "Unknown"),
     ],
-)  # fmt: skip
+)
 def test_seniority_from_messy_titles(title, seniority):
     assert fit_features.normalise_seniority(pd.Series([title])).item() == seniority
 
@@ -214,8 +223,12 @@ def test_request_timestamps_agree_with_the_file_path():
 
     from leadml.records import timestamps
 
-    stamps = [datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=5))), None,
-              datetime(2026, 3, 1, 12), datetime(2026, 3, 1, 7, tzinfo=UTC)]  # fmt: skip
+    stamps = [
+        datetime(2026, 3, 1, 12, tzinfo=timezone(timedelta(hours=5))),
+        None,
+        datetime(2026, 3, 1, 12),
+        datetime(2026, 3, 1, 7, tzinfo=UTC),
+    ]
     small = timestamps(stamps)
     large = timestamps(stamps * 30)[:4]
     assert np.array_equal(small, large, equal_nan=True)

@@ -31,8 +31,12 @@ def test_frames_are_written_by_suffix(tmp_path):
 
 def test_a_killed_writers_leftover_is_removed_by_the_next_write(tmp_path):
     path = tmp_path / "scores.csv"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     leftover = tmp_path / f".scores.csv.{dead}.tmp"
     leftover.write_text("half")
     mine = files.temporary_name(path).with_name(".other.csv.1.tmp")  # not ours to remove

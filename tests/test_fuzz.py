@@ -24,8 +24,12 @@ from leadml.api import create_app
 from leadml.config import ServeSettings, Settings
 
 pytestmark = pytest.mark.slow
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]  # fmt: skip
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 EXAMPLES = {"/predict": 120, "/predict/batch": 60}  # the bodies worth fuzzing; others get 15
 
 
@@ -51,8 +55,13 @@ def test_no_input_gives_a_server_error(kind, crm_model, flat_model, home):
         for mode in ("positive", "negative"):
             strategy = op.as_strategy(generation_mode=schemathesis.GenerationMode(mode))
 
-            @settings(max_examples=EXAMPLES.get(op.path, 15), deadline=None, derandomize=True,
-                      database=None, suppress_health_check=list(HealthCheck))  # fmt: skip
+            @settings(
+                max_examples=EXAMPLES.get(op.path, 15),
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=strategy)
             def fuzz(case):
                 case.call_and_validate(checks=CHECKS)

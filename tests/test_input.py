@@ -69,11 +69,20 @@ def test_one_odd_event_id_costs_exactly_that_row(crm_dir, crm_model, tmp_path):
 def test_leading_zeros_are_other_leads_and_are_written_back_as_read(crm_model, tmp_path):
     folder = tmp_path / "zeros"
     folder.mkdir()
-    pd.DataFrame({"lead_id": ["000123", "123", "0042"], "created_at": "2026-05-01 10:00:00",
-                  "job_title": ["VP Sales", "Student", "VP Sales"]}).to_csv(folder / "leads.csv", index=False)  # fmt: skip
-    pd.DataFrame({"lead_id": ["000123"] * 3 + ["123"], "occurred_at": "2026-06-10 09:00:00",
-                  "event_type": ["demo_request", "trial_start", "webinar", "bounce"]}).to_csv(
-        folder / "events.csv", index=False)  # fmt: skip
+    pd.DataFrame(
+        {
+            "lead_id": ["000123", "123", "0042"],
+            "created_at": "2026-05-01 10:00:00",
+            "job_title": ["VP Sales", "Student", "VP Sales"],
+        }
+    ).to_csv(folder / "leads.csv", index=False)
+    pd.DataFrame(
+        {
+            "lead_id": ["000123"] * 3 + ["123"],
+            "occurred_at": "2026-06-10 09:00:00",
+            "event_type": ["demo_request", "trial_start", "webinar", "bounce"],
+        }
+    ).to_csv(folder / "events.csv", index=False)
     out = _scores(folder, crm_model, tmp_path, "zeros", AS_OF)
     raw = (tmp_path / "zeros.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in raw[1:]] == ["000123", "123", "0042"]
@@ -179,10 +188,12 @@ def test_day_first_and_month_first_dates_score_like_iso(crm_dir, crm_model, tmp_
 def test_dates_that_could_be_either_order_need_a_date_format(crm_model, tmp_path):
     folder = tmp_path / "ambiguous"
     folder.mkdir()
-    pd.DataFrame({"lead_id": ["1", "2"], "created_at": ["03/04/2026 10:00", "05/06/2026 11:00"]}).to_csv(
-        folder / "leads.csv", index=False)  # fmt: skip
-    pd.DataFrame({"lead_id": ["1"], "occurred_at": ["2026-06-07 10:00"], "event_type": ["webinar"]}).to_csv(
-        folder / "events.csv", index=False)  # fmt: skip
+    pd.DataFrame(
+        {"lead_id": ["1", "2"], "created_at": ["03/04/2026 10:00", "05/06/2026 11:00"]}
+    ).to_csv(folder / "leads.csv", index=False)
+    pd.DataFrame(
+        {"lead_id": ["1"], "occurred_at": ["2026-06-07 10:00"], "event_type": ["webinar"]}
+    ).to_csv(folder / "events.csv", index=False)
     with pytest.raises(ContractError, match="could be day-first or month-first.*--date-format"):
         _scores(folder, crm_model, tmp_path, "a", AS_OF)
     day = dataset.load_crm(folder, ReadOptions(date_format="day-first"), require_outcome=False)
@@ -248,8 +259,12 @@ def test_xeducation_with_semicolons_and_decimal_commas_scores_like_the_original(
     from leadml.serving import LoadedModel
     from leadml.train import fit
 
-    cfg = TrainConfig.model_validate({"flat": {"target": "Converted", "id_column": "Prospect ID",
-                                               "drop": XEDU_DROP[1:]}, "model": {"baseline": False}})  # fmt: skip
+    cfg = TrainConfig.model_validate(
+        {
+            "flat": {"target": "Converted", "id_column": "Prospect ID", "drop": XEDU_DROP[1:]},
+            "model": {"baseline": False},
+        }
+    )
     result, _ = fit(XEDU, cfg)
     path = result.scorer.save(tmp_path / "model")
     model = LoadedModel.build(result.scorer, "leadml", "1", str(path), "fp")

@@ -34,9 +34,15 @@ def _crm(leads: pd.DataFrame, events: pd.DataFrame | None = None) -> dataset.Lea
     if events is None:
         events = pd.DataFrame({"lead_id": [], "occurred_at": pd.to_datetime([])})
     return dataset.LeadData(
-        "crm", leads, events, "lead_id", "converted", "created_at", accounting.Rejects(),
+        "crm",
+        leads,
+        events,
+        "lead_id",
+        "converted",
+        "created_at",
+        accounting.Rejects(),
         {"paths": [], "hash": ""},
-    )  # fmt: skip
+    )
 
 
 def test_population_edges_at_one_cutoff():

@@ -19,8 +19,12 @@ from tests.conftest import XEDU, XEDU_DROP
 pytestmark = pytest.mark.slow
 SAMPLE_RULES = Path(__file__).resolve().parents[1] / "data" / "rules" / "sample_rules.yaml"
 XEDU_RULES = SAMPLE_RULES.with_name("xeducation_rules.yaml")
-TRUTH_KEY = {"pricing_view": "page_view:pricing", "product_view": "page_view:product",
-             "blog_view": "page_view:blog", "other_view": "page_view:other"}  # fmt: skip
+TRUTH_KEY = {
+    "pricing_view": "page_view:pricing",
+    "product_view": "page_view:product",
+    "blog_view": "page_view:blog",
+    "other_view": "page_view:other",
+}
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +120,19 @@ def test_cli_rule_errors_exit_2(home, crm_dir, crm_model, tmp_path, capsys):
     bad.write_text(
         SAMPLE_RULES.read_text().replace("field: pricing_view_30d", "field: pricing_views")
     )
-    code = main(["-q", "rules", "compare", "--rules", str(bad), "--model", crm_model.uri,
-                 "--data", str(crm_dir)])  # fmt: skip
+    code = main(
+        [
+            "-q",
+            "rules",
+            "compare",
+            "--rules",
+            str(bad),
+            "--model",
+            crm_model.uri,
+            "--data",
+            str(crm_dir),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "'Visited the pricing page'" in err and "pricing_view_30d" in err
 
@@ -125,9 +140,11 @@ def test_cli_rule_errors_exit_2(home, crm_dir, crm_model, tmp_path, capsys):
 @pytest.mark.skipif(not XEDU.exists(), reason="../shared/datasets/xeducation_leads.csv not present")
 def test_xeducation_rules_run_end_to_end(tmp_path):
     cfg = TrainConfig.model_validate(
-        {"flat": {"target": "Converted", "id_column": "Prospect ID", "drop": XEDU_DROP[1:]},
-         "model": {"baseline": False}}
-    )  # fmt: skip
+        {
+            "flat": {"target": "Converted", "id_column": "Prospect ID", "drop": XEDU_DROP[1:]},
+            "model": {"baseline": False},
+        }
+    )
     scorer = fit(XEDU, cfg)[0].scorer
     ruleset = rules.load_rules(XEDU_RULES, rules.rule_fields(scorer.spec))
     led = ledger.compare(ruleset, scorer, XEDU, cfg)
@@ -140,8 +157,19 @@ def test_xeducation_rules_run_end_to_end(tmp_path):
 
 def test_cli_compare_reads_a_training_config(home, crm_dir, crm_model, tmp_path, capsys):
     missing = tmp_path / "missing.yaml"
-    args = ["-q", "rules", "compare", "--rules", str(SAMPLE_RULES), "--model", crm_model.uri,
-            "--data", str(crm_dir), "--out", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "-q",
+        "rules",
+        "compare",
+        "--rules",
+        str(SAMPLE_RULES),
+        "--model",
+        crm_model.uri,
+        "--data",
+        str(crm_dir),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main([*args, "--config", str(missing)]) == 2
     assert "config file not found" in capsys.readouterr().err
     config = tmp_path / "config.yaml"

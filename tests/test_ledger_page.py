@@ -20,8 +20,16 @@ from leadml.config import ServeSettings
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium")
 # flags for a sandboxed, offline machine (see the env notes): no background network at all
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class _Tables(HTMLParser):
@@ -77,9 +85,17 @@ def served(crm_model):
 def test_ledger_page_shows_the_model_card_numbers(served, tmp_path):
     card = httpx2.get(f"{served}/model").json()
     run = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"{served}/ledger"],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            f"{served}/ledger",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     parser = _Tables()
     parser.feed(run.stdout)

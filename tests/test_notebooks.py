@@ -14,8 +14,10 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.
 
 def test_there_are_three_notebooks():
     assert [p.stem for p in NOTEBOOKS] == [
-        "01_explore_leads", "02_retrain_and_compare", "03_points_ledger",
-    ]  # fmt: skip
+        "01_explore_leads",
+        "02_retrain_and_compare",
+        "03_points_ledger",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

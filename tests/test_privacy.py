@@ -26,7 +26,13 @@ from leadml.serving import LoadedModel
 
 pytestmark = pytest.mark.slow
 OWNERS = [f"rep{i}@xeducation.example" for i in range(5)]
-OWNER_NAMES = ["Maria Oyelaran", "Tobias Whitcombe", "Ines Valdivieso", "Kwame Asantewaa", "Lotte Brinkhuis"]  # fmt: skip
+OWNER_NAMES = [
+    "Maria Oyelaran",
+    "Tobias Whitcombe",
+    "Ines Valdivieso",
+    "Kwame Asantewaa",
+    "Lotte Brinkhuis",
+]
 PARTNER = "leads@partner-agency.example"  # an address typed into the source field
 HOTLINE = "+1 (555) 014-2233"  # a phone number typed into the source field
 
@@ -39,16 +45,18 @@ def _export(n: int = 1200, seed: int = 4) -> pd.DataFrame:
     )
     owner = rng.integers(0, 5, n)
     y = rng.random(n) < 1 / (1 + np.exp(-(-2 + 0.4 * visits + (source == "Referral"))))
-    return pd.DataFrame({
-        "Prospect ID": [f"P-{i:05d}" for i in range(n)],
-        "Email": [f"lead{i}@mail.example" for i in range(n)],
-        "Phone": [f"+44 7700 9{i:05d}" for i in range(n)],
-        "Account Owner": np.asarray(OWNERS)[owner],
-        "Owner Name": np.asarray(OWNER_NAMES)[owner],
-        "TotalVisits": visits,
-        "Lead Source": source,
-        "Converted": y.astype(int),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "Prospect ID": [f"P-{i:05d}" for i in range(n)],
+            "Email": [f"lead{i}@mail.example" for i in range(n)],
+            "Phone": [f"+44 7700 9{i:05d}" for i in range(n)],
+            "Account Owner": np.asarray(OWNERS)[owner],
+            "Owner Name": np.asarray(OWNER_NAMES)[owner],
+            "TotalVisits": visits,
+            "Lead Source": source,
+            "Converted": y.astype(int),
+        }
+    )
 
 
 def _secrets(frame: pd.DataFrame) -> list[str]:
@@ -81,8 +89,13 @@ def test_no_personal_value_reaches_any_artefact_log_or_answer(home, capsys, capl
     lead = frame.drop(columns=["Converted"]).iloc[3].to_dict() | {"Lead Source": PARTNER}
     lead = {k: (v.item() if hasattr(v, "item") else v) for k, v in lead.items()}
     with TestClient(create_app(Settings.from_env(), ServeSettings(reload_seconds=0), model)) as c:
-        answers = [c.get("/openapi.json").text, c.get("/model").text, c.get("/ledger").text,
-                   c.post("/predict", json=lead).text, c.post("/predict", json={"leads": [lead]}).text]  # fmt: skip
+        answers = [
+            c.get("/openapi.json").text,
+            c.get("/model").text,
+            c.get("/ledger").text,
+            c.post("/predict", json=lead).text,
+            c.post("/predict", json={"leads": [lead]}).text,
+        ]
     assert '"probability"' in answers[3]
 
     written = {p: p.read_bytes() for p in home.rglob("*") if p.is_file() and p != path}
@@ -100,12 +113,26 @@ def test_no_personal_value_reaches_any_artefact_log_or_answer(home, capsys, capl
 
 
 def test_input_examples_never_carry_personal_values(crm_model):
-    leads = pd.DataFrame({"lead_id": ["1", "2"], "created_at": pd.Timestamp("2026-01-01"),
-                          "job_title": ["VP", "call me +44 7700 900123"], "company_size": ["jo@x.example", "1-10"],
-                          "industry": None, "country": None, "lead_source": None, "email": ["a@b.example", "c@d.example"]})  # fmt: skip
-    example = input_example(crm_model.scorer.spec, leads, leads.iloc[:0][["lead_id"]].assign(
-        occurred_at=pd.Timestamp("2026-01-01"), event_type="webinar", page=""),
-        np.array(["2026-02-01", "2026-02-01"], dtype="datetime64[ns]"))  # fmt: skip
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["1", "2"],
+            "created_at": pd.Timestamp("2026-01-01"),
+            "job_title": ["VP", "call me +44 7700 900123"],
+            "company_size": ["jo@x.example", "1-10"],
+            "industry": None,
+            "country": None,
+            "lead_source": None,
+            "email": ["a@b.example", "c@d.example"],
+        }
+    )
+    example = input_example(
+        crm_model.scorer.spec,
+        leads,
+        leads.iloc[:0][["lead_id"]].assign(
+            occurred_at=pd.Timestamp("2026-01-01"), event_type="webinar", page=""
+        ),
+        np.array(["2026-02-01", "2026-02-01"], dtype="datetime64[ns]"),
+    )
     text = example.to_json()
     assert "jo@x.example" not in text and "a@b.example" not in text and "email" not in example
     assert "1-10" in text

@@ -122,7 +122,18 @@ def test_train_does_not_promote_a_model_that_reads_a_new_field(home, tmp_path, c
     even when it is better. A model that reads fewer fields is promoted as usual."""
     data = tmp_path / "export.csv"
     make_flat(1500, seed=3).to_csv(data, sep=";", index=False)
-    args = ["-q", "train", "--data", str(data), "--sep", ";", "--target", "won", "--id", "customer_ref"]  # fmt: skip
+    args = [
+        "-q",
+        "train",
+        "--data",
+        str(data),
+        "--sep",
+        ";",
+        "--target",
+        "won",
+        "--id",
+        "customer_ref",
+    ]
     small, worse = _config(tmp_path, SMALL), _config(tmp_path, WORSE)
     assert main([*args, "--drop", "owner_notes,newsletter", "--config", str(worse)]) == 0
     assert main([*args, "--drop", "owner_notes", "--config", str(small)]) == 0
@@ -156,10 +167,23 @@ def test_a_leaky_model_is_registered_with_the_reason_and_promoted_only_by_force(
 ):
     frame = make_flat(1500, seed=4)
     rng = np.random.default_rng(0)
-    frame["stage"] = np.where(frame["won"] == "yes", "closed", rng.choice(["open", "nurture"], len(frame)))  # fmt: skip
+    frame["stage"] = np.where(
+        frame["won"] == "yes", "closed", rng.choice(["open", "nurture"], len(frame))
+    )
     data = tmp_path / "leaky.csv"
     frame.drop(columns=["owner_notes"]).to_csv(data, sep=";", index=False)
-    args = ["-q", "train", "--data", str(data), "--sep", ";", "--target", "won", "--id", "customer_ref"]  # fmt: skip
+    args = [
+        "-q",
+        "train",
+        "--data",
+        str(data),
+        "--sep",
+        ";",
+        "--target",
+        "won",
+        "--id",
+        "customer_ref",
+    ]
     assert main([*args, "--config", str(_config(tmp_path, SMALL))]) == 0
     out = capsys.readouterr().out
     assert "registered leadml v1 as challenger; not promoted" in out  # even with no champion
@@ -270,13 +294,22 @@ def _env(home: Path) -> dict:
 
 
 def run_patched(patch: str, args: list[str], home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _script(patch), "-q", *args], env=_env(home),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", _script(patch), "-q", *args],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def start_patched(patch: str, args: list[str], home: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", _script(patch), "-q", *args],
-                            env=_env(home), stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", _script(patch), "-q", *args],
+        env=_env(home),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -393,9 +426,10 @@ def test_sigterm_mid_training_ends_the_run_as_killed(home, crm_dir):
 
 
 @pytest.mark.parametrize(
-    "kill", ["import leadml.train\nleadml.train.fit = die\n", "mlflow.log_artifacts = die\n"],
+    "kill",
+    ["import leadml.train\nleadml.train.fit = die\n", "mlflow.log_artifacts = die\n"],
     ids=["fitting", "logging"],
-)  # fmt: skip
+)
 def test_a_training_killed_by_sigkill_is_marked_killed_by_the_next_command(copied, crm_dir, kill):
     killed = run_patched(kill, ["train", "--data", str(crm_dir)], copied.home)
     assert killed.returncode == -signal.SIGKILL, killed.stderr

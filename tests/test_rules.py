@@ -10,8 +10,18 @@ import pytest
 
 from leadml import rules
 
-FIELDS = ["job_title", "company_size", "industry", "pricing_view_30d", "email_open_30d",
-          "email_click_30d", "unsubscribed", "seniority", "days_since_pricing_view", "Do Not Call"]  # fmt: skip
+FIELDS = [
+    "job_title",
+    "company_size",
+    "industry",
+    "pricing_view_30d",
+    "email_open_30d",
+    "email_click_30d",
+    "unsubscribed",
+    "seniority",
+    "days_since_pricing_view",
+    "Do Not Call",
+]
 GOOD = """\
 thresholds:
   mql: 40
@@ -78,16 +88,22 @@ def test_sample_rules_files_load(tmp_path):
 @pytest.mark.parametrize(
     "change, words",
     [
-        (("field: job_title", "field: job_titel"), ["line 26,", "'VP'", "unknown field 'job_titel'", "did you mean job_title"]),
+        (
+            ("field: job_title", "field: job_titel"),
+            ["line 26,", "'VP'", "unknown field 'job_titel'", "did you mean job_title"],
+        ),
         (("op: contains", "op: like"), ["line 27,", "'VP'", "unknown operator 'like'", "contains"]),
         (("value: [1, 100]", "value: 1"), ["line 17,", "'Opens'", "between needs two numbers"]),
         (("points: 15", "points: lots"), ["line 29,", "'VP'", "points must be a number"]),
-        (("group: email\n    field: email_click", "group: sms\n    field: email_click"), ["'Clicks'", "group 'sms' has no cap"]),
+        (
+            ("group: email\n    field: email_click", "group: sms\n    field: email_click"),
+            ["'Clicks'", "group 'sms' has no cap"],
+        ),
         (("    decay_days: 7\n", "    decay_days: 7\n    \n"), []),
         (("  mql: 40", "  mql: 80"), ["thresholds", "sql >= mql"]),
         (("- name: VP\n", "- name: VP\n   bad: [\n"), ["not valid YAML", "line"]),
     ],
-)  # fmt: skip
+)
 def test_rule_errors_name_the_rule_and_line(tmp_path, change, words):
     old, new = change
     assert old in GOOD
@@ -109,16 +125,18 @@ def test_decay_only_on_activity_fields(tmp_path):
 
 @pytest.fixture
 def table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "pricing_view_30d": [2.0, 0.0, 1.0, 1.0],
-        "days_since_pricing_view": [0.0, 180.0, 7.0, 14.0],
-        "email_open_30d": [3.0, 0.0, 150.0, 1.0],
-        "email_click_30d": [1.0, 0.0, 0.0, 1.0],
-        "job_title": ["VP Sales", "Vice President, Ops", None, "Developer"],
-        "company_size": ["201-1000", "11-50", "5000+ ", None],
-        "industry": ["Retail", "Software", None, "retail"],
-        "unsubscribed": [0.0, 1.0, 0.0, 0.0],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "pricing_view_30d": [2.0, 0.0, 1.0, 1.0],
+            "days_since_pricing_view": [0.0, 180.0, 7.0, 14.0],
+            "email_open_30d": [3.0, 0.0, 150.0, 1.0],
+            "email_click_30d": [1.0, 0.0, 0.0, 1.0],
+            "job_title": ["VP Sales", "Vice President, Ops", None, "Developer"],
+            "company_size": ["201-1000", "11-50", "5000+ ", None],
+            "industry": ["Retail", "Software", None, "retail"],
+            "unsubscribed": [0.0, 1.0, 0.0, 0.0],
+        }
+    )
 
 
 def test_each_operator_fires_where_it_should(tmp_path, table):

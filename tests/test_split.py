@@ -14,9 +14,15 @@ def _flat(dates: list[str] | None, y: list[float]) -> labels.Labelled:
     if dates is not None:
         leads["created"] = pd.to_datetime(dates)
     data = dataset.LeadData(
-        "flat", leads, None, "row_id", "converted", "created" if dates else None,
-        accounting.Rejects(), {"paths": [], "hash": ""},
-    )  # fmt: skip
+        "flat",
+        leads,
+        None,
+        "row_id",
+        "converted",
+        "created" if dates else None,
+        accounting.Rejects(),
+        {"paths": [], "hash": ""},
+    )
     return labels.label(data, CONFIG)
 
 
@@ -42,8 +48,7 @@ def test_slices_have_at_least_one_row():
 
 def test_by_cutoff_newest_three_are_held_out():
     snapshot = np.array([0, 1, 2, 3, 4, 0, 3])
-    lab = labels.Labelled(pd.DataFrame(index=range(7)), None, np.zeros(7), None, snapshot,
-                          None, {})  # fmt: skip
+    lab = labels.Labelled(pd.DataFrame(index=range(7)), None, np.zeros(7), None, snapshot, None, {})
     parts = split.split(lab, CONFIG)
     assert parts["test"].tolist() == [0, 5]
     assert parts["calibration"].tolist() == [1]
@@ -55,12 +60,16 @@ def test_by_cutoff_newest_three_are_held_out():
 def test_fewer_than_four_cutoffs_split_by_time_order():
     snapshot = np.array([0, 1, 2, 0, 1])
     order = np.array([4, 3, 2, 1, 0])
-    lab = labels.Labelled(pd.DataFrame(index=range(5)), None, np.zeros(5), None, snapshot,
-                          order, {})  # fmt: skip
+    lab = labels.Labelled(
+        pd.DataFrame(index=range(5)), None, np.zeros(5), None, snapshot, order, {}
+    )
     parts = split.split(lab, CONFIG)  # one row per held-out slice, the newest of `order`
     assert [parts[k].tolist() for k in ("test", "calibration", "valid", "train")] == [
-        [0], [1], [2], [3, 4],
-    ]  # fmt: skip
+        [0],
+        [1],
+        [2],
+        [3, 4],
+    ]
 
 
 def test_stratified_split_without_dates_keeps_the_rate_and_is_repeatable():

@@ -83,10 +83,18 @@ def test_text_with_commas_is_not_a_number():
 
 @pytest.mark.parametrize(
     ("value", "personal"),
-    [("jane@example.com", True), ("+1-555-0100", True), ("07700 900123", True),
-     ("1234567890", True), ("1001-5000", False), ("2026-01-01", False), ("12345678", False),
-     ("Google", False), ("51-200", False)],
-)  # fmt: skip
+    [
+        ("jane@example.com", True),
+        ("+1-555-0100", True),
+        ("07700 900123", True),
+        ("1234567890", True),
+        ("1001-5000", False),
+        ("2026-01-01", False),
+        ("12345678", False),
+        ("Google", False),
+        ("51-200", False),
+    ],
+)
 def test_values_that_look_personal(value, personal):
     assert privacy.looks_personal(value) is personal
 

@@ -144,8 +144,12 @@ class TableCount:
 
     def as_dict(self) -> dict:
         """Plain data for JSON and MLflow (reasons as [reason, rows] pairs: a reason is no key)."""
-        return {"read": self.read, "used": self.used, "rejected": self.rejected_rows,
-                "reasons": [[r, n] for r, n in self.rejected.items()]}  # fmt: skip
+        return {
+            "read": self.read,
+            "used": self.used,
+            "rejected": self.rejected_rows,
+            "reasons": [[r, n] for r, n in self.rejected.items()],
+        }
 
     @classmethod
     def from_dict(cls, table: str, d: dict) -> TableCount:

@@ -165,8 +165,12 @@ def contract(scorer: LeadScorer) -> dict:
     spec = scorer.spec
     if spec.kind == "crm":
         fields = {f: "crm" for f in spec.input_fields() if f != "lead_id"} | {"events": "crm"}
-        return {"kind": "crm", "id": "lead_id", "target": scorer.card.get("target"),
-                "fields": fields}  # fmt: skip
+        return {
+            "kind": "crm",
+            "id": "lead_id",
+            "target": scorer.card.get("target"),
+            "fields": fields,
+        }
     return {
         "kind": spec.kind,
         "id": None if spec.id_column == "row_id" else spec.id_column,

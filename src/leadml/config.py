@@ -332,8 +332,10 @@ class TrainConfig(BaseModel):
         """This config with some settings changed, e.g. {"features": {"half_life_days": 7}}."""
 
         def merge(base: dict, new: dict) -> dict:
-            return {k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict)
-                    else v for k, v in {**base, **new}.items()}  # fmt: skip
+            return {
+                k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                for k, v in {**base, **new}.items()
+            }
 
         try:
             return TrainConfig.model_validate(merge(self.model_dump(), changes))

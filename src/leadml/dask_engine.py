@@ -115,9 +115,13 @@ class DaskTestLeads:
         import dask.dataframe as dd
 
         out = dd.map_partitions(
-            _probability_part, self.rows, self.events, scorer, align_dataframes=False,
+            _probability_part,
+            self.rows,
+            self.events,
+            scorer,
+            align_dataframes=False,
             meta=("probability", float),
-        ).compute()  # fmt: skip
+        ).compute()
         return out.to_numpy() if len(out) == self.n else None
 
     def example(self, k: int) -> pd.DataFrame:
@@ -154,9 +158,13 @@ class DaskEngine:
             cluster = None
         else:
             cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                memory_limit=memory_limit, dashboard_address=None, silence_logs=logging.ERROR,
-            )  # fmt: skip
+                n_workers=workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                memory_limit=memory_limit,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
             client = Client(cluster)
             client.run(_mute_stdout)
         try:
@@ -207,9 +215,12 @@ class DaskEngine:
         )
 
     def features(
-        self, data: Path | CrmTables, spec: features.FeatureSpec, as_of: str,
+        self,
+        data: Path | CrmTables,
+        spec: features.FeatureSpec,
+        as_of: str,
         options: dataset.ReadOptions | None = None,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """The features of every lead in a CRM folder (or tables already read) as of one
         cut-off, as a Dask DataFrame (lead_id, then `spec.feature_names`), built by the one
         feature function per partition."""
@@ -219,9 +230,14 @@ class DaskEngine:
         rows = tables.leads.drop(columns=BUCKET).assign(_as_of=pd.Timestamp(as_of))
         meta = _features_meta(rows, spec, ["lead_id"])
         X = dd.map_partitions(
-            _features_part, rows, tables.events, spec, ["lead_id"], align_dataframes=False,
+            _features_part,
+            rows,
+            tables.events,
+            spec,
+            ["lead_id"],
+            align_dataframes=False,
             meta=meta,
-        )  # fmt: skip
+        )
         return X.rename(columns=dict(zip(lgb_names(spec), spec.feature_names, strict=True)))
 
     # ---- scoring ----------------------------------------------------------------------
@@ -294,9 +310,14 @@ class DaskEngine:
         steps.next("building features")
         keep = ["lead_id", "_as_of", "_snapshot", "_y"]
         X = dd.map_partitions(
-            _features_part, rows, events, spec, keep, align_dataframes=False,
+            _features_part,
+            rows,
+            events,
+            spec,
+            keep,
+            align_dataframes=False,
             meta=_features_meta(rows, spec, keep),
-        ).persist()  # fmt: skip
+        ).persist()
         names = lgb_names(spec)
         stats = X.groupby("_snapshot")["_y"].agg(["count", "mean"]).compute().sort_index()
         first, last_created, n_leads = dd.compute(
@@ -304,11 +325,21 @@ class DaskEngine:
         )
         y_all = float((stats["count"] * stats["mean"]).sum() / stats["count"].sum())
         summary = labels.crm_summary(
-            config, cuts, int(stats["count"].sum()), n_leads,
-            int(events.map_partitions(len).sum().compute()), first, last_created, y_all,
-        )  # fmt: skip
-        slice_of = {"test": X["_snapshot"] == 0, "calibration": X["_snapshot"] == 1,
-                    "valid": X["_snapshot"] == 2, "train": X["_snapshot"] >= 3}  # fmt: skip
+            config,
+            cuts,
+            int(stats["count"].sum()),
+            n_leads,
+            int(events.map_partitions(len).sum().compute()),
+            first,
+            last_created,
+            y_all,
+        )
+        slice_of = {
+            "test": X["_snapshot"] == 0,
+            "calibration": X["_snapshot"] == 1,
+            "valid": X["_snapshot"] == 2,
+            "train": X["_snapshot"] >= 3,
+        }
         slices = {
             "test": int(stats.loc[0, "count"]),
             "calibration": int(stats.loc[1, "count"]),
@@ -349,14 +380,26 @@ class DaskEngine:
         test_rows = rows[rows["_snapshot"] == 0]
 
         prep = Prepared(
-            kind="crm", source=tables.data.source, target="converted", rejects=tables.rejects,
-            summary=summary, split_method="time (by cut-off)", slices=slices, spec=spec,
-            booster=booster, crossfit=False, raw_cal=raw_cal.to_numpy(), y_cal=y_cal.to_numpy(),
-            raw_test=raw_test.to_numpy(), y_test=keys["_y"].to_numpy(),
+            kind="crm",
+            source=tables.data.source,
+            target="converted",
+            rejects=tables.rejects,
+            summary=summary,
+            split_method="time (by cut-off)",
+            slices=slices,
+            spec=spec,
+            booster=booster,
+            crossfit=False,
+            raw_cal=raw_cal.to_numpy(),
+            y_cal=y_cal.to_numpy(),
+            raw_test=raw_test.to_numpy(),
+            y_test=keys["_y"].to_numpy(),
             test_keys=keys[["lead_id", "_as_of"]].reset_index(drop=True),
             baseline_rows=(base[names].set_axis(spec.feature_names, axis=1), base["_y"].to_numpy()),
-            tables=tables.counts(), notes=tables.data.notes, warnings=warnings,
-        )  # fmt: skip
+            tables=tables.counts(),
+            notes=tables.data.notes,
+            warnings=warnings,
+        )
         return prep, DaskTestLeads(spec, test, test_rows, events, len(keys))
 
     def _boost(self, train_X, valid_X, spec, config: TrainConfig, slices: dict) -> Any:

@@ -47,9 +47,12 @@ class _PieceReport:
 
 
 def _leads_piece(
-    piece: dataset.Piece, number: int, options: dataset.ReadOptions, dates: values.DateOrders,
+    piece: dataset.Piece,
+    number: int,
+    options: dataset.ReadOptions,
+    dates: values.DateOrders,
     require_outcome: bool,
-) -> tuple[pd.DataFrame, _PieceReport]:  # fmt: skip
+) -> tuple[pd.DataFrame, _PieceReport]:
     """One piece of the leads table, checked: (good rows with their bucket, piece number and
     row in the file, what was found)."""
     rejects = accounting.Rejects()
@@ -65,14 +68,18 @@ def _leads_piece(
 
 
 def _events_piece(
-    piece: dataset.Piece, options: dataset.ReadOptions, dates: values.DateOrders,
-    lead_ids: pd.Index, rejected_ids: frozenset,
-) -> tuple[pd.DataFrame, _PieceReport]:  # fmt: skip
+    piece: dataset.Piece,
+    options: dataset.ReadOptions,
+    dates: values.DateOrders,
+    lead_ids: pd.Index,
+    rejected_ids: frozenset,
+) -> tuple[pd.DataFrame, _PieceReport]:
     """One piece of the events table, checked against the good leads' ids."""
     rejects = accounting.Rejects()
     raw = dataset.read_piece(piece, options.sep)
-    events = dataset.check_events(raw, piece, lead_ids, rejects, options, dates, rejected_ids,
-                                  categorical=False)  # fmt: skip
+    events = dataset.check_events(
+        raw, piece, lead_ids, rejects, options, dates, rejected_ids, categorical=False
+    )
     notes = [f"{piece.name}: {n}" for n in raw.notes] + dates.notes()
     return events.assign(**{BUCKET: bucket_of(events["lead_id"])}), _PieceReport(
         rejects, raw.rows, notes
@@ -123,9 +130,12 @@ class CrmTables:
 
 
 def read_crm(
-    client: Any, folder: Path, options: dataset.ReadOptions | None, require_outcome: bool,
+    client: Any,
+    folder: Path,
+    options: dataset.ReadOptions | None,
+    require_outcome: bool,
     partitions: int | None = None,
-) -> CrmTables:  # fmt: skip
+) -> CrmTables:
     """Read and check a CRM folder on the cluster; leads and events in aligned partitions.
 
     The same checks as in memory, a piece at a time on the workers; the client keeps the
@@ -146,9 +156,13 @@ def read_crm(
     event_pieces = dataset.pieces(events_src, split_row_groups=True)
     dates = values.DateOrders(options.date_format)
     if dates.explicit is None:
-        dataset.sample_date_orders(dates, {
-            p.name: readers.read_head(p.path, options.sep) for p in (lead_pieces[0], event_pieces[0])
-        })  # fmt: skip
+        dataset.sample_date_orders(
+            dates,
+            {
+                p.name: readers.read_head(p.path, options.sep)
+                for p in (lead_pieces[0], event_pieces[0])
+            },
+        )
     lead_pairs = [
         dask.delayed(_leads_piece)(p, i, options, dates, require_outcome)
         for i, p in enumerate(lead_pieces)
@@ -183,12 +197,20 @@ def read_crm(
     files = dataset.table_files(leads_src) + dataset.table_files(events_src)
     notes = list(dict.fromkeys(n for r in [*lead_reports, *event_reports] for n in r.notes))
     data = dataset.LeadData(
-        "crm", pd.DataFrame(), None, "lead_id", "converted", "created_at", rejects,
+        "crm",
+        pd.DataFrame(),
+        None,
+        "lead_id",
+        "converted",
+        "created_at",
+        rejects,
         {"paths": [str(leads_src), str(events_src)], "hash": dataset.file_hash(files)},
-        read={"leads": sum(r.rows for r in lead_reports),
-              "events": sum(r.rows for r in event_reports)},
+        read={
+            "leads": sum(r.rows for r in lead_reports),
+            "events": sum(r.rows for r in event_reports),
+        },
         notes=notes,
-    )  # fmt: skip
+    )
     return CrmTables(leads, events, data)
 
 
@@ -198,8 +220,15 @@ def _duplicates(
     """Rows (piece, row) whose id an earlier row already has: rejected, as in memory."""
     dup = where["lead_id"].duplicated(keep="first").to_numpy(bool)
     for number, part in where[dup].groupby(_PIECE, sort=True):
-        rejects.add("leads", pieces[int(number)].name, part[_ROW].to_numpy(),
-                    part["lead_id"].to_numpy(), "lead_id", accounting.DUPLICATE_ID, "lead_id")  # fmt: skip
+        rejects.add(
+            "leads",
+            pieces[int(number)].name,
+            part[_ROW].to_numpy(),
+            part["lead_id"].to_numpy(),
+            "lead_id",
+            accounting.DUPLICATE_ID,
+            "lead_id",
+        )
     return frozenset(zip(where.loc[dup, _PIECE], where.loc[dup, _ROW], strict=True))
 
 

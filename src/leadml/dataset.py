@@ -61,9 +61,25 @@ BINARY = "binary (0/1, yes/no, true/false)"
 MAX_REJECT_SHARE = 0.05
 # read as missing in text columns, besides empty fields (pandas' defaults)
 NA_WORDS = (
-    "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
-)  # fmt: skip
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 
 
 @dataclass(frozen=True)
@@ -241,9 +257,15 @@ class _RowCheck:
     """
 
     def __init__(
-        self, table: str, piece: Piece, raw: readers.RawTable, id_col: str, rejects: Rejects,
-        limit: float, ids: np.ndarray | None = None,
-    ):  # fmt: skip
+        self,
+        table: str,
+        piece: Piece,
+        raw: readers.RawTable,
+        id_col: str,
+        rejects: Rejects,
+        limit: float,
+        ids: np.ndarray | None = None,
+    ):
         self.table, self.piece, self.frame = table, piece, raw.frame
         self.id_col, self.rejects, self.limit = id_col, rejects, limit
         self.ids = ids  # the rows' ids as text, when the frame's column is not (yet)
@@ -261,8 +283,15 @@ class _RowCheck:
                 ids = self.ids[rows]
             else:
                 ids = f[self.id_col].to_numpy()[rows] if self.id_col in f else [""] * len(rows)
-            self.rejects.add(self.table, self.piece.name, f.index.to_numpy()[rows], ids, column,
-                             reason, self.id_col)  # fmt: skip
+            self.rejects.add(
+                self.table,
+                self.piece.name,
+                f.index.to_numpy()[rows],
+                ids,
+                column,
+                reason,
+                self.id_col,
+            )
             self.keep &= ~bad
 
     def check(self, bad: np.ndarray, column: str, what: str, fix: str, reason: str) -> None:
@@ -280,9 +309,13 @@ class _RowCheck:
 
 
 def check_leads(
-    raw: readers.RawTable, piece: Piece, rejects: Rejects, options: ReadOptions,
-    dates: DateOrders, require_outcome: bool = True,
-) -> pd.DataFrame:  # fmt: skip
+    raw: readers.RawTable,
+    piece: Piece,
+    rejects: Rejects,
+    options: ReadOptions,
+    dates: DateOrders,
+    require_outcome: bool = True,
+) -> pd.DataFrame:
     """The rows of one piece of the leads table that keep the contract, typed; the rest go to
     `rejects`. Repeated ids are found over the whole table by `drop_duplicate_ids`."""
     leads, path = raw.frame, piece.path
@@ -294,8 +327,9 @@ def check_leads(
     rows = _RowCheck("leads", piece, raw, "lead_id", rejects, options.max_reject_share)
     leads["lead_id"] = id_text(leads["lead_id"])
     rows.reject(leads["lead_id"].isna().to_numpy(bool), "lead_id", "missing lead id")
-    _missing_words(leads, [c for c in PROFILE_COLUMNS if c in leads],
-                   (*NA_WORDS, *options.missing_values))  # fmt: skip
+    _missing_words(
+        leads, [c for c in PROFILE_COLUMNS if c in leads], (*NA_WORDS, *options.missing_values)
+    )
     now = options.clock()
     created = dates.parse(leads["created_at"], f"{piece.name}: created_at")
     iso = "Export timestamps as ISO 8601 (2026-05-31 14:02:00)."
@@ -327,9 +361,11 @@ def check_leads(
 
 
 def drop_duplicate_ids(
-    parts: list[tuple[Piece, pd.DataFrame]], rejects: Rejects, id_col: str = "lead_id",
+    parts: list[tuple[Piece, pd.DataFrame]],
+    rejects: Rejects,
+    id_col: str = "lead_id",
     table: str = "leads",
-) -> list[pd.DataFrame]:  # fmt: skip
+) -> list[pd.DataFrame]:
     """One row per lead: of rows sharing an id, the first in file order is used and the rest
     are rejected as duplicates."""
     if not parts:
@@ -341,17 +377,29 @@ def drop_duplicate_ids(
         mine = dup[start : start + len(frame)]
         start += len(frame)
         if mine.any():
-            rejects.add(table, piece.name, frame.index.to_numpy()[mine],
-                        frame[id_col].to_numpy()[mine], id_col, DUPLICATE_ID, id_col)  # fmt: skip
+            rejects.add(
+                table,
+                piece.name,
+                frame.index.to_numpy()[mine],
+                frame[id_col].to_numpy()[mine],
+                id_col,
+                DUPLICATE_ID,
+                id_col,
+            )
         out.append(frame.loc[~mine] if mine.any() else frame)
     return out
 
 
 def check_events(
-    raw: readers.RawTable, piece: Piece, lead_ids: pd.Index, rejects: Rejects,
-    options: ReadOptions, dates: DateOrders, rejected_ids: frozenset = frozenset(),
+    raw: readers.RawTable,
+    piece: Piece,
+    lead_ids: pd.Index,
+    rejects: Rejects,
+    options: ReadOptions,
+    dates: DateOrders,
+    rejected_ids: frozenset = frozenset(),
     categorical: bool = True,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """The events of one piece that keep the contract and belong to a lead in `lead_ids`
     (unique), as (lead_id, occurred_at, event_type, page); the rest go to `rejects`.
 
@@ -376,8 +424,9 @@ def check_events(
     rows = _RowCheck("events", piece, raw, "lead_id", rejects, options.max_reject_share, row_ids)
     when = dates.parse(events["occurred_at"], f"{piece.name}: occurred_at")
     iso = "Export timestamps as ISO 8601."
-    rows.check(when.bad | when.stamps.isna().to_numpy(bool), "occurred_at", "dates", iso,
-               "not a date")  # fmt: skip
+    rows.check(
+        when.bad | when.stamps.isna().to_numpy(bool), "occurred_at", "dates", iso, "not a date"
+    )
     rows.future(when.stamps, "occurred_at", options.clock())
     etype = _vocabulary_codes(events["event_type"], EVENT_TYPES)
     rows.reject(

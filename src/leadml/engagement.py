@@ -26,20 +26,35 @@ NEGATIVE_KINDS = ("unsubscribe", "bounce")
 INTENT_KINDS = ("pricing_view", "demo_request", "trial_start", "cart_add")
 RATIO_FEATURES = ("velocity", "email_click_rate")
 KIND_LABELS = {
-    "pricing_view": "Pricing page views", "product_view": "Product page views", "blog_view": "Blog page views",
-    "other_view": "Other page views", "email_open": "Email opens", "email_click": "Email clicks",
-    "content_download": "Content downloads", "webinar": "Webinars", "form_submit": "Form submits",
-    "demo_request": "Demo requests", "trial_start": "Trial starts", "cart_add": "Cart adds",
-    "unsubscribe": "Unsubscribes", "bounce": "Email bounces",
-}  # fmt: skip
+    "pricing_view": "Pricing page views",
+    "product_view": "Product page views",
+    "blog_view": "Blog page views",
+    "other_view": "Other page views",
+    "email_open": "Email opens",
+    "email_click": "Email clicks",
+    "content_download": "Content downloads",
+    "webinar": "Webinars",
+    "form_submit": "Form submits",
+    "demo_request": "Demo requests",
+    "trial_start": "Trial starts",
+    "cart_add": "Cart adds",
+    "unsubscribe": "Unsubscribes",
+    "bounce": "Email bounces",
+}
 
 
 def engagement_names(windows: list[int]) -> list[str]:
     names = [f"{k}_{w}d" for k in KINDS for w in windows] + [f"{k}_decayed" for k in KINDS]
     return names + [
-        "engagement_decayed", "intent_decayed", "days_since_last_event", "days_since_last_intent",
-        "velocity", "email_click_rate", "unsubscribed", "bounced",
-    ]  # fmt: skip
+        "engagement_decayed",
+        "intent_decayed",
+        "days_since_last_event",
+        "days_since_last_intent",
+        "velocity",
+        "email_click_rate",
+        "unsubscribed",
+        "bounced",
+    ]
 
 
 def _index_in(values: pd.Series, vocabulary) -> np.ndarray:

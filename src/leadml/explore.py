@@ -26,10 +26,15 @@ def quality_report(data: dataset.LeadData) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = []
     for col in data.leads.columns:
         values = data.leads[col]
-        rows.append({
-            "column": col, "type": str(values.dtype), "missing": float(values.isna().mean()),
-            "distinct": int(values.nunique()), "note": "personal data: never used" if col in personal else "",
-        })  # fmt: skip
+        rows.append(
+            {
+                "column": col,
+                "type": str(values.dtype),
+                "missing": float(values.isna().mean()),
+                "distinct": int(values.nunique()),
+                "note": "personal data: never used" if col in personal else "",
+            }
+        )
     rej = data.rejects.frame
     keys = ["table", "file", "field", "reason"]
     summary = (
@@ -43,9 +48,11 @@ def quality_report(data: dataset.LeadData) -> tuple[pd.DataFrame, pd.DataFrame]:
 def input_counts(data: dataset.LeadData) -> pd.DataFrame:
     """Rows read, used and rejected per table: rows in = used + rejected."""
     return pd.DataFrame(
-        [{"table": t, "read": c.read, "used": c.used, "rejected": c.rejected_rows}
-         for t, c in data.counts().items()]
-    )  # fmt: skip
+        [
+            {"table": t, "read": c.read, "used": c.used, "rejected": c.rejected_rows}
+            for t, c in data.counts().items()
+        ]
+    )
 
 
 def labelled_table(data: dataset.LeadData, config: TrainConfig):
@@ -106,23 +113,37 @@ def plot_timelines(data: dataset.LeadData, n: int = 5, seed: int = 0):
     with_events = data.leads[data.leads["lead_id"].isin(data.events["lead_id"])]
     conv = with_events[with_events["converted"] == 1]
     other = with_events[with_events["converted"] != 1]
-    pick = pd.concat([conv.sample(min(n, len(conv)), random_state=rng.integers(1 << 31)),
-                      other.sample(min(n, len(other)), random_state=rng.integers(1 << 31))])  # fmt: skip
+    pick = pd.concat(
+        [
+            conv.sample(min(n, len(conv)), random_state=rng.integers(1 << 31)),
+            other.sample(min(n, len(other)), random_state=rng.integers(1 << 31)),
+        ]
+    )
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(pick) + 1.2))
     cmap = plt.get_cmap("tab20")
     colours = {t: cmap(i) for i, t in enumerate(contract.EVENT_TYPES)}
     for row, lead in enumerate(pick.itertuples()):
         ev = data.events[data.events["lead_id"] == lead.lead_id]
         for etype, part in ev.groupby("event_type", observed=True):
-            ax.scatter(part["occurred_at"], [row] * len(part), s=14, color=colours[etype],
-                       label=etype if row == 0 or etype not in ax.get_legend_handles_labels()[1] else None)  # fmt: skip
+            ax.scatter(
+                part["occurred_at"],
+                [row] * len(part),
+                s=14,
+                color=colours[etype],
+                label=etype if row == 0 or etype not in ax.get_legend_handles_labels()[1] else None,
+            )
         ax.scatter([lead.created_at], [row], marker="|", s=200, color="black")
         if lead.converted == 1 and pd.notna(lead.converted_at):
             ax.scatter(
                 [lead.converted_at], [row], marker="*", s=120, color="gold", edgecolor="black"
             )
-    ax.set_yticks(range(len(pick)), [f"{i} ({'won' if c == 1 else 'open'})"
-                                    for i, c in zip(pick["lead_id"], pick["converted"], strict=True)])  # fmt: skip
+    ax.set_yticks(
+        range(len(pick)),
+        [
+            f"{i} ({'won' if c == 1 else 'open'})"
+            for i, c in zip(pick["lead_id"], pick["converted"], strict=True)
+        ],
+    )
     ax.set(title="Events per lead: | created, * converted", xlabel="time")
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
@@ -161,8 +182,10 @@ def compare_runs(settings: Settings, runs: dict[str, str]) -> dict[str, pd.DataF
     )
     out = {"metrics": metrics}
     for table in ("reliability", "bands"):
-        parts = [tracking.run_table(settings, run_id, f"{table}.csv").assign(run=name)
-                 for name, run_id in runs.items()]  # fmt: skip
+        parts = [
+            tracking.run_table(settings, run_id, f"{table}.csv").assign(run=name)
+            for name, run_id in runs.items()
+        ]
         out[table] = pd.concat(parts, ignore_index=True)
     return out
 

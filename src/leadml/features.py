@@ -212,16 +212,27 @@ def fit_spec(data, config, counts: dict[str, pd.Series] | None = None) -> Featur
                 labels[f"{k}_{w}d"] = f"{KIND_LABELS[k]} (last {w} days)"
             labels[f"{k}_decayed"] = f"{KIND_LABELS[k]} (recent-weighted)"
         labels |= {
-            "engagement_decayed": "Overall engagement (recent-weighted)", "intent_decayed": "Buying intent (pricing, demo, trial, cart)",
-            "days_since_last_event": "Days since last activity", "days_since_last_intent": "Days since last buying signal",
-            "velocity": "Engagement trend (recent vs before)", "email_click_rate": "Email click rate",
-            "unsubscribed": "Unsubscribed", "bounced": "Email bounced",
-        }  # fmt: skip
+            "engagement_decayed": "Overall engagement (recent-weighted)",
+            "intent_decayed": "Buying intent (pricing, demo, trial, cart)",
+            "days_since_last_event": "Days since last activity",
+            "days_since_last_intent": "Days since last buying signal",
+            "velocity": "Engagement trend (recent vs before)",
+            "email_click_rate": "Email click rate",
+            "unsubscribed": "Unsubscribed",
+            "bounced": "Email bounced",
+        }
         return FeatureSpec(
-            kind="crm", id_column="lead_id", feature_names=names, categorical=list(CRM_CATEGORIES), categories=cats,
-            labels=labels, windows_days=list(fc.windows_days), observation_days=fc.observation_days,
-            half_life_days=fc.half_life_days, velocity_days=fc.velocity_days,
-        )  # fmt: skip
+            kind="crm",
+            id_column="lead_id",
+            feature_names=names,
+            categorical=list(CRM_CATEGORIES),
+            categories=cats,
+            labels=labels,
+            windows_days=list(fc.windows_days),
+            observation_days=fc.observation_days,
+            half_life_days=fc.half_life_days,
+            velocity_days=fc.velocity_days,
+        )
     exclude = {data.id_column, data.target, data.date_column} - {None}
     columns, skipped = _infer_flat_columns(data.leads, exclude, config.flat.max_categories)
     names, categorical, cats, labels = [], [], {}, {}
@@ -243,9 +254,15 @@ def fit_spec(data, config, counts: dict[str, pd.Series] | None = None) -> Featur
                 categorical.append(c.name)
                 cats[c.name] = c.categories
     return FeatureSpec(
-        kind="flat", id_column=data.id_column, feature_names=names, categorical=categorical, categories=cats,
-        labels=labels, columns=columns, skipped=skipped,
-    )  # fmt: skip
+        kind="flat",
+        id_column=data.id_column,
+        feature_names=names,
+        categorical=categorical,
+        categories=cats,
+        labels=labels,
+        columns=columns,
+        skipped=skipped,
+    )
 
 
 def build_features(
@@ -297,8 +314,15 @@ def build_features(
                 num, reasons = numbers(values, c.minimum)
                 for reason in dict.fromkeys(r for r in reasons if r):
                     rows = np.flatnonzero((reasons == reason) & keep)
-                    rejects.add("leads", source, leads.index.to_numpy()[rows], ids[rows],
-                                c.name, reason, spec.id_column)  # fmt: skip
+                    rejects.add(
+                        "leads",
+                        source,
+                        leads.index.to_numpy()[rows],
+                        ids[rows],
+                        c.name,
+                        reason,
+                        spec.id_column,
+                    )
                     keep[rows] = False
                 cols[c.name] = num
             elif c.kind == "binary":

@@ -79,9 +79,12 @@ def _config_for(scorer: LeadScorer, config: TrainConfig | None) -> TrainConfig:
 
 
 def compare(
-    ruleset: rules.RuleSet, scorer: LeadScorer, data_path: Path | str,
-    config: TrainConfig | None = None, progress: bool = False,
-) -> Ledger:  # fmt: skip
+    ruleset: rules.RuleSet,
+    scorer: LeadScorer,
+    data_path: Path | str,
+    config: TrainConfig | None = None,
+    progress: bool = False,
+) -> Ledger:
     """Rules against the model on the same leads (see the module docstring)."""
     config = _config_for(scorer, config)
     steps = Stages(5, progress)
@@ -91,8 +94,9 @@ def compare(
     lab = labels.label(data, config)
     parts = split(lab, config)
     steps.next("features and rules")
-    table, X = rules.rule_table(lab.leads, lab.events, scorer.spec, as_of=lab.as_of,
-                                rejects=data.rejects)  # fmt: skip
+    table, X = rules.rule_table(
+        lab.leads, lab.events, scorer.spec, as_of=lab.as_of, rejects=data.rejects
+    )
     pos = lab.leads.index.get_indexer(table.index)
     y = lab.y[pos]
     M = rules.rule_matrix(ruleset, table)
@@ -111,11 +115,23 @@ def compare(
     yt = y[test]
     overall = pd.DataFrame(
         [
-            {"scorer": "manual points", "roc_auc": roc_auc_score(yt, manual), "log_loss": log_loss(yt, p_manual, labels=[0, 1])},
-            {"scorer": "refitted rules", "roc_auc": roc_auc_score(yt, p_learned), "log_loss": log_loss(yt, p_learned, labels=[0, 1])},
-            {"scorer": "leadml model", "roc_auc": roc_auc_score(yt, p_model), "log_loss": log_loss(yt, p_model, labels=[0, 1])},
+            {
+                "scorer": "manual points",
+                "roc_auc": roc_auc_score(yt, manual),
+                "log_loss": log_loss(yt, p_manual, labels=[0, 1]),
+            },
+            {
+                "scorer": "refitted rules",
+                "roc_auc": roc_auc_score(yt, p_learned),
+                "log_loss": log_loss(yt, p_learned, labels=[0, 1]),
+            },
+            {
+                "scorer": "leadml model",
+                "roc_auc": roc_auc_score(yt, p_model),
+                "log_loss": log_loss(yt, p_model, labels=[0, 1]),
+            },
         ]
-    )  # fmt: skip
+    )
 
     model_pts, _, _ = scorer.points(Xt)
     Mt = M[test]
@@ -123,17 +139,32 @@ def compare(
     for j, rule in enumerate(ruleset.rules):
         hit = Mt[:, j] > 0
         groups = _linked_groups(rule, scorer)
-        rows.append({
-            "rule": rule.name, "field": rule.field, "op": rule.op, "value": rule.value,
-            "coverage": hit.mean(), "fires": int(hit.sum()),
-            "conversion_when_fires": yt[hit].mean() if hit.any() else np.nan,
-            "conversion_otherwise": yt[~hit].mean() if (~hit).any() else np.nan,
-            "manual_points": rule.points, "learned_points": learned.points[j],
-            "learned_low": learned.low[j], "learned_high": learned.high[j],
-            "model_points": model_pts[hit][:, groups].sum(axis=1).mean() if hit.any() and groups else np.nan,
-            "verdict": rules.verdict(rule.points, learned.points[j], learned.low[j],
-                                     learned.high[j], int(learned.fires[j])),
-        })  # fmt: skip
+        rows.append(
+            {
+                "rule": rule.name,
+                "field": rule.field,
+                "op": rule.op,
+                "value": rule.value,
+                "coverage": hit.mean(),
+                "fires": int(hit.sum()),
+                "conversion_when_fires": yt[hit].mean() if hit.any() else np.nan,
+                "conversion_otherwise": yt[~hit].mean() if (~hit).any() else np.nan,
+                "manual_points": rule.points,
+                "learned_points": learned.points[j],
+                "learned_low": learned.low[j],
+                "learned_high": learned.high[j],
+                "model_points": model_pts[hit][:, groups].sum(axis=1).mean()
+                if hit.any() and groups
+                else np.nan,
+                "verdict": rules.verdict(
+                    rule.points,
+                    learned.points[j],
+                    learned.low[j],
+                    learned.high[j],
+                    int(learned.fires[j]),
+                ),
+            }
+        )
     per_rule = pd.DataFrame(rows)
 
     manual_band = rules.band(manual, ruleset)
@@ -141,28 +172,52 @@ def compare(
     bands = pd.concat(
         [_band_table(manual_band, yt, "manual points"), _band_table(model_band, yt, "leadml model")]
     )
-    ids = (lab.leads[scorer.spec.id_column].to_numpy() if scorer.spec.id_column in lab.leads
-           else np.arange(1, len(lab.leads) + 1))[pos][test]  # fmt: skip
+    ids = (
+        lab.leads[scorer.spec.id_column].to_numpy()
+        if scorer.spec.id_column in lab.leads
+        else np.arange(1, len(lab.leads) + 1)
+    )[pos][test]
     disagreements = _disagreements(
         ids, manual, manual_band, p_manual, p_model, model_band, yt, Xt, scorer
     )
-    gains = pd.DataFrame({
-        "share_of_leads": np.linspace(0, 1, 101),
-        "manual points": _gains(manual, yt), "refitted rules": _gains(p_learned, yt),
-        "leadml model": _gains(p_model, yt),
-    })  # fmt: skip
+    gains = pd.DataFrame(
+        {
+            "share_of_leads": np.linspace(0, 1, 101),
+            "manual points": _gains(manual, yt),
+            "refitted rules": _gains(p_learned, yt),
+            "leadml model": _gains(p_model, yt),
+        }
+    )
     suggested = rules.suggested_yaml(ruleset, learned, list(per_rule["verdict"]))
     steps.close()
-    return Ledger(per_rule, overall, bands, disagreements, suggested, gains, ruleset,
-                  int(test.sum()), int(fit.sum()), data.counts(), data.notes)  # fmt: skip
+    return Ledger(
+        per_rule,
+        overall,
+        bands,
+        disagreements,
+        suggested,
+        gains,
+        ruleset,
+        int(test.sum()),
+        int(fit.sum()),
+        data.counts(),
+        data.notes,
+    )
 
 
 def _band_table(band: np.ndarray, y: np.ndarray, scheme: str) -> pd.DataFrame:
     out = []
     for b in ("SQL", "MQL", "Unqualified"):
         hit = band == b
-        out.append({"scheme": scheme, "band": b, "leads": int(hit.sum()),
-                    "share": hit.mean(), "conversion": y[hit].mean() if hit.any() else np.nan})  # fmt: skip
+        out.append(
+            {
+                "scheme": scheme,
+                "band": b,
+                "leads": int(hit.sum()),
+                "share": hit.mean(),
+                "conversion": y[hit].mean() if hit.any() else np.nan,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -184,14 +239,32 @@ def _disagreements(
             continue
         why = scorer.reasons(X[rows])
         for r, w in zip(rows, why, strict=True):
-            frames.append({
-                "lead_id": str(ids[r]), "manual_band": m_band, "manual_points": manual[r],
-                "model_band": s_band, "model_score": int(round(100 * p_model[r])), "converted": int(y[r]),
-                "model_reasons": "; ".join(f"{x['field']} {x['value']} {x['points']:+.1f}"
-                                           for x in w["positive"] + w["negative"]),
-            })  # fmt: skip
-    return pd.DataFrame(frames, columns=["lead_id", "manual_band", "manual_points", "model_band",
-                                         "model_score", "converted", "model_reasons"])  # fmt: skip
+            frames.append(
+                {
+                    "lead_id": str(ids[r]),
+                    "manual_band": m_band,
+                    "manual_points": manual[r],
+                    "model_band": s_band,
+                    "model_score": int(round(100 * p_model[r])),
+                    "converted": int(y[r]),
+                    "model_reasons": "; ".join(
+                        f"{x['field']} {x['value']} {x['points']:+.1f}"
+                        for x in w["positive"] + w["negative"]
+                    ),
+                }
+            )
+    return pd.DataFrame(
+        frames,
+        columns=[
+            "lead_id",
+            "manual_band",
+            "manual_points",
+            "model_band",
+            "model_score",
+            "converted",
+            "model_reasons",
+        ],
+    )
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -228,8 +301,11 @@ def plot_gains(ledger: Ledger):
     for col in ("leadml model", "refitted rules", "manual points"):
         ax.plot(g["share_of_leads"], g[col], label=col)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
-    ax.set(xlabel="share of leads contacted, best first", ylabel="share of conversions found",
-           title="Gains: who finds the converters first")  # fmt: skip
+    ax.set(
+        xlabel="share of leads contacted, best first",
+        ylabel="share of conversions found",
+        title="Gains: who finds the converters first",
+    )
     ax.legend()
     plt.close(fig)  # shown once where returned (a notebook cell), not again by pyplot
     return fig
@@ -241,12 +317,24 @@ def plot_points(ledger: Ledger):
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     t = ledger.per_rule
-    colours = {"under-weighted": "tab:green", "over-weighted": "tab:red", "about right": "tab:blue",
-               "no evidence": "tab:grey"}  # fmt: skip
+    colours = {
+        "under-weighted": "tab:green",
+        "over-weighted": "tab:red",
+        "about right": "tab:blue",
+        "no evidence": "tab:grey",
+    }
     for v, part in t.groupby("verdict"):
-        ax.errorbar(part["manual_points"], part["learned_points"],
-                    yerr=[part["learned_points"] - part["learned_low"], part["learned_high"] - part["learned_points"]],
-                    fmt="o", color=colours.get(v, "black"), label=v)  # fmt: skip
+        ax.errorbar(
+            part["manual_points"],
+            part["learned_points"],
+            yerr=[
+                part["learned_points"] - part["learned_low"],
+                part["learned_high"] - part["learned_points"],
+            ],
+            fmt="o",
+            color=colours.get(v, "black"),
+            label=v,
+        )
     lo = min(t["manual_points"].min(), t["learned_low"].min()) - 2
     hi = max(t["manual_points"].max(), t["learned_high"].max()) + 2
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle=":")
@@ -270,14 +358,22 @@ def rule_display(per_rule: pd.DataFrame) -> pd.DataFrame:
         v = r.value if not isinstance(r.value, list) else ", ".join(map(str, r.value))
         return f"{r.field} {r.op} {v}"
 
-    return pd.DataFrame({
-        "rule": per_rule["rule"], "condition": [condition(r) for r in per_rule.itertuples()],
-        "coverage": per_rule["coverage"], "conversion when it fires": per_rule["conversion_when_fires"],
-        "conversion otherwise": per_rule["conversion_otherwise"], "your points": per_rule["manual_points"],
-        "learned points": [f"{r.learned_points:.1f} ({r.learned_low:.1f} to {r.learned_high:.1f})"
-                           for r in per_rule.itertuples()],
-        "model points": per_rule["model_points"], "verdict": per_rule["verdict"],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "rule": per_rule["rule"],
+            "condition": [condition(r) for r in per_rule.itertuples()],
+            "coverage": per_rule["coverage"],
+            "conversion when it fires": per_rule["conversion_when_fires"],
+            "conversion otherwise": per_rule["conversion_otherwise"],
+            "your points": per_rule["manual_points"],
+            "learned points": [
+                f"{r.learned_points:.1f} ({r.learned_low:.1f} to {r.learned_high:.1f})"
+                for r in per_rule.itertuples()
+            ],
+            "model points": per_rule["model_points"],
+            "verdict": per_rule["verdict"],
+        }
+    )
 
 
 def _html_table(frame: pd.DataFrame, cls: str) -> str:
@@ -299,10 +395,12 @@ def _html_table(frame: pd.DataFrame, cls: str) -> str:
 
 def render_html(ledger: Ledger, title: str) -> str:
     gains, points = _charts(ledger)
-    style = ("body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}"
-             "table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}"
-             "td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
-             "img{max-width:48%;margin-right:1%}")  # fmt: skip
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}"
+        "table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}"
+        "td,th{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+        "img{max-width:48%;margin-right:1%}"
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{style}</style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -327,8 +425,12 @@ def write_report(
 ) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / "ledger.csv", "html": out / "ledger.html", "rules": out / "suggested_rules.yaml",
-             "disagreements": out / "disagreements.csv"}  # fmt: skip
+    paths = {
+        "csv": out / "ledger.csv",
+        "html": out / "ledger.html",
+        "rules": out / "suggested_rules.yaml",
+        "disagreements": out / "disagreements.csv",
+    }
     files.write_frame(ledger.per_rule, paths["csv"])
     files.write_frame(ledger.disagreements, paths["disagreements"])
     files.write_text(paths["rules"], ledger.suggested)

@@ -148,9 +148,15 @@ class LocalEngine:
             )
         else:
             booster = fit_booster(
-                X["train"].to_numpy(), Y["train"], X["valid"].to_numpy(), Y["valid"],
-                spec, config.model, sc.seed, progress,
-            )  # fmt: skip
+                X["train"].to_numpy(),
+                Y["train"],
+                X["valid"].to_numpy(),
+                Y["valid"],
+                spec,
+                config.model,
+                sc.seed,
+                progress,
+            )
             raw_cal = np.asarray(booster.predict(X["calibration"].to_numpy(), raw_score=True))
             y_cal = Y["calibration"]
         test = pos["test"]

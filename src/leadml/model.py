@@ -116,12 +116,22 @@ class _ProgressCallback:
 def booster_params(spec: FeatureSpec, cfg: ModelConfig, seed: int) -> dict[str, Any]:
     """LightGBM parameters from the model config, the same for every engine."""
     params = {
-        "objective": "binary", "metric": "binary_logloss", "learning_rate": cfg.learning_rate,
-        "num_leaves": cfg.num_leaves, "min_data_in_leaf": cfg.min_child_samples,
-        "feature_fraction": cfg.feature_fraction, "bagging_fraction": cfg.bagging_fraction, "bagging_freq": 1,
-        "lambda_l2": cfg.lambda_l2, "cat_smooth": cfg.cat_smooth, "min_data_per_group": cfg.min_data_per_group,
-        "seed": seed, "verbosity": -1, "deterministic": True, "force_row_wise": True,
-    }  # fmt: skip
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": cfg.min_child_samples,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": 1,
+        "lambda_l2": cfg.lambda_l2,
+        "cat_smooth": cfg.cat_smooth,
+        "min_data_per_group": cfg.min_data_per_group,
+        "seed": seed,
+        "verbosity": -1,
+        "deterministic": True,
+        "force_row_wise": True,
+    }
     if cfg.monotone:
         params["monotone_constraints"] = spec.monotone_constraints()
         params["monotone_constraints_method"] = "advanced"
@@ -159,9 +169,15 @@ def best_rounds(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> int:
 
 
 def fit_booster(
-    X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray | None, y_valid: np.ndarray | None,
-    spec: FeatureSpec, cfg: ModelConfig, seed: int = 7, progress: bool = False,
-) -> lgb.Booster:  # fmt: skip
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_valid: np.ndarray | None,
+    y_valid: np.ndarray | None,
+    spec: FeatureSpec,
+    cfg: ModelConfig,
+    seed: int = 7,
+    progress: bool = False,
+) -> lgb.Booster:
     """LightGBM with early stopping on the validation slice (none: exactly max_rounds); native categories."""
     cat_idx = categorical_positions(spec)
     params = booster_params(spec, cfg, seed) | {"num_threads": cfg.threads}
@@ -192,8 +208,14 @@ def fit_booster(
 
 
 def fit_crossfit(
-    X: np.ndarray, y: np.ndarray, spec: FeatureSpec, cfg: ModelConfig, folds: int, seed: int = 7, progress: bool = False,
-) -> tuple[lgb.Booster, np.ndarray]:  # fmt: skip
+    X: np.ndarray,
+    y: np.ndarray,
+    spec: FeatureSpec,
+    cfg: ModelConfig,
+    folds: int,
+    seed: int = 7,
+    progress: bool = False,
+) -> tuple[lgb.Booster, np.ndarray]:
     """Cross-fitted LightGBM for data without a time order.
 
     Each of `folds` models is early-stopped on its own held-out fold, which gives an
@@ -226,10 +248,25 @@ def fit_baseline(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, seed: int = 
     )
     pre = ColumnTransformer(
         [
-            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), signed_log, StandardScaler()), nums),
-            ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value=-1), OneHotEncoder(handle_unknown="ignore", min_frequency=5)), cats),
+            (
+                "num",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True),
+                    signed_log,
+                    StandardScaler(),
+                ),
+                nums,
+            ),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=-1),
+                    OneHotEncoder(handle_unknown="ignore", min_frequency=5),
+                ),
+                cats,
+            ),
         ]
-    )  # fmt: skip
+    )
     model = Pipeline([("pre", pre), ("lr", LogisticRegression(C=1.0, max_iter=2000))])
     return model.fit(X, y)
 
@@ -326,16 +363,27 @@ class LeadScorer:
         for i in range(len(X)):
 
             def reason(g: int, i: int = i) -> dict:
-                return {"field": labels[g], "value": self.spec.describe(columns[g], X[i]),
-                        "points": round(float(pts[i, g]), 1)}  # fmt: skip
+                return {
+                    "field": labels[g],
+                    "value": self.spec.describe(columns[g], X[i]),
+                    "points": round(float(pts[i, g]), 1),
+                }
 
             ranked = order[i]
             positive = [reason(g) for g in ranked[:top] if pts[i, g] >= 0.05]
             negative = [reason(g) for g in ranked[::-1][:top] if pts[i, g] <= -0.05]
             total = round(100 * round(float(p[i]), 6), 4)
             listed = base_shown + sum(r["points"] for r in positive + negative)
-            out.append({"base_score": base_shown, "positive": positive, "negative": negative,
-                        "other": round(total - listed, 4), "total": total, "adds_up_to": "score"})  # fmt: skip
+            out.append(
+                {
+                    "base_score": base_shown,
+                    "positive": positive,
+                    "negative": negative,
+                    "other": round(total - listed, 4),
+                    "total": total,
+                    "adds_up_to": "score",
+                }
+            )
         return out
 
     def score_leads(

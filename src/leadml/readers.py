@@ -165,9 +165,12 @@ def detect_encoding(path: Path, head: bytes) -> str:
     one, valid UTF-8, else the likeliest single-byte Western or Central European encoding
     (charset-normalizer). Binary data is refused."""
     boms = [
-        (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
-        (b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"),
-    ]  # fmt: skip
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ]
     for bom, name in boms:
         if head.startswith(bom):
             return name
@@ -292,14 +295,19 @@ def _arrow_options(encoding: str, sep: str, columns: int, invalid) -> dict:
     names = [f"c{i}" for i in range(columns)]
     arrow_encoding = "utf8" if encoding in ("utf-8", "utf-8-sig") else encoding
     return {
-        "read_options": pc.ReadOptions(column_names=names, skip_rows=1, encoding=arrow_encoding,
-                                       block_size=1 << 24),
-        "parse_options": pc.ParseOptions(delimiter=sep, newlines_in_values=True,
-                                         invalid_row_handler=invalid),
-        "convert_options": pc.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                             null_values=[""], strings_can_be_null=True,
-                                             quoted_strings_can_be_null=True),
-    }  # fmt: skip
+        "read_options": pc.ReadOptions(
+            column_names=names, skip_rows=1, encoding=arrow_encoding, block_size=1 << 24
+        ),
+        "parse_options": pc.ParseOptions(
+            delimiter=sep, newlines_in_values=True, invalid_row_handler=invalid
+        ),
+        "convert_options": pc.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    }
 
 
 def _bad_rows(path: Path, encoding: str, sep: str, columns: int) -> tuple[np.ndarray, list[str]]:

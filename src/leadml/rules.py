@@ -101,8 +101,11 @@ def load_rules(path: Path | str, fields: list[str] | None = None) -> RuleSet:
             f"{path} line {thresholds.get('__line__', 1)}: thresholds need numbers mql and sql, "
             "with sql >= mql (e.g. mql: 40, sql: 70)"
         )
-    caps = {str(k): float(v["cap"]) for k, v in (raw.get("groups") or {}).items()
-            if not k.startswith("__") and isinstance(v, dict) and isinstance(v.get("cap"), int | float)}  # fmt: skip
+    caps = {
+        str(k): float(v["cap"])
+        for k, v in (raw.get("groups") or {}).items()
+        if not k.startswith("__") and isinstance(v, dict) and isinstance(v.get("cap"), int | float)
+    }
     rules = [_rule(r, i, path, fields, caps) for i, r in enumerate(raw["rules"])]
     names = [r.name for r in rules]
     dup = next((n for n in names if names.count(n) > 1), None)
@@ -135,8 +138,11 @@ def _rule(raw: Any, i: int, path: Path, fields: list[str] | None, caps: dict) ->
         raise fail(f"unknown operator {op!r}; use one of {', '.join(OPS)}", "op")
     if not isinstance(points, int | float) or isinstance(points, bool):
         raise fail("points must be a number (negative allowed)", "points")
-    if op == "between" and not (isinstance(value, list) and len(value) == 2
-                                and all(isinstance(v, int | float) for v in value)):  # fmt: skip
+    if op == "between" and not (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int | float) for v in value)
+    ):
         raise fail("between needs two numbers, e.g. value: [1, 5]", "value")
     if op in (">=", "<=") and not isinstance(value, int | float):
         raise fail(f"{op} needs a number", "value")
@@ -177,8 +183,9 @@ def rule_table(
             if f in spec.categories:
                 vocab = np.array([*spec.categories[f], "other"], dtype=object)
                 codes = np.nan_to_num(values).astype(int)
-                table[f] = pd.Series(np.where(np.isnan(values), None, vocab[codes]),
-                                     index=table.index, dtype=object)  # fmt: skip
+                table[f] = pd.Series(
+                    np.where(np.isnan(values), None, vocab[codes]), index=table.index, dtype=object
+                )
             else:
                 table[f] = values
     if spec.kind == "crm":
@@ -329,15 +336,25 @@ def verdict(manual: float, learned: float, low: float, high: float, n_fires: int
 
 def suggested_yaml(ruleset: RuleSet, learned: LearnedPoints, verdicts: list[str]) -> str:
     """The rules file again, with the learned points, ready to paste back into the CRM."""
-    lines = ["# Suggested by leadml: the same rules with points learned from outcomes.",
-             f"# Anchored so that MQL at {ruleset.mql:g} points keeps its meaning.", "",
-             "thresholds:", f"  mql: {ruleset.mql:g}", f"  sql: {ruleset.sql:g}"]  # fmt: skip
+    lines = [
+        "# Suggested by leadml: the same rules with points learned from outcomes.",
+        f"# Anchored so that MQL at {ruleset.mql:g} points keeps its meaning.",
+        "",
+        "thresholds:",
+        f"  mql: {ruleset.mql:g}",
+        f"  sql: {ruleset.sql:g}",
+    ]
     if ruleset.caps:
         lines += ["", "groups:"] + [f"  {g}: {{cap: {c:g}}}" for g, c in ruleset.caps.items()]
     lines += ["", "rules:"]
     for rule, pts, v in zip(ruleset.rules, learned.points, verdicts, strict=True):
-        entry = {"name": rule.name, "field": rule.field, "op": rule.op, "value": rule.value,
-                 "points": int(round(float(pts)))}  # fmt: skip
+        entry = {
+            "name": rule.name,
+            "field": rule.field,
+            "op": rule.op,
+            "value": rule.value,
+            "points": int(round(float(pts))),
+        }
         if rule.group:
             entry["group"] = rule.group
         if rule.decay_days:

@@ -127,8 +127,11 @@ def _raise_interrupted(signum, frame) -> None:
 def _process_tags() -> dict[str, str]:
     """Who runs a training, so that a later command can tell its process died (kill -9)."""
     me = psutil.Process()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(me.pid),
-            STARTED_TAG: f"{me.create_time():.3f}"}  # fmt: skip
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(me.pid),
+        STARTED_TAG: f"{me.create_time():.3f}",
+    }
 
 
 def _alive(pid: str | None, started: str | None) -> bool:
@@ -314,8 +317,11 @@ def scorer_path(settings: Settings, uri: str) -> Path:
         root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except mlflow.exceptions.MlflowException as exc:
         challenger = alias_version(settings, CHALLENGER) if uri.endswith("@champion") else None
-        hint = (f"; the challenger v{challenger} is not champion (leadml promote says why)"
-                if challenger else "")  # fmt: skip
+        hint = (
+            f"; the challenger v{challenger} is not champion (leadml promote says why)"
+            if challenger
+            else ""
+        )
         raise ModelError(
             f"{uri}: not in {settings.tracking_uri} ({exc.message.splitlines()[0]}){hint}. "
             "Train one (leadml train), or pass --model"

@@ -193,9 +193,17 @@ def finish(
         m, baseline, bayes, band_table, thresholds, summary, warnings, None, scorer=scorer
     )
     files = Artefacts(
-        reliability, lift, importance, band_table, prep.rejects.frame, y_test, p_test, p_base,
-        config, test,
-    )  # fmt: skip
+        reliability,
+        lift,
+        importance,
+        band_table,
+        prep.rejects.frame,
+        y_test,
+        p_test,
+        p_base,
+        config,
+        test,
+    )
     return result, files
 
 
@@ -273,10 +281,20 @@ def _register(
         flat_metrics |= {f"bayes_{k}": v for k, v in (result.bayes or {}).items()}
         flat_metrics |= _row_metrics(result.data_summary)
         result.run_id, result.version = tracking.log_training(
-            settings, config=config.model_dump(), data_summary=result.data_summary, metrics=flat_metrics,
-            artefact_dir=art, scorer_dir=scorer_dir, spec=result.scorer.spec, input_example=example, tags={"leadml.kind": result.data_summary["kind"], "leadml.data_hash": result.data_summary["hash"]},
+            settings,
+            config=config.model_dump(),
+            data_summary=result.data_summary,
+            metrics=flat_metrics,
+            artefact_dir=art,
+            scorer_dir=scorer_dir,
+            spec=result.scorer.spec,
+            input_example=example,
+            tags={
+                "leadml.kind": result.data_summary["kind"],
+                "leadml.data_hash": result.data_summary["hash"],
+            },
             version_tags=version_tags(result),
-        )  # fmt: skip
+        )
     promote_if_better(settings, result, files.test, files.y_test, config.promote_metric)
 
 

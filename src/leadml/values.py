@@ -351,5 +351,7 @@ class DateOrders:
         return parsed
 
     def notes(self) -> list[str]:
-        return [f"{where}: numeric dates read {order} ({example})"
-                for where, (order, example) in self.seen.items()]  # fmt: skip
+        return [
+            f"{where}: numeric dates read {order} ({example})"
+            for where, (order, example) in self.seen.items()
+        ]
