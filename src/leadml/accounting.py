@@ -2,23 +2,19 @@
 
 `Rejects` collects the rows that could not be used (table, file, row, lead id, field, reason;
 never a row's values, which may be personal data). `TableCount` is one table's rows read =
-used + rejected, as every command reports them; `check_reject_share` stops a run whose table
-is mostly garbage. Every engine and the feature function write to the same `Rejects`.
+used + rejected, as every command reports them; `TooManyRejects` stops a run whose table is
+mostly garbage (`dataset.LeadData.check_reject_share`). Every engine and the feature function write to the same `Rejects`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from leadml import privacy
 from leadml.errors import ContractError
-
-if TYPE_CHECKING:
-    from leadml.dataset import LeadData
 
 REDACTED = privacy.REDACTED
 REJECT_COLUMNS = ["table", "file", "row", "lead_id", "field", "reason"]
@@ -162,21 +158,3 @@ class TooManyRejects(ContractError):
     def __init__(self, message: str, rejects: pd.DataFrame):
         super().__init__(message)
         self.rejects = rejects
-
-
-def check_reject_share(data: LeadData, limit: float) -> dict[str, TableCount]:
-    """Rows read / used / rejected per table; stops (TooManyRejects: one line, the commonest
-    reason and what to do) when a table has more rejected rows than `limit` allows."""
-    counts = data.counts()
-    files = dict(zip(("leads", "events"), data.source["paths"], strict=False))
-    for table, c in counts.items():
-        if c.read and c.share > limit:
-            reason, n = next(iter(c.rejected.items()))
-            raise TooManyRejects(
-                f"{files.get(table, table)}: {c.rejected_rows:,} of {c.read:,} {table} rows "
-                f"rejected ({c.share:.1%}, over the {limit:.0%} limit); commonest reason: "
-                f"{reason} ({n:,} rows). Fix the export, or raise the limit with "
-                f"--max-reject-share (input.max_reject_share in the config).",
-                data.rejects.frame,
-            )
-    return counts

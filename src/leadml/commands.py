@@ -240,7 +240,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def rules_fields(args: argparse.Namespace) -> int:
     from leadml import rules
-    from leadml.score import load_model
+    from leadml.score_io import load_model
 
     scorer, uri = load_model(_settings(args), args.model)
     print(f"fields a rule can test with {uri} ({scorer.spec.kind} model):")
@@ -256,7 +256,7 @@ def rules_fields(args: argparse.Namespace) -> int:
 def rules_compare(args: argparse.Namespace) -> int:
     from leadml import ledger, report, rules
     from leadml.config import TrainConfig
-    from leadml.score import load_model
+    from leadml.score_io import load_model
 
     settings = _settings(args)
     scorer, uri = load_model(settings, args.model)

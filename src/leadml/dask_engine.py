@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 
 from leadml import (
-    accounting,
     dask_scoring,
     dask_tables,
     dataset,
     errors,
+    evaluate,
     features,
     fit_features,
     labels,
@@ -45,8 +45,7 @@ from leadml.engine import Prepared
 from leadml.errors import EngineError
 from leadml.local_engine import input_example, read_options
 from leadml.model import LeadScorer, best_rounds, booster_params, categorical_positions, lgb_names
-from leadml.promote import leak_warnings
-from leadml.score import ScoreSummary
+from leadml.score_io import ScoreSummary
 
 SAMPLE_ROWS = 200_000  # rows brought to the client for the leakage guard and best rounds
 CONNECT_TIMEOUT = "10s"
@@ -268,7 +267,7 @@ class DaskEngine:
 
         steps.next("reading data")
         tables = self.read_crm(data_path, read_options(config), require_outcome=True)
-        accounting.check_reject_share(tables.data, config.input.max_reject_share)
+        tables.data.check_reject_share(config.input.max_reject_share)
         leads, events = tables.leads, tables.events
         steps.next("labelling cut-offs")
         lc = config.label
@@ -357,11 +356,11 @@ class DaskEngine:
                     f"the {name} slice ({slices[name]} leads) has only one outcome; more data or a different split is needed"
                 )
         sample = _sample(X[slice_of["train"]], SAMPLE_ROWS, slices["train"])
-        warnings = leak_warnings(
+        warnings = evaluate.leak_warnings(
             sample[names].set_axis(spec.feature_names, axis=1),
             sample["_y"].to_numpy(),
-            spec,
-            config,
+            spec.labels,
+            config.leakage_auc,
         )
 
         steps.next("boosting")

@@ -7,7 +7,7 @@ Both kinds reach the features the way the in-memory engine does: the model's
   pair of aligned leads/events partitions, at one cut-off.
 - A flat export is one file with one row per lead, and some of its checks look at whole
   columns (decimal commas, repeated ids), so it is read and checked on the client by
-  `score.read_for_scoring`, the in-memory engine's own reader; its checked rows are then
+  `score_io.read_for_scoring`, the in-memory engine's own reader; its checked rows are then
   split into partitions and scored on the workers.
 
 Each partition writes its part of the output (Parquet, or header-less CSV); the parts take
@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from leadml import accounting, dataset, files, labels, score
+from leadml import accounting, dataset, files, labels, score_io
 from leadml.config import Settings
 from leadml.dask_tables import BUCKET, aligned, read_crm
 from leadml.model import LeadScorer
 
 if TYPE_CHECKING:
-    from leadml.score import ScoreSummary
+    from leadml.score_io import ScoreSummary
 
 FLAT_ROWS_PER_PARTITION = 250_000
 
@@ -49,9 +49,9 @@ def score_file(
     """`score.score_file` on the cluster: `out` is a folder of Parquet parts (one per
     partition), or one CSV file when it ends in .csv; rejects are written next to it."""
     data_path, out = Path(data_path), Path(out).resolve()  # the workers write there
-    scorer, uri = score.load_model(settings, model_uri)
-    score.check_kind(data_path, scorer)
-    rpath = score.rejects_path_for(out)
+    scorer, uri = score_io.load_model(settings, model_uri)
+    score_io.check_kind(data_path, scorer)
+    rpath = score_io.rejects_path_for(out)
     csv = out.suffix.lower() == ".csv"
     parts = out.with_name(out.name + ".partial")
     shutil.rmtree(parts, ignore_errors=True)
@@ -66,7 +66,7 @@ def score_file(
                 client, partitions, data_path, scorer, options, rpath, parts, csv
             )
             as_of = None
-        counts = score.check_share(data, options, rpath)  # with the features' rejects
+        counts = score_io.check_share(data, options, rpath)  # with the features' rejects
         scored = int(sum(bands.values()))
         leads = counts["leads"]
         if scored != leads.used:
@@ -83,7 +83,7 @@ def score_file(
     else:
         _replace_folder(parts, out)
     files.write_frame(data.rejects.frame, rpath)
-    return score.ScoreSummary(
+    return score_io.ScoreSummary(
         out_path=out,
         rejects_path=rpath,
         rows_in=leads.read,
@@ -112,7 +112,7 @@ def _score_crm(
     import dask.dataframe as dd
 
     tables = read_crm(client, data_path, options, require_outcome=False, partitions=partitions)
-    score.check_share(tables.data, options, rpath)
+    score_io.check_share(tables.data, options, rpath)
     if as_of is None:  # the data's "now", as every engine takes it
         last = [tables.leads["created_at"].max(), tables.events["occurred_at"].max()]
         as_of = labels.scoring_cutoff(dd.compute(*last))
@@ -143,8 +143,8 @@ def _score_flat(
 ) -> tuple[dataset.LeadData, dict[str, int]]:
     """A flat export, read and checked on the client, scored per partition on the workers;
     the rows a feature rejects (an unusable number) join the file's rejects."""
-    data, source = score.read_for_scoring(data_path, scorer, options)
-    score.check_share(data, options, rpath)
+    data, source = score_io.read_for_scoring(data_path, scorer, options)
+    score_io.check_share(data, options, rpath)
     workers = len(client.scheduler_info()["workers"])
     n = partitions or max(2 * workers, -(-len(data.leads) // FLAT_ROWS_PER_PARTITION))
     n = max(1, min(n, len(data.leads)))
@@ -175,7 +175,7 @@ def _crm_part(
     leads = leads.drop(columns=BUCKET).reset_index(drop=True)
     frame, _ = scorer.score_leads(leads, aligned(leads, events), as_of=cut)
     number = partition_info["number"] if partition_info else 0
-    return _write_part(score.output_frame(frame, scorer.spec.id_column), out, number, csv)
+    return _write_part(score_io.output_frame(frame, scorer.spec.id_column), out, number, csv)
 
 
 def _flat_part(
@@ -184,7 +184,7 @@ def _flat_part(
     """Score one partition of a flat export (rows keep the file's index, so rejects name the
     file's rows); write it to `out`/part-NNNNN; return how many per band and the rejects."""
     frame, feats = scorer.score_leads(leads, None, source=source)
-    counts = _write_part(score.output_frame(frame, scorer.spec.id_column), out, number, csv)
+    counts = _write_part(score_io.output_frame(frame, scorer.spec.id_column), out, number, csv)
     return counts, feats.rejects
 
 

@@ -37,6 +37,7 @@ from leadml.accounting import (
     NO_LEAD,
     Rejects,
     TableCount,
+    TooManyRejects,
 )
 from leadml.contract import (
     EVENT_COLUMNS,
@@ -119,6 +120,24 @@ class LeadData:
 
     def counts(self) -> dict[str, TableCount]:
         return self.rejects.counts(self.read)
+
+    def check_reject_share(self, limit: float) -> dict[str, TableCount]:
+        """Rows read / used / rejected per table; stops (TooManyRejects: one line, the
+        commonest reason and what to do) when a table has more rejected rows than `limit`
+        allows."""
+        counts = self.counts()
+        files = dict(zip(("leads", "events"), self.source["paths"], strict=False))
+        for table, c in counts.items():
+            if c.read and c.share > limit:
+                reason, n = next(iter(c.rejected.items()))
+                raise TooManyRejects(
+                    f"{files.get(table, table)}: {c.rejected_rows:,} of {c.read:,} {table} rows "
+                    f"rejected ({c.share:.1%}, over the {limit:.0%} limit); commonest reason: "
+                    f"{reason} ({n:,} rows). Fix the export, or raise the limit with "
+                    f"--max-reject-share (input.max_reject_share in the config).",
+                    self.rejects.frame,
+                )
+        return counts
 
 
 def file_hash(paths: list[Path]) -> str:

@@ -9,7 +9,7 @@ happened afterwards can leak into a score.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,8 +17,16 @@ import pandas as pd
 from leadml.contract import EVENT_TYPES, PAGE_KINDS
 from leadml.errors import ContractError
 
-if TYPE_CHECKING:
-    from leadml.features import FeatureSpec
+
+class Windows(Protocol):
+    """The time settings engagement is counted with (`features.FeatureSpec` has them): counts
+    per window of days, a decay half-life, how far back events count, the trend's span."""
+
+    windows_days: list[int]
+    observation_days: int
+    half_life_days: float
+    velocity_days: int
+
 
 # what the feature function counts: page views by kind of page, then the other event types
 KINDS = [f"{page}_view" for page in PAGE_KINDS] + [t for t in EVENT_TYPES if t != "page_view"]
@@ -67,7 +75,7 @@ def _index_in(values: pd.Series, vocabulary) -> np.ndarray:
 
 
 def engagement(
-    leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec
+    leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: Windows
 ) -> np.ndarray:
     """Engagement matrix (n_leads x engagement features) from events strictly before each lead's cut-off.
 
@@ -110,7 +118,7 @@ def _event_ages(
 
 
 def days_since_activity(
-    leads: pd.DataFrame, events: pd.DataFrame | None, as_of, spec: FeatureSpec
+    leads: pd.DataFrame, events: pd.DataFrame | None, as_of, spec: Windows
 ) -> np.ndarray:
     """Days since each lead's last activity of each kind (n x KINDS), within the observation
     window and strictly before the cut-off; the window's length when there was none.
@@ -130,7 +138,7 @@ def days_since_activity(
 
 
 def _engagement_unique(
-    leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: FeatureSpec
+    leads: pd.DataFrame, events: pd.DataFrame | None, as_of: np.ndarray, spec: Windows
 ) -> np.ndarray:
     n, K, windows = len(leads), len(KINDS), spec.windows_days
     out_names = engagement_names(windows)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from leadml.features import FeatureSpec
     from leadml.model import LeadScorer
     from leadml.progress import Stages
-    from leadml.score import ScoreSummary
+    from leadml.score_io import ScoreSummary
 
 
 @dataclass(frozen=True)

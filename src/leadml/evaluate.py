@@ -213,3 +213,26 @@ def plot_all(
     fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)
     return paths
+
+
+class LeakFinding(str):
+    """A leakage-guard warning that also keeps what it found: the column and its AUC.
+
+    A str, so it travels with the other warnings (printed, logged, in the card) unchanged,
+    and promotion can still find it without parsing text (see `leaks`)."""
+
+    column: str
+    auc: float
+
+    def __new__(cls, column: str, auc: float) -> LeakFinding:
+        text = f"leakage guard: column {column!r} alone predicts the outcome with AUC {auc:.3f}; it is probably filled in after the outcome is known. Drop it (--drop) unless it is known when a lead is scored."
+        self = super().__new__(cls, text)
+        self.column, self.auc = column, auc
+        return self
+
+
+def leak_warnings(
+    X: pd.DataFrame, y: np.ndarray, labels: dict[str, str], threshold: float
+) -> list[str]:
+    """The leakage guard on training features: one `LeakFinding` per suspicious column."""
+    return [LeakFinding(col, auc) for col, auc in find_leaks(X, y, labels, threshold)]

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leadml import accounting, dataset, errors, features, labels, privacy, score
+from leadml import dataset, errors, evaluate, features, labels, privacy, score_io
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Prepared
 from leadml.files import write_frame
 from leadml.model import LeadScorer, fit_booster, fit_crossfit
 from leadml.progress import Stages
-from leadml.promote import leak_warnings
 from leadml.records import from_tables
 from leadml.split import STRATIFIED, split
 
@@ -106,7 +105,7 @@ class LocalEngine:
         """Everything up to the raw scores of the calibration and test slices."""
         steps.next("reading data")
         data = load_for_training(data_path, config)
-        accounting.check_reject_share(data, config.input.max_reject_share)
+        data.check_reject_share(config.input.max_reject_share)
         steps.next("labelling cut-offs")
         lab = labels.label(data, config)
         labels.require_both_outcomes(lab.y, str(data_path))
@@ -119,7 +118,7 @@ class LocalEngine:
             lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
         )
         data.rejects.extend(feats.rejects)
-        tables = accounting.check_reject_share(data, config.input.max_reject_share)
+        tables = data.check_reject_share(config.input.max_reject_share)
         usable = lab.leads.index.isin(feats.X.index)
         pos = {k: v[usable[v]] for k, v in parts.items()}
         Xall = feats.X.reindex(lab.leads.index)
@@ -130,7 +129,7 @@ class LocalEngine:
                 raise errors.ContractError(
                     f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed"
                 )
-        warnings = leak_warnings(X["train"], Y["train"], spec, config)
+        warnings = evaluate.leak_warnings(X["train"], Y["train"], spec.labels, config.leakage_auc)
         for col, why in spec.skipped.items():
             log.info("column %r not used: %s", col, why)
 
@@ -196,20 +195,20 @@ class LocalEngine:
         model_uri: str | None,
         options: dataset.ReadOptions,
         as_of: pd.Timestamp | None,
-    ) -> score.ScoreSummary:
+    ) -> score_io.ScoreSummary:
         """`score.score_file` in memory: every row scored into `out` or rejected next to it."""
-        scorer, uri = score.load_model(settings, model_uri)
+        scorer, uri = score_io.load_model(settings, model_uri)
         spec = scorer.spec
-        score.check_kind(data_path, scorer)
-        rpath = score.rejects_path_for(out)
-        data, source = score.read_for_scoring(data_path, scorer, options)
-        score.check_share(data, options, rpath)
+        score_io.check_kind(data_path, scorer)
+        rpath = score_io.rejects_path_for(out)
+        data, source = score_io.read_for_scoring(data_path, scorer, options)
+        score_io.check_share(data, options, rpath)
         if spec.kind == "crm" and as_of is None:
             as_of = labels.scoring_cutoff(labels.activity_stamps(data, outcomes=False))
         frame, feats = scorer.score_leads(data.leads, data.events, as_of=as_of, source=source)
         data.rejects.extend(feats.rejects)
-        tables = score.check_share(data, options, rpath)
-        result = score.output_frame(frame, spec.id_column)
+        tables = score_io.check_share(data, options, rpath)
+        result = score_io.output_frame(frame, spec.id_column)
         rows_in, rejected = tables["leads"].read, tables["leads"].rejected_rows
         if len(result) + rejected != rows_in or len(result) > len(data.leads):
             raise RuntimeError(
@@ -217,7 +216,7 @@ class LocalEngine:
             )
         write_frame(result, out)
         write_frame(data.rejects.frame, rpath)
-        return score.ScoreSummary(
+        return score_io.ScoreSummary(
             out_path=out,
             rejects_path=rpath,
             rows_in=rows_in,

@@ -1,73 +1,19 @@
 """Batch scoring: new leads in the training shape -> id, probability, score, band.
 
 Every input row ends up in the output or in the rejects file next to it, with its reason.
+`score_file` checks the paths and picks the engine; what the engines read and write is
+`score_io`.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from leadml import accounting, dataset, errors, values
+from leadml import dataset, errors, values
 from leadml.config import Settings
-from leadml.files import write_frame
-from leadml.model import LeadScorer
-
-if TYPE_CHECKING:
-    from leadml.engine import Engine
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class ScoreSummary:
-    out_path: Path
-    rejects_path: Path
-    rows_in: int
-    scored: int
-    rejected: int
-    bands: dict[str, int]
-    as_of: str | None
-    model: str
-    tables: dict[str, accounting.TableCount] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-def default_model_uri(settings: Settings) -> str:
-    """The exported champion when there is one (no tracking store needed), else the registry alias."""
-    from leadml.champion import champion_path
-
-    export = champion_path(settings)
-    if (export / "scorer.json").exists():
-        return str(export)
-    return f"models:/{settings.model_name}@champion"
-
-
-def load_model(settings: Settings, uri: str | None) -> tuple[LeadScorer, str]:
-    """The model behind a URI or folder; by default the champion, with the export first
-    brought in line with the registry alias (`tracking.reconcile`) when there is a store."""
-    from leadml.champion import is_champion_path
-
-    if (uri is None or is_champion_path(settings, uri)) and settings.store_exists():
-        from leadml import tracking
-
-        tracking.try_reconcile(settings)
-    uri = uri or default_model_uri(settings)
-    if uri.startswith(("models:/", "runs:/")):
-        from leadml import tracking
-
-        return tracking.load_scorer(settings, uri), uri
-    # resolved once: the champion link may switch to another version while this reads
-    return LeadScorer.load(Path(uri).resolve()), uri
-
-
-def rejects_path_for(out: Path) -> Path:
-    return out.with_name(out.stem + ".rejects.csv")
+from leadml.engine import Engine
+from leadml.local_engine import LocalEngine
+from leadml.score_io import ScoreSummary, rejects_path_for
 
 
 def check_paths(data_path: Path, out: Path) -> None:
@@ -110,65 +56,4 @@ def score_file(
     check_paths(data_path, out)
     options = options or dataset.ReadOptions()
     cut = values.timestamp(as_of, "--as-of") if as_of else None
-    if engine is None:
-        from leadml.local_engine import LocalEngine
-
-        engine = LocalEngine()
-    return engine.score_file(data_path, out, settings, model_uri, options, cut)
-
-
-def check_kind(data_path: Path, scorer: LeadScorer) -> None:
-    """A CRM model scores a folder of tables; a flat model scores one file."""
-    if scorer.spec.kind == "crm" and not data_path.is_dir():
-        raise errors.ContractError(
-            f"{data_path}: this model was trained on CRM tables; pass a folder with leads and events to --data"
-        )
-    if scorer.spec.kind != "crm" and data_path.is_dir():
-        raise errors.ContractError(
-            f"{data_path}: this model was trained on a flat export; pass the file to --data"
-        )
-
-
-def flat_options(options: dataset.ReadOptions, scorer: LeadScorer) -> dataset.ReadOptions:
-    """Reading options for a flat file: the model card's missing markers added to the given."""
-    extra = tuple(scorer.card.get("missing_values", ()))
-    return replace(options, missing_values=(*options.missing_values, *extra))
-
-
-def read_for_scoring(
-    data_path: Path, scorer: LeadScorer, options: dataset.ReadOptions
-) -> tuple[dataset.LeadData, str]:
-    """The input to score, read as the model's kind says, and the name rejects give it."""
-    if scorer.spec.kind == "crm":
-        return dataset.load_crm(data_path, options, require_outcome=False), "leads"
-    options = flat_options(options, scorer)
-    id_col = None if scorer.spec.id_column == "row_id" else scorer.spec.id_column
-    data = dataset.load_flat(
-        data_path,
-        target=scorer.card.get("target"),
-        id_column=id_col,
-        options=options,
-        require_target=False,
-    )
-    return data, data_path.name
-
-
-def output_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
-    """The columns a scores file has: id, probability (6 decimals), score, band."""
-    return pd.DataFrame(
-        {
-            id_column: frame[id_column].to_numpy(),
-            "probability": np.round(frame["probability"].to_numpy(), 6),
-            "score": frame["score"].to_numpy(),
-            "band": frame["band"].to_numpy(),
-        }
-    )
-
-
-def check_share(data: dataset.LeadData, options: dataset.ReadOptions, rejects_path: Path):
-    """Counts per table; over the reject limit, the rejects file is written and the run stops."""
-    try:
-        return accounting.check_reject_share(data, options.max_reject_share)
-    except accounting.TooManyRejects as exc:
-        write_frame(exc.rejects, rejects_path)
-        raise errors.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
+    return (engine or LocalEngine()).score_file(data_path, out, settings, model_uri, options, cut)

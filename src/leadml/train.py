@@ -293,9 +293,19 @@ def _register(
                 "leadml.kind": result.data_summary["kind"],
                 "leadml.data_hash": result.data_summary["hash"],
             },
-            version_tags=version_tags(result),
+            version_tags=version_tags(result.warnings),
         )
-    promote_if_better(settings, result, files.test, files.y_test, config.promote_metric)
+    assert result.version is not None
+    decided = promote_if_better(
+        settings,
+        result.version,
+        result.metrics[config.promote_metric],
+        files.test,
+        files.y_test,
+        config.promote_metric,
+    )
+    result.promoted, result.promotion_note = decided.promoted, decided.note
+    result.export_path = decided.export_path
 
 
 def _row_metrics(summary: dict) -> dict[str, float]:

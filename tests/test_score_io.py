@@ -1,11 +1,11 @@
-"""score.py's own helpers: which input a model takes, reading options, the output columns."""
+"""score_io.py: which input a model takes, reading options, the output columns."""
 
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from leadml import dataset, score
+from leadml import dataset, score_io
 from leadml.errors import ContractError
 
 
@@ -16,25 +16,25 @@ def _scorer(kind: str, card: dict | None = None):  # only what the helpers look 
 def test_crm_models_take_folders_and_flat_models_files(tmp_path):
     file = tmp_path / "leads.csv"
     file.write_text("x\n1\n")
-    score.check_kind(tmp_path, _scorer("crm"))
-    score.check_kind(file, _scorer("flat"))
+    score_io.check_kind(tmp_path, _scorer("crm"))
+    score_io.check_kind(file, _scorer("flat"))
     with pytest.raises(ContractError, match="trained on CRM tables"):
-        score.check_kind(file, _scorer("crm"))
+        score_io.check_kind(file, _scorer("crm"))
     with pytest.raises(ContractError, match="trained on a flat export"):
-        score.check_kind(tmp_path, _scorer("flat"))
+        score_io.check_kind(tmp_path, _scorer("flat"))
 
 
 def test_flat_options_add_the_model_cards_missing_markers():
     given = dataset.ReadOptions(missing_values=("n/a",))
-    got = score.flat_options(given, _scorer("flat", {"missing_values": ["Select"]}))
+    got = score_io.flat_options(given, _scorer("flat", {"missing_values": ["Select"]}))
     assert got.missing_values == ("n/a", "Select")
-    assert score.flat_options(given, _scorer("flat")).missing_values == ("n/a",)
+    assert score_io.flat_options(given, _scorer("flat")).missing_values == ("n/a",)
 
 
 def test_output_frame_rounds_probabilities_to_six_decimals():
     frame = pd.DataFrame(
         {"id": ["x"], "probability": [0.12345678], "score": [12], "band": ["MQL"], "extra": [1]}
     )
-    out = score.output_frame(frame, "id")
+    out = score_io.output_frame(frame, "id")
     assert out.columns.tolist() == ["id", "probability", "score", "band"]
     assert out["probability"].tolist() == [0.123457]

@@ -1,0 +1,122 @@
+"""What every engine reads and writes when it scores a file: the model (`load_model`), the
+input in the model's shape (`check_kind`, `read_for_scoring`), the scores file's columns
+(`output_frame`), the rejects and their limit (`check_share`), and the summary a scoring run
+hands back (`ScoreSummary`). `score.score_file` picks the engine; `local_engine` and
+`dask_scoring` use these steps, so both engines read and write the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leadml import accounting, dataset, errors
+from leadml.config import Settings
+from leadml.files import write_frame
+from leadml.model import LeadScorer
+
+
+@dataclass
+class ScoreSummary:
+    out_path: Path
+    rejects_path: Path
+    rows_in: int
+    scored: int
+    rejected: int
+    bands: dict[str, int]
+    as_of: str | None
+    model: str
+    tables: dict[str, accounting.TableCount] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def default_model_uri(settings: Settings) -> str:
+    """The exported champion when there is one (no tracking store needed), else the registry alias."""
+    from leadml.champion import champion_path
+
+    export = champion_path(settings)
+    if (export / "scorer.json").exists():
+        return str(export)
+    return f"models:/{settings.model_name}@champion"
+
+
+def load_model(settings: Settings, uri: str | None) -> tuple[LeadScorer, str]:
+    """The model behind a URI or folder; by default the champion, with the export first
+    brought in line with the registry alias (`tracking.reconcile`) when there is a store."""
+    from leadml.champion import is_champion_path
+
+    if (uri is None or is_champion_path(settings, uri)) and settings.store_exists():
+        from leadml import tracking
+
+        tracking.try_reconcile(settings)
+    uri = uri or default_model_uri(settings)
+    if uri.startswith(("models:/", "runs:/")):
+        from leadml import tracking
+
+        return tracking.load_scorer(settings, uri), uri
+    # resolved once: the champion link may switch to another version while this reads
+    return LeadScorer.load(Path(uri).resolve()), uri
+
+
+def rejects_path_for(out: Path) -> Path:
+    return out.with_name(out.stem + ".rejects.csv")
+
+
+def check_kind(data_path: Path, scorer: LeadScorer) -> None:
+    """A CRM model scores a folder of tables; a flat model scores one file."""
+    if scorer.spec.kind == "crm" and not data_path.is_dir():
+        raise errors.ContractError(
+            f"{data_path}: this model was trained on CRM tables; pass a folder with leads and events to --data"
+        )
+    if scorer.spec.kind != "crm" and data_path.is_dir():
+        raise errors.ContractError(
+            f"{data_path}: this model was trained on a flat export; pass the file to --data"
+        )
+
+
+def flat_options(options: dataset.ReadOptions, scorer: LeadScorer) -> dataset.ReadOptions:
+    """Reading options for a flat file: the model card's missing markers added to the given."""
+    extra = tuple(scorer.card.get("missing_values", ()))
+    return replace(options, missing_values=(*options.missing_values, *extra))
+
+
+def read_for_scoring(
+    data_path: Path, scorer: LeadScorer, options: dataset.ReadOptions
+) -> tuple[dataset.LeadData, str]:
+    """The input to score, read as the model's kind says, and the name rejects give it."""
+    if scorer.spec.kind == "crm":
+        return dataset.load_crm(data_path, options, require_outcome=False), "leads"
+    options = flat_options(options, scorer)
+    id_col = None if scorer.spec.id_column == "row_id" else scorer.spec.id_column
+    data = dataset.load_flat(
+        data_path,
+        target=scorer.card.get("target"),
+        id_column=id_col,
+        options=options,
+        require_target=False,
+    )
+    return data, data_path.name
+
+
+def output_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """The columns a scores file has: id, probability (6 decimals), score, band."""
+    return pd.DataFrame(
+        {
+            id_column: frame[id_column].to_numpy(),
+            "probability": np.round(frame["probability"].to_numpy(), 6),
+            "score": frame["score"].to_numpy(),
+            "band": frame["band"].to_numpy(),
+        }
+    )
+
+
+def check_share(data: dataset.LeadData, options: dataset.ReadOptions, rejects_path: Path):
+    """Counts per table; over the reject limit, the rejects file is written and the run stops."""
+    try:
+        return data.check_reject_share(options.max_reject_share)
+    except accounting.TooManyRejects as exc:
+        write_frame(exc.rejects, rejects_path)
+        raise errors.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
