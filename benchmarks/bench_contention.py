@@ -51,10 +51,10 @@ def _boost_child(folder: str, threads: int, passive: bool, rounds: int) -> dict:
         os.environ.pop("OMP_WAIT_POLICY", None)
     from leadml import dataset as ds
     from leadml import features
+    from leadml.boosting import fit_booster
     from leadml.config import TrainConfig
     from leadml.labels import label
     from leadml.local_engine import load_for_training
-    from leadml.model import fit_booster
     from leadml.split import split
 
     cfg = TrainConfig()

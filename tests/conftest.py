@@ -16,7 +16,8 @@ module has none of its own, or a test file is named for a subject, it is listed 
 Integration tests (slow, named for a subject, no module of their own): test_identity.py
 (scores equal to the tag pre-renovation), test_input.py (real-world exports), test_reasons.py
 (reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
-test_notebooks.py (notebooks/).
+test_notebooks.py (notebooks/). test_architecture.py (fast) keeps docs/architecture.md naming
+every module.
 """
 
 from __future__ import annotations

@@ -135,7 +135,8 @@ def test_training_on_the_cluster_matches_in_memory_quality(engine, parts_dir, ho
 def test_best_rounds_is_early_stopping_after_the_fact():
     import lightgbm as lgb
 
-    from leadml.model import _logloss, best_rounds
+    from leadml.boosting import best_rounds
+    from leadml.model import log_loss
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 4))
@@ -145,7 +146,7 @@ def test_best_rounds_is_early_stopping_after_the_fact():
         lgb.Dataset(X[:2000], y[:2000]),
         200,
     )
-    losses = [_logloss(y[2000:], booster.predict(X[2000:], num_iteration=k)) for k in range(1, 201)]
+    losses = [log_loss(y[2000:], booster.predict(X[2000:], num_iteration=k)) for k in range(1, 201)]
     assert best_rounds(booster, X[2000:], y[2000:]) == int(np.argmin(losses)) + 1 < 200
 
 

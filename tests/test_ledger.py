@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import ledger, rules, synth
+from leadml import ledger, ledger_report, rules, synth
 from leadml.cli import main
 from leadml.config import Settings, TrainConfig
 from leadml.train import fit, train
@@ -89,7 +89,7 @@ def test_per_rule_figures_are_consistent(synthetic):
 
 def test_report_files(synthetic, tmp_path):
     out, scorer, led = synthetic
-    paths = ledger.write_report(led, tmp_path / "report")
+    paths = ledger_report.write_report(led, tmp_path / "report")
     page = paths["html"].read_text()
     assert "Rule by rule" in page and page.count("data:image/png;base64,") == 2
     assert "Visited the pricing page" in page
@@ -148,7 +148,7 @@ def test_xeducation_rules_run_end_to_end(tmp_path):
     scorer = fit(XEDU, cfg)[0].scorer
     ruleset = rules.load_rules(XEDU_RULES, rules.rule_fields(scorer.spec))
     led = ledger.compare(ruleset, scorer, XEDU, cfg)
-    paths = ledger.write_report(led, tmp_path)
+    paths = ledger_report.write_report(led, tmp_path)
     auc = led.overall.set_index("scorer")["roc_auc"]
     assert auc["manual points"] < auc["leadml model"] and auc["leadml model"] > 0.88
     assert paths["html"].exists() and "Working professional" in paths["html"].read_text()

@@ -254,7 +254,7 @@ def rules_fields(args: argparse.Namespace) -> int:
 
 
 def rules_compare(args: argparse.Namespace) -> int:
-    from leadml import ledger, report, rules
+    from leadml import ledger, ledger_report, report, rules
     from leadml.config import TrainConfig
     from leadml.score_io import load_model
 
@@ -267,11 +267,11 @@ def rules_compare(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     config = TrainConfig.from_yaml(args.config) if args.config else None
     result = ledger.compare(ruleset, scorer, Path(data), config, progress=not args.quiet)
-    paths = ledger.write_report(
+    paths = ledger_report.write_report(
         result, args.out, f"Points ledger: {Path(args.rules).name} vs {uri}"
     )
     report.print_input(result.tables, result.notes, None)
-    print(ledger.terminal_table(result))
+    print(ledger_report.terminal_table(result))
     print(
         f"\ncompared {len(ruleset.rules)} rules on {result.test_leads:,} test leads of {data} "
         f"(points learned on {result.fit_leads:,} older leads) in {time.perf_counter() - t0:.1f}s"

@@ -39,12 +39,13 @@ from leadml import (
     labels,
     progress,
 )
+from leadml.boosting import best_rounds, booster_params, categorical_positions, lgb_names
 from leadml.config import Settings, TrainConfig
 from leadml.dask_tables import BUCKET, CrmTables, aligned
 from leadml.engine import Prepared
 from leadml.errors import EngineError
 from leadml.local_engine import input_example, read_options
-from leadml.model import LeadScorer, best_rounds, booster_params, categorical_positions, lgb_names
+from leadml.model import LeadScorer
 from leadml.score_io import ScoreSummary
 
 SAMPLE_ROWS = 200_000  # rows brought to the client for the leakage guard and best rounds

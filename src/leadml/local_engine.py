@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from leadml import dataset, errors, evaluate, features, labels, privacy, score_io
+from leadml.boosting import fit_booster, fit_crossfit
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Prepared
 from leadml.files import write_frame
-from leadml.model import LeadScorer, fit_booster, fit_crossfit
+from leadml.model import LeadScorer
 from leadml.progress import Stages
 from leadml.records import from_tables
 from leadml.split import STRATIFIED, split

@@ -1,9 +1,10 @@
-"""LightGBM conversion model, its calibration, and the logistic-regression baseline.
+"""The conversion model as it is saved and served: `LeadScorer` and its `Calibrator`.
 
 `LeadScorer` is what gets saved, registered and served: the frozen feature spec, the
 LightGBM booster, the calibrator and the band thresholds. It is stored as plain files
 (booster text + JSON), not a pickle, so any leadml version that reads the format can load it,
-and scoring a feature matrix is one `Booster.predict` plus a cheap interpolation.
+and scoring a feature matrix is one `Booster.predict` plus a cheap interpolation. How the
+booster and the logistic baseline are fitted is `boosting`.
 """
 
 from __future__ import annotations
@@ -11,21 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from leadml.bands import BandThresholds, to_band, to_score
-from leadml.config import ModelConfig
 from leadml.errors import ModelError
 from leadml.features import ColumnSpec, FeatureSpec, build_features
 
@@ -33,14 +28,15 @@ FORMAT_VERSION = 1
 _EPS = 1e-6
 
 
-def _threads(rows: int) -> int:
+def threads_for(rows: int) -> int:
     """OpenMP threads for a prediction: one for small batches. Waking a second thread costs
     more than it saves there, and on a busy machine a parallel region waits for a thread that
     is not scheduled (the service's p99 doubled with the default)."""
     return 1 if rows < 2000 else 0
 
 
-def _logloss(y: np.ndarray, p: np.ndarray) -> float:
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean log loss with probabilities clipped away from 0 and 1."""
     p = np.clip(p, _EPS, 1 - _EPS)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
@@ -81,7 +77,7 @@ class Calibrator:
                 pred = np.empty_like(raw)
                 for tr, te in folds.split(raw, y):
                     pred[te] = self._apply(m, self._fit_one(m, raw[tr], y[tr]), raw[te])
-                self.cv_log_loss_[m] = _logloss(y, pred)
+                self.cv_log_loss_[m] = log_loss(y, pred)
         scores = self.cv_log_loss_
         self.method_ = min(scores, key=lambda m: scores[m]) if scores else candidates[0]
         self.params_ = self._fit_one(self.method_, raw, y)
@@ -102,175 +98,6 @@ class Calibrator:
         return c
 
 
-class _ProgressCallback:
-    """tqdm bar over boosting rounds (LightGBM callback protocol)."""
-
-    def __init__(self, bar):
-        self.bar = bar
-        self.order = 30
-
-    def __call__(self, env) -> None:
-        self.bar.update(1)
-
-
-def booster_params(spec: FeatureSpec, cfg: ModelConfig, seed: int) -> dict[str, Any]:
-    """LightGBM parameters from the model config, the same for every engine."""
-    params = {
-        "objective": "binary",
-        "metric": "binary_logloss",
-        "learning_rate": cfg.learning_rate,
-        "num_leaves": cfg.num_leaves,
-        "min_data_in_leaf": cfg.min_child_samples,
-        "feature_fraction": cfg.feature_fraction,
-        "bagging_fraction": cfg.bagging_fraction,
-        "bagging_freq": 1,
-        "lambda_l2": cfg.lambda_l2,
-        "cat_smooth": cfg.cat_smooth,
-        "min_data_per_group": cfg.min_data_per_group,
-        "seed": seed,
-        "verbosity": -1,
-        "deterministic": True,
-        "force_row_wise": True,
-    }
-    if cfg.monotone:
-        params["monotone_constraints"] = spec.monotone_constraints()
-        params["monotone_constraints_method"] = "advanced"
-    return params
-
-
-def lgb_names(spec: FeatureSpec) -> list[str]:
-    """LightGBM-safe column names (f0, f1, ...); the business labels live in the spec."""
-    return [f"f{i}" for i in range(len(spec.feature_names))]
-
-
-def categorical_positions(spec: FeatureSpec) -> list[int]:
-    return [spec.feature_names.index(c) for c in spec.categorical]
-
-
-def best_rounds(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> int:
-    """How many of the booster's rounds give the lowest log loss on (X, y): early stopping
-    after the fact, for boosters trained without it (LightGBM's Dask interface has none).
-
-    The trees are scored a slice at a time and added up, so checking every round costs
-    about one prediction of the whole model.
-    """
-    total = booster.current_iteration()
-    step = max(1, total // 400)
-    raw, best, best_loss = np.zeros(len(y)), total, np.inf
-    for start in range(0, total, step):
-        k = min(step, total - start)
-        raw += np.asarray(
-            booster.predict(X, raw_score=True, start_iteration=start, num_iteration=k)
-        )
-        loss = _logloss(y, 1.0 / (1.0 + np.exp(-raw)))
-        if loss < best_loss:
-            best, best_loss = start + k, loss
-    return best
-
-
-def fit_booster(
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_valid: np.ndarray | None,
-    y_valid: np.ndarray | None,
-    spec: FeatureSpec,
-    cfg: ModelConfig,
-    seed: int = 7,
-    progress: bool = False,
-) -> lgb.Booster:
-    """LightGBM with early stopping on the validation slice (none: exactly max_rounds); native categories."""
-    cat_idx = categorical_positions(spec)
-    params = booster_params(spec, cfg, seed) | {"num_threads": cfg.threads}
-    names = lgb_names(spec)
-    dtrain = lgb.Dataset(
-        X_train, y_train, feature_name=names, categorical_feature=cat_idx, free_raw_data=True
-    )
-    valid_sets: list[lgb.Dataset] = []
-    callbacks: list[Any] = []
-    if X_valid is not None:
-        valid_sets = [lgb.Dataset(X_valid, y_valid, reference=dtrain)]
-        callbacks.append(lgb.early_stopping(cfg.early_stopping_rounds, verbose=False))
-    from leadml.progress import bar as progress_bar
-    from leadml.progress import redraws
-
-    bar = None
-    if progress and redraws():  # in logs the step line "boosting" says enough
-        bar = progress_bar(cfg.max_rounds, "boosting rounds", "round", progress)
-        callbacks.append(_ProgressCallback(bar))
-    try:
-        booster = lgb.train(
-            params, dtrain, cfg.max_rounds, valid_sets=valid_sets, callbacks=callbacks
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-    return booster
-
-
-def fit_crossfit(
-    X: np.ndarray,
-    y: np.ndarray,
-    spec: FeatureSpec,
-    cfg: ModelConfig,
-    folds: int,
-    seed: int = 7,
-    progress: bool = False,
-) -> tuple[lgb.Booster, np.ndarray]:
-    """Cross-fitted LightGBM for data without a time order.
-
-    Each of `folds` models is early-stopped on its own held-out fold, which gives an
-    out-of-fold raw score for every row (for calibration and band thresholds). The final
-    booster is refitted on all rows with the folds' mean best iteration, so it learns from every
-    row and is still one booster to score with.
-    """
-    oof = np.empty(len(y))
-    iters = []
-    for tr, va in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
-        b = fit_booster(X[tr], y[tr], X[va], y[va], spec, cfg, seed, progress)
-        oof[va] = b.predict(X[va], raw_score=True)
-        iters.append(b.best_iteration or b.current_iteration())
-    # same rounds as the folds' mean: scaling up for the extra data made the final model
-    # sharper than the out-of-fold scores its calibrator was fitted on (ECE 0.021 vs 0.019
-    # over ten X Education splits)
-    rounds = max(int(np.mean(iters)), 1)
-    final = fit_booster(
-        X, y, None, None, spec, cfg.model_copy(update={"max_rounds": rounds}), seed, progress
-    )
-    return final, oof
-
-
-def fit_baseline(X: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, seed: int = 7) -> Pipeline:
-    """Logistic regression on the same features: one-hot categories, log-scaled numbers."""
-    cats = [c for c in spec.feature_names if c in spec.categorical]
-    nums = [c for c in spec.feature_names if c not in spec.categorical]
-    signed_log = FunctionTransformer(
-        lambda a: np.sign(a) * np.log1p(np.abs(a)), feature_names_out="one-to-one"
-    )
-    pre = ColumnTransformer(
-        [
-            (
-                "num",
-                make_pipeline(
-                    SimpleImputer(strategy="median", add_indicator=True),
-                    signed_log,
-                    StandardScaler(),
-                ),
-                nums,
-            ),
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value=-1),
-                    OneHotEncoder(handle_unknown="ignore", min_frequency=5),
-                ),
-                cats,
-            ),
-        ]
-    )
-    model = Pipeline([("pre", pre), ("lr", LogisticRegression(C=1.0, max_iter=2000))])
-    return model.fit(X, y)
-
-
 @dataclass
 class LeadScorer:
     """The deployable model: features spec, booster, calibrator, band thresholds, model card."""
@@ -283,7 +110,7 @@ class LeadScorer:
 
     def raw_score(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
-        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=_threads(len(X))))
+        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=threads_for(len(X))))
 
     def probability(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Calibrated conversion probability for a feature matrix."""
@@ -321,7 +148,7 @@ class LeadScorer:
         """
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
         contrib = np.asarray(
-            self.booster.predict(X, pred_contrib=True, num_threads=_threads(len(X) * 20))
+            self.booster.predict(X, pred_contrib=True, num_threads=threads_for(len(X) * 20))
         )
         groups = self.spec.reason_groups()
         phi = np.column_stack([contrib[:, cols].sum(axis=1) for cols in groups.values()])

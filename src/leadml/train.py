@@ -21,10 +21,11 @@ import pandas as pd
 import yaml
 
 from leadml import accounting, bands, errors, evaluate, synth
+from leadml.boosting import fit_baseline
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Engine, Prepared, TestLeads
 from leadml.files import write_frame
-from leadml.model import Calibrator, LeadScorer, fit_baseline
+from leadml.model import Calibrator, LeadScorer
 from leadml.progress import Stages
 from leadml.promote import promote_if_better, version_tags
 
