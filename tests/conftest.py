@@ -52,18 +52,9 @@ from leadml.train import fit
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 XEDU = SHARED / "xeducation_leads.csv"
-XEDU_DROP = [
-    "Prospect ID",
-    "Lead Number",
-    "Tags",
-    "Lead Quality",
-    "Lead Profile",
-    "Asymmetrique Activity Index",
-    "Asymmetrique Profile Index",
-    "Asymmetrique Activity Score",
-    "Asymmetrique Profile Score",
-    "Last Notable Activity",
-]
+XEDU_CONFIG = Path(__file__).resolve().parents[1] / "data" / "configs" / "xeducation.yaml"
+# the id first, then the columns a fair model leaves out: the one list is the config file's
+XEDU_DROP = [(_flat := TrainConfig.from_yaml(XEDU_CONFIG).flat).id_column, *_flat.drop]
 
 
 @pytest.fixture(scope="session")

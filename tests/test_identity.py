@@ -31,16 +31,14 @@ import pandas as pd
 import pytest
 
 from tests.conftest import XEDU
+from tests.conftest import XEDU_DROP as XEDU_DROP_ALL
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "pre-renovation"
 DEMO_LEADS, DEMO_SEED = 3000, 42
-XEDU_DROP = (
-    "Tags,Lead Quality,Lead Profile,Asymmetrique Activity Index,Asymmetrique Profile Index,"
-    "Asymmetrique Activity Score,Asymmetrique Profile Score,Last Notable Activity,Lead Number"
-)  # as /work/baseline/run.sh; "Prospect ID" is the --id
+XEDU_DROP = ",".join(XEDU_DROP_ALL[1:])  # "Prospect ID" is the --id
 
 SNIPPET = textwrap.dedent(
     """
