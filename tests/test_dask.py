@@ -136,7 +136,7 @@ def test_best_rounds_is_early_stopping_after_the_fact():
     import lightgbm as lgb
 
     from leadml.boosting import best_rounds
-    from leadml.model import log_loss
+    from leadml.calibration import log_loss
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 4))

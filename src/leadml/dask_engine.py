@@ -44,6 +44,7 @@ from leadml.config import Settings, TrainConfig
 from leadml.dask_tables import BUCKET, CrmTables, aligned
 from leadml.engine import Prepared
 from leadml.errors import EngineError
+from leadml.grades import GradeRows
 from leadml.local_engine import input_example, read_options
 from leadml.model import LeadScorer
 from leadml.score_io import ScoreSummary
@@ -378,6 +379,16 @@ class DaskEngine:
         base = _sample(fit_rows, config.model.baseline_max_rows, slices["train"] + slices["valid"])
 
         test_rows = rows[rows["_snapshot"] == 0]
+        # the grades' sub-models learn on the client from samples of each slice
+        train_s, valid_s, cal_s = (
+            (part[names].set_axis(spec.feature_names, axis=1), part["_y"].to_numpy())
+            for part in (
+                sample,
+                _sample(X[slice_of["valid"]], SAMPLE_ROWS, slices["valid"]),
+                _sample(cal, SAMPLE_ROWS, slices["calibration"]),
+            )
+        )
+        grade_rows = GradeRows(train_s, valid_s, cal_s)
 
         prep = Prepared(
             kind="crm",
@@ -396,6 +407,7 @@ class DaskEngine:
             y_test=keys["_y"].to_numpy(),
             test_keys=keys[["lead_id", "_as_of"]].reset_index(drop=True),
             baseline_rows=(base[names].set_axis(spec.feature_names, axis=1), base["_y"].to_numpy()),
+            grade_rows=grade_rows,
             tables=tables.counts(),
             notes=tables.data.notes,
             warnings=warnings,

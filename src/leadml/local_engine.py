@@ -19,6 +19,7 @@ from leadml.boosting import fit_booster, fit_crossfit
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Prepared
 from leadml.files import write_frame
+from leadml.grades import GradeRows
 from leadml.model import LeadScorer
 from leadml.progress import Stages
 from leadml.records import from_tables
@@ -146,7 +147,14 @@ class LocalEngine:
             booster, raw_cal = fit_crossfit(
                 X_fit, y_cal, spec, config.model, sc.crossfit_folds, sc.seed, progress
             )
+            every = (pd.concat([X[k] for k in fit_rows]), y_cal)
+            grade_rows = GradeRows(every, None, every, crossfit=True)
         else:
+            grade_rows = GradeRows(
+                (X["train"], Y["train"]),
+                (X["valid"], Y["valid"]),
+                (X["calibration"], Y["calibration"]),
+            )
             booster = fit_booster(
                 X["train"].to_numpy(),
                 Y["train"],
@@ -182,6 +190,7 @@ class LocalEngine:
             y_test=Y["test"],
             test_keys=keys,
             baseline_rows=_baseline_rows(X, Y, config.model.baseline_max_rows),
+            grade_rows=grade_rows,
             tables=tables,
             notes=data.notes,
             warnings=warnings,

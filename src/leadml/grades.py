@@ -1,0 +1,509 @@
+"""Grades: the words a marketer reads next to the score, learned like the score itself.
+
+* **fit** A-D (who the lead is) and **engagement** 1-4 (what the lead did) are the quartiles
+  of two calibrated sub-models on the calibration slice, each boosted on one half of the
+  features: the profile (title, company, industry, region, source) and the behaviour
+  (activity counts, recency, decay). The **grid** cell is the pair, A1 (ideal fit, highly
+  engaged) to D4.
+* **temperature** hot / warm / cold: recent activity (each action in the last 7 days counts
+  twice, in the last 30 days once), cut where the calibration slice's busiest quarter and
+  the next quarter begin.
+* **stage** ToFu / MoFu / BoFu: the strongest kind of action in the last `stage_days`, by the
+  mapping in the config (`grades.stages`), or of its latest actions when there were none
+  then. Flat exports read it from a column (`grades.stage_column`).
+* **pql**: a product-usage sub-model (trial, activation, key feature use, seats invited) whose
+  score passes the threshold at which, on the calibration slice, usage alone converts at the
+  SQL line's rate.
+
+The cut points and the sub-models are saved with the model, so a lead's grades only change
+when its data does. A label the data cannot give (no dates in a flat export, no usage
+columns) is missing (`None`), and the model card says why in `notes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from leadml.calibration import Calibrator
+from leadml.config import STAGE_NAMES, GradeConfig, TrainConfig
+from leadml.engagement import KINDS, NEGATIVE_KINDS, USAGE_KINDS
+from leadml.errors import ConfigError
+from leadml.features import FeatureSpec
+
+if TYPE_CHECKING:
+    from leadml.engine import TestLeads
+
+FIT_LETTERS = ("A", "B", "C", "D")
+ENGAGEMENT_NUMBERS = ("1", "2", "3", "4")
+TEMPERATURES = ("hot", "warm", "cold")
+MIN_GROUP = 30  # leads a learned threshold must rest on
+FLAT_ENGAGEMENT = r"visit|view|time spent|activity|click|open|download|webinar|session|page"
+LABELS = ("fit", "engagement", "grid", "temperature", "stage", "pql")
+# one sentence per label for the model card and /docs: what a marketer reads in it
+MEANING = {
+    "fit": "Who the lead is: A (best quarter of leads by profile: title, company, industry, "
+    "region, source) to D (weakest quarter).",
+    "engagement": "What the lead did: 1 (most engaged quarter of leads, recent activity "
+    "weighing more) to 4 (least engaged quarter).",
+    "grid": "Fit letter and engagement number together: A1 is an ideal, highly engaged lead, "
+    "D4 a poor fit that barely engaged.",
+    "temperature": "How urgently to act: hot (among the busiest quarter of leads over the last "
+    "7 and 30 days), warm (the next quarter), cold (quiet lately).",
+    "stage": "Where the lead is in the funnel, from its strongest recent action: ToFu (reading, "
+    "browsing), MoFu (pricing, webinars, downloads, email clicks), BoFu (demo, trial, cart).",
+    "pql": "Product-qualified lead: its product usage (trial, activation, key features, seats "
+    "invited) alone says it converts at least as often as an SQL.",
+}
+
+
+@dataclass
+class SubModel:
+    """A calibrated booster on some of the features, with cut points on its raw score."""
+
+    columns: list[str]
+    booster: lgb.Booster
+    calibrator: Calibrator
+    cuts: list[float]  # ascending raw-score cut points
+
+    def raw(self, X: np.ndarray, positions: list[int], threads: int = 0) -> np.ndarray:
+        part = np.ascontiguousarray(X[:, positions])
+        return np.asarray(self.booster.predict(part, raw_score=True, num_threads=threads))
+
+    def to_dict(self) -> dict:
+        return {"columns": self.columns, "calibrator": self.calibrator.to_dict(), "cuts": self.cuts}
+
+
+@dataclass
+class Grades:
+    """What turns a feature matrix into the grade labels (see the module docstring)."""
+
+    feature_names: list[str]
+    fit: SubModel | None = None
+    engagement: SubModel | None = None
+    usage: SubModel | None = None
+    temperature: dict | None = None  # {"recent": [cols], "month": [cols], "cuts": [warm, hot]}
+    stage: dict | None = None  # crm: {"recent": {stage: [cols]}, "ever": {...}}; flat: codes
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def _positions(self, sub: SubModel) -> list[int]:
+        return [self.feature_names.index(c) for c in sub.columns]
+
+    def _cols(self, X: np.ndarray, names: list[str]) -> np.ndarray:
+        idx = [self.feature_names.index(c) for c in names]
+        return np.nan_to_num(X[:, idx]).sum(axis=1) if idx else np.zeros(len(X))
+
+    def label(self, X: np.ndarray | pd.DataFrame, threads: int = 0) -> dict[str, np.ndarray]:
+        """fit, engagement, grid, temperature, stage, pql per row (None where not known);
+        `threads`: LightGBM's for the sub-models (0: all cores)."""
+        X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else np.asarray(X, np.float64)
+        n = len(X)
+        out: dict[str, np.ndarray] = {}
+        for name, symbols in (("fit", FIT_LETTERS), ("engagement", ENGAGEMENT_NUMBERS)):
+            sub = getattr(self, name)
+            if sub is None:
+                out[name] = np.full(n, None, object)
+                continue
+            raw = sub.raw(X, self._positions(sub), threads)
+            count = np.searchsorted(sub.cuts, raw, side="right")
+            out[name] = np.asarray(symbols, object)[3 - count]
+        known = (out["fit"] != None) & (out["engagement"] != None)  # noqa: E711
+        grid = np.full(n, None, object)
+        grid[known] = out["fit"][known] + out["engagement"][known]
+        out["grid"] = grid
+        out["temperature"] = self._temperature(X)
+        out["stage"] = self._stage(X)
+        out["pql"] = self._pql(X, threads)
+        return out
+
+    def _temperature(self, X: np.ndarray) -> np.ndarray:
+        if self.temperature is None:
+            return np.full(len(X), None, object)
+        t = self.temperature
+        heat = recent_activity(X, self.feature_names, t["recent"], t["month"])
+        warm, hot = t["cuts"]
+        return np.where(heat >= hot, "hot", np.where(heat >= warm, "warm", "cold")).astype(object)
+
+    def _stage(self, X: np.ndarray) -> np.ndarray:
+        s = self.stage
+        if s is None:
+            return np.full(len(X), None, object)
+        if "column" in s:  # a flat export's column: its category codes mapped to stages
+            code = X[:, self.feature_names.index(s["column"])]
+            out = np.full(len(X), None, object)
+            for c, stage in s["codes"].items():
+                out[code == int(c)] = stage
+            return out
+        out = np.full(len(X), "ToFu", object)
+        decided = np.zeros(len(X), bool)
+        for window in ("recent", "ever"):
+            for stage in reversed(STAGE_NAMES):  # strongest first
+                hit = ~decided & (self._cols(X, s[window].get(stage, [])) > 0)
+                out[hit] = stage
+                decided |= hit
+        return out
+
+    def _pql(self, X: np.ndarray, threads: int) -> np.ndarray:
+        if self.usage is None or not self.usage.cuts:
+            return np.zeros(len(X), bool)
+        used = self._cols(X, self.usage.columns) > 0
+        raw = self.usage.raw(X, self._positions(self.usage), threads)
+        return used & (raw >= self.usage.cuts[0])
+
+    def card(self) -> dict:
+        """The model card's part: each label's meaning, its cut points, and what is missing."""
+        subs = {
+            name: {"features": len(sub.columns), "cuts_raw": sub.cuts}
+            for name in ("fit", "engagement", "usage")
+            if (sub := getattr(self, name)) is not None
+        }
+        return {
+            "meaning": MEANING,
+            "sub_models": subs,
+            "temperature": None if self.temperature is None else self.temperature["cuts"],
+            "stage": None if self.stage is None else self.stage.get("rule", "column"),
+            "notes": self.notes,
+        }
+
+    def save(self, path: Path) -> dict:
+        """Boosters beside the model's (`grade_<name>.txt`); returns the JSON part."""
+        meta: dict = {
+            "temperature": self.temperature,
+            "stage": self.stage,
+            "notes": self.notes,
+        }
+        for name in ("fit", "engagement", "usage"):
+            sub = getattr(self, name)
+            if sub is not None:
+                sub.booster.save_model(str(path / f"grade_{name}.txt"))
+                meta[name] = sub.to_dict()
+        return meta
+
+    @classmethod
+    def load(cls, path: Path, meta: dict, feature_names: list[str]) -> Grades:
+        subs = {}
+        for name in ("fit", "engagement", "usage"):
+            if meta.get(name):
+                m = meta[name]
+                subs[name] = SubModel(
+                    m["columns"],
+                    lgb.Booster(model_file=str(path / f"grade_{name}.txt")),
+                    Calibrator.from_dict(m["calibrator"]),
+                    [float(c) for c in m["cuts"]],
+                )
+        return cls(
+            feature_names,
+            temperature=meta.get("temperature"),
+            stage=meta.get("stage"),
+            notes=meta.get("notes", {}),
+            **subs,
+        )
+
+
+def recent_activity(
+    X: np.ndarray, names: list[str], recent: list[str], month: list[str]
+) -> np.ndarray:
+    """Each positive action in the short window counts twice, in the month window once."""
+
+    def total(cols: list[str]) -> np.ndarray:
+        idx = [names.index(c) for c in cols]
+        return np.nan_to_num(X[:, idx]).sum(axis=1) if idx else np.zeros(len(X))
+
+    return total(recent) + total(month)
+
+
+# ---- which features each part reads ---------------------------------------------------------
+
+
+def parts(spec: FeatureSpec, config: GradeConfig) -> dict[str, list[str]]:
+    """Feature names of the fit, engagement and usage sub-models (an empty list: none)."""
+    import re
+
+    names = spec.feature_names
+    if spec.kind == "crm":
+
+        def kind_of(name: str) -> str | None:
+            return next((k for k in KINDS if name.startswith(k + "_")), None)
+
+        usage = [n for n in names if kind_of(n) in USAGE_KINDS]
+        fit = [n for n in names if n in spec.categorical]
+        engagement = [n for n in names if n not in fit and n not in usage]
+        return {"fit": fit, "engagement": engagement, "usage": usage}
+
+    def source(name: str) -> str:  # a title column gives "<col> (seniority)" features
+        return next(
+            (c.name for c in spec.columns if name == c.name or name.startswith(c.name + " (")),
+            name,
+        )
+
+    usage = [n for n in names if source(n) in config.usage_columns]
+    if config.engagement_columns is not None:
+        engagement = [n for n in names if source(n) in config.engagement_columns]
+    else:
+        engagement = [
+            n for n in names if re.search(FLAT_ENGAGEMENT, source(n), re.I) and n not in usage
+        ]
+    fit = [n for n in names if n not in engagement and n not in usage]
+    return {"fit": fit, "engagement": engagement, "usage": usage}
+
+
+def _window(spec: FeatureSpec, days: int) -> int:
+    """The smallest feature window of at least `days` days (else the longest)."""
+    longer = [w for w in sorted(spec.windows_days) if w >= days]
+    return longer[0] if longer else max(spec.windows_days)
+
+
+# ---- learning them --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GradeRows:
+    """The rows grades learn from: sub-models boost on train (early-stopped on valid) and are
+    calibrated and cut on the calibration rows. `crossfit`: no time order, so the sub-models
+    are cross-fitted on `train` and `calibration` holds the same rows (out-of-fold scores)."""
+
+    train: tuple[pd.DataFrame, np.ndarray]
+    valid: tuple[pd.DataFrame, np.ndarray] | None
+    calibration: tuple[pd.DataFrame, np.ndarray]
+    crossfit: bool = False
+
+
+def _fit_sub(
+    columns: list[str], rows: GradeRows, spec: FeatureSpec, config: TrainConfig, folds: int
+) -> tuple[SubModel, np.ndarray, np.ndarray]:
+    """A sub-model on `columns` and its raw scores and outcomes on the calibration rows."""
+    from leadml.boosting import fit_booster, fit_crossfit
+
+    sub_spec = replace(
+        spec,
+        feature_names=list(columns),
+        categorical=[c for c in spec.categorical if c in columns],
+    )
+    seed = config.split.seed
+    X_train, y_train = rows.train[0][columns].to_numpy(np.float64), rows.train[1]
+    if rows.crossfit:
+        booster, raw_cal = fit_crossfit(X_train, y_train, sub_spec, config.model, folds, seed)
+        y_cal = y_train
+    else:
+        valid = rows.valid
+        booster = fit_booster(
+            X_train,
+            y_train,
+            None if valid is None else valid[0][columns].to_numpy(np.float64),
+            None if valid is None else valid[1],
+            sub_spec,
+            config.model,
+            seed,
+        )
+        X_cal, y_cal = rows.calibration
+        raw_cal = np.asarray(booster.predict(X_cal[columns].to_numpy(np.float64), raw_score=True))
+    calibrator = Calibrator(config.model.calibration, seed).fit(raw_cal, y_cal)
+    return SubModel(list(columns), booster, calibrator, []), raw_cal, y_cal
+
+
+def fit_grades(
+    rows: GradeRows, spec: FeatureSpec, config: TrainConfig, sql_probability: float
+) -> Grades:
+    """Sub-models, quartile cuts, temperature cuts, stage rule and PQL threshold."""
+    gc = config.grades
+    grades = Grades(list(spec.feature_names))
+    cols = parts(spec, gc)
+    X_cal = rows.train[0] if rows.crossfit else rows.calibration[0]
+    folds = max(config.split.crossfit_folds, 2)
+    for name in ("fit", "engagement"):
+        if not cols[name]:
+            grades.notes[name] = f"no {name} columns in this data: {name} and grid are missing"
+            continue
+        sub, raw, _ = _fit_sub(cols[name], rows, spec, config, folds)
+        sub.cuts = [float(q) for q in np.quantile(raw, [0.25, 0.5, 0.75])]
+        setattr(grades, name, sub)
+    if cols["usage"]:
+        sub, raw, y = _fit_sub(cols["usage"], rows, spec, config, folds)
+        used = X_cal[cols["usage"]].fillna(0).to_numpy().sum(axis=1) > 0
+        sub.cuts = _pql_cut(raw[used], y[used], sub.calibrator, sql_probability)
+        grades.usage = sub
+        if not sub.cuts:
+            grades.notes["pql"] = (
+                f"product usage never converts at the SQL rate ({sql_probability:.0%}) on "
+                f"{MIN_GROUP}+ leads of the calibration slice: no lead is a PQL"
+            )
+    else:
+        grades.notes["pql"] = (
+            "no product-usage data (trial, activation, feature use, seats): pql is always false"
+        )
+    if spec.kind == "crm":
+        grades.temperature = _temperature_rule(X_cal, spec, gc)
+        grades.stage = _stage_rule(spec, gc)
+    else:
+        grades.notes["temperature"] = "a flat export has no activity dates: temperature is missing"
+        grades.stage = _flat_stage(spec, gc, grades.notes)
+    return grades
+
+
+def _pql_cut(
+    raw: np.ndarray, y: np.ndarray, calibrator: Calibrator, sql_probability: float
+) -> list[float]:
+    """The lowest usage score above which, among leads that used the product, conversion on
+    the calibration rows reaches the SQL line (resting on at least MIN_GROUP leads)."""
+    if len(raw) < MIN_GROUP:
+        return []
+    order = np.argsort(-raw, kind="stable")
+    rate = np.cumsum(y[order]) / np.arange(1, len(raw) + 1)  # conversion of the top k
+    ok = np.flatnonzero((rate >= sql_probability) & (np.arange(1, len(raw) + 1) >= MIN_GROUP))
+    return [float(raw[order][ok[-1]])] if len(ok) else []
+
+
+def _temperature_rule(X_cal: pd.DataFrame, spec: FeatureSpec, gc: GradeConfig) -> dict:
+    positive = [k for k in KINDS if k not in NEGATIVE_KINDS]
+    short, month = min(spec.windows_days), _window(spec, 30)
+    recent = [f"{k}_{short}d" for k in positive if f"{k}_{short}d" in spec.feature_names]
+    monthly = [f"{k}_{month}d" for k in positive if f"{k}_{month}d" in spec.feature_names]
+    heat = recent_activity(X_cal.to_numpy(np.float64), spec.feature_names, recent, monthly)
+    active = heat[heat > 0]
+    if len(active) == 0:
+        return {"recent": recent, "month": monthly, "cuts": [np.inf, np.inf]}
+    hot = float(np.quantile(heat, 1 - gc.hot_share))
+    warm = float(np.quantile(heat, max(1 - 2 * gc.hot_share, 0.0)))
+    warm = max(warm, float(active.min()))  # warm needs some recent activity
+    hot = max(hot, warm)
+    return {
+        "recent": recent,
+        "month": monthly,
+        "cuts": [warm, hot],
+        "rule": f"actions in the last {short} days count twice, in the last {month} days once; "
+        f"hot from {hot:g}, warm from {warm:g}",
+    }
+
+
+def _stage_rule(spec: FeatureSpec, gc: GradeConfig) -> dict:
+    unknown = sorted(set(gc.stages) - set(KINDS))
+    if unknown:
+        raise ConfigError(
+            f"grades.stages: unknown kind of action {', '.join(unknown)}; the kinds are "
+            f"{', '.join(KINDS)}"
+        )
+    recent_w = _window(spec, gc.stage_days)
+    longest = max(spec.windows_days)
+    rule: dict = {"recent": {}, "ever": {}}
+    for kind, stage in gc.stages.items():
+        for window, w in (("recent", recent_w), ("ever", longest)):
+            name = f"{kind}_{w}d"
+            if name in spec.feature_names:
+                rule[window].setdefault(stage, []).append(name)
+    rule["rule"] = (
+        f"the strongest stage among actions of the last {recent_w} days, else of the last "
+        f"{longest} days, else ToFu"
+    )
+    return rule
+
+
+def _flat_stage(spec: FeatureSpec, gc: GradeConfig, notes: dict[str, str]) -> dict | None:
+    col = gc.stage_column
+    if col is None:
+        notes["stage"] = "no stage column configured (grades.stage_column): stage is missing"
+        return None
+    if col not in spec.categorical:
+        notes["stage"] = (
+            f"stage column {col!r} is not a category column of this model: stage is missing"
+        )
+        return None
+    vocab = spec.categories[col]
+    codes = {str(i): gc.stage_values[v] for i, v in enumerate(vocab) if v in gc.stage_values}
+    return {"column": col, "codes": codes, "rule": f"from the column {col!r}"}
+
+
+# ---- how they did on the test leads ---------------------------------------------------------
+
+SYMBOLS = {
+    "fit": FIT_LETTERS,
+    "engagement": ENGAGEMENT_NUMBERS,
+    "temperature": TEMPERATURES,
+    "stage": STAGE_NAMES,
+    "pql": (False, True),
+}
+
+
+def code(labels: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """One label as float codes (its position in SYMBOLS, NaN when missing), for engines
+    that hand back numbers only."""
+    lookup = {s: float(i) for i, s in enumerate(SYMBOLS[name])}
+    return np.array([lookup.get(v, np.nan) for v in labels[name]], np.float64)
+
+
+def decode(codes: np.ndarray, name: str) -> np.ndarray:
+    symbols = np.asarray(SYMBOLS[name], object)
+    out = np.full(len(codes), None, object)
+    known = ~np.isnan(codes)
+    out[known] = symbols[codes[known].astype(int)]
+    return out
+
+
+def test_labels(grades: Grades, test: TestLeads) -> dict[str, np.ndarray]:
+    """The grades of the test leads, wherever they live (one pass per label)."""
+
+    def one(name: str) -> np.ndarray:
+        def fn(X: pd.DataFrame) -> np.ndarray:
+            return code(grades.label(X), name)
+
+        return decode(test.predict_test(fn), name)
+
+    out = {name: one(name) for name in SYMBOLS}
+    known = (out["fit"] != None) & (out["engagement"] != None)  # noqa: E711
+    out["grid"] = np.full(len(out["fit"]), None, object)
+    out["grid"][known] = out["fit"][known] + out["engagement"][known]
+    return out
+
+
+def backtest(
+    y: np.ndarray, labels: dict[str, np.ndarray], band: np.ndarray
+) -> dict[str, pd.DataFrame]:
+    """Leads and conversion per grid cell, temperature, stage and PQL on the test leads; the
+    MQL and SQL bands beside PQL, as the issue's comparison asks."""
+    y = np.asarray(y, np.float64)
+    out: dict[str, pd.DataFrame] = {}
+    if any(v is not None for v in labels["grid"]):
+        frame = pd.DataFrame({"fit": labels["fit"], "engagement": labels["engagement"], "y": y})
+        frame = frame.dropna()
+        g = frame.groupby(["fit", "engagement"])["y"].agg(leads="size", conversion="mean")
+        full = pd.MultiIndex.from_product([FIT_LETTERS, ENGAGEMENT_NUMBERS], names=g.index.names)
+        out["grid"] = g.reindex(full).fillna({"leads": 0}).reset_index()
+    for name in ("temperature", "stage", "pql"):
+        values = labels[name]
+        known = np.array([v is not None for v in values], bool)
+        if not known.any():
+            continue
+        frame = pd.DataFrame({name: values[known].astype(str), "y": y[known]})
+        g = frame.groupby(name)["y"].agg(leads="size", conversion="mean")
+        order = [str(s) for s in SYMBOLS[name] if str(s) in g.index]
+        table = g.reindex(order).reset_index().rename(columns={name: "group"})
+        if name == "pql":
+            table["group"] = table["group"].map({"True": "PQL", "False": "not PQL"})
+            for b in ("SQL", "MQL"):
+                hit = band == b
+                row = {
+                    "group": f"{b} band",
+                    "leads": int(hit.sum()),
+                    "conversion": y[hit].mean() if hit.any() else np.nan,
+                }
+                table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+        out[name] = table
+    return out
+
+
+def grid_text(grid: pd.DataFrame) -> str:
+    """The grid as rows A-D and columns 1-4: conversion % (leads), for the terminal."""
+    lines = ["fit \\ engagement" + "".join(f"{n:>16}" for n in ENGAGEMENT_NUMBERS)]
+    for letter in FIT_LETTERS:
+        cells = []
+        for n in ENGAGEMENT_NUMBERS:
+            row = grid[(grid["fit"] == letter) & (grid["engagement"] == n)]
+            leads = int(row["leads"].iloc[0]) if len(row) else 0
+            conv = row["conversion"].iloc[0] if len(row) and leads else np.nan
+            cells.append(f"{'-' if np.isnan(conv) else f'{conv:.0%}':>8} ({leads:>5})")
+        lines.append(f"{letter:<16}" + "".join(f"{c:>16}" for c in cells))
+    return "\n".join(lines)
