@@ -43,9 +43,7 @@ FIT_LETTERS = ("A", "B", "C", "D")
 ENGAGEMENT_NUMBERS = ("1", "2", "3", "4")
 TEMPERATURES = ("hot", "warm", "cold")
 MIN_GROUP = 30  # leads a learned threshold must rest on
-FLAT_ENGAGEMENT = (
-    r"visit|view|time spent|minutes|seconds|duration|activity|click|open|download|webinar|session|page"
-)
+FLAT_ENGAGEMENT = r"visit|view|time spent|minutes|seconds|duration|activity|click|open|download|webinar|session|page"
 LABELS = ("fit", "engagement", "grid", "temperature", "stage", "pql")
 # one sentence per label for the model card and /docs: what a marketer reads in it
 MEANING = {
