@@ -6,13 +6,14 @@ The steps are the in-memory engine's, run per partition on a Dask cluster:
    leads and events into aligned partitions by lead.
 2. Per pair of partitions, `labels.label_rows` and `features.build_features`, the one feature
    function, run unchanged: same cut-offs, same as-of rules, same features.
-3. Training boosts with LightGBM's Dask estimator; calibration, bands, baseline and the
-   evaluation run on the client from the raw scores (`train.finish`, shared by both
-   engines).
+3. Training boosts with LightGBM's Dask estimator (`dask_boost`); calibration, bands,
+   baseline and the evaluation run on the client from the raw scores (`train.finish`,
+   shared by both engines).
 4. `dask_scoring` scores CRM folders and flat exports, one output part per partition.
 
-Training on the cluster takes CRM tables (its split is by cut-off); a flat export trains
-in memory (`--engine local`), and is scored on the cluster like CRM tables.
+A flat export (one file, one row per lead) trains on the cluster too (`dask_flat`): it is
+read, checked, split and turned into features on the client by the in-memory engine's own
+steps, so it must fit in the client's memory; only its boosting runs on the workers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import pandas as pd
 
 from leadml import (
     accounting,
+    dask_boost,
+    dask_flat,
     dask_scoring,
     dask_tables,
     dataset,
@@ -40,15 +43,15 @@ from leadml import (
     progress,
 )
 from leadml.config import Settings, TrainConfig
+from leadml.dask_boost import SAMPLE_ROWS, sample
 from leadml.dask_tables import BUCKET, CrmTables, aligned
-from leadml.engine import Prepared
+from leadml.engine import Prepared, TestLeads
 from leadml.errors import EngineError
 from leadml.local_engine import input_example, read_options
-from leadml.model import LeadScorer, best_rounds, booster_params, categorical_positions, lgb_names
+from leadml.model import LeadScorer, lgb_names
 from leadml.promote import leak_warnings
 from leadml.score import ScoreSummary
 
-SAMPLE_ROWS = 200_000  # rows brought to the client for the leakage guard and best rounds
 CONNECT_TIMEOUT = "10s"
 
 
@@ -261,8 +264,17 @@ class DaskEngine:
 
     def prepare(
         self, data_path: Path, config: TrainConfig, steps: progress.Stages, progress: bool
+    ) -> tuple[Prepared, TestLeads]:
+        """`train.fit`'s engine steps on the cluster: read, label, features, boost, raw
+        scores; a flat export (a file, not a folder) by `dask_flat.prepare`."""
+        if not dataset.require_input(data_path).is_dir():
+            return dask_flat.prepare(self.client, self.partitions, data_path, config, steps)
+        return self._prepare_crm(data_path, config, steps)
+
+    def _prepare_crm(
+        self, data_path: Path, config: TrainConfig, steps: progress.Stages
     ) -> tuple[Prepared, DaskTestLeads]:
-        """`train.fit`'s engine steps on the cluster: read, label, features, boost, raw scores."""
+        """CRM tables: read and labelled by partition, split by cut-off."""
         import dask
         import dask.dataframe as dd
 
@@ -356,16 +368,17 @@ class DaskEngine:
                 raise errors.ContractError(
                     f"the {name} slice ({slices[name]} leads) has only one outcome; more data or a different split is needed"
                 )
-        sample = _sample(X[slice_of["train"]], SAMPLE_ROWS, slices["train"])
+        some = sample(X[slice_of["train"]], SAMPLE_ROWS, slices["train"])
         warnings = leak_warnings(
-            sample[names].set_axis(spec.feature_names, axis=1),
-            sample["_y"].to_numpy(),
+            some[names].set_axis(spec.feature_names, axis=1),
+            some["_y"].to_numpy(),
             spec,
             config,
         )
 
         steps.next("boosting")
-        booster = self._boost(X[slice_of["train"]], X[slice_of["valid"]], spec, config, slices)
+        valid = sample(X[slice_of["valid"]], SAMPLE_ROWS, slices["valid"])
+        booster = dask_boost.boost(self.client, X[slice_of["train"]], valid, spec, config)
         model = self.client.scatter(booster, broadcast=True)
         cal = X[slice_of["calibration"]]
         raw_cal = cal.map_partitions(_raw, model, names, meta=("raw", float))
@@ -375,7 +388,7 @@ class DaskEngine:
             raw_cal, cal["_y"], raw_test, test[["lead_id", "_as_of", "_y"]]
         )
         fit_rows = X[slice_of["train"] | slice_of["valid"]]
-        base = _sample(fit_rows, config.model.baseline_max_rows, slices["train"] + slices["valid"])
+        base = sample(fit_rows, config.model.baseline_max_rows, slices["train"] + slices["valid"])
 
         test_rows = rows[rows["_snapshot"] == 0]
 
@@ -402,22 +415,6 @@ class DaskEngine:
         )
         return prep, DaskTestLeads(spec, test, test_rows, events, len(keys))
 
-    def _boost(self, train_X, valid_X, spec, config: TrainConfig, slices: dict) -> Any:
-        """LightGBM's Dask estimator for `max_rounds` rounds, cut back to the rounds with the
-        lowest log loss on (a sample of) the validation slice."""
-        import lightgbm as lgb
-
-        cfg = config.model
-        params = booster_params(spec, cfg, config.split.seed)
-        params.pop("metric")
-        names = lgb_names(spec)
-        model = lgb.DaskLGBMClassifier(client=self.client, n_estimators=cfg.max_rounds, **params)
-        model.fit(train_X[names], train_X["_y"], categorical_feature=categorical_positions(spec))
-        booster = model.booster_
-        valid = _sample(valid_X, SAMPLE_ROWS, slices["valid"])
-        rounds = best_rounds(booster, valid[names].to_numpy(), valid["_y"].to_numpy())
-        return lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
-
 
 def _raw(part: pd.DataFrame, booster: Any, names: list[str]) -> pd.Series:
     return pd.Series(booster.predict(part[names].to_numpy(), raw_score=True), index=part.index)
@@ -428,12 +425,6 @@ def _probability_part(rows: pd.DataFrame, events: pd.DataFrame, scorer: LeadScor
     events = aligned(rows, events, every_lead=False)
     out, _ = scorer.score_leads(rows, events, as_of=rows["_as_of"].to_numpy())
     return pd.Series(out["probability"].to_numpy(), dtype=float)
-
-
-def _sample(frame: Any, rows: int, total: int) -> pd.DataFrame:
-    """Up to about `rows` rows of a Dask frame of `total` rows, brought to the client."""
-    frac = min(1.0, rows / max(total, 1))
-    return (frame if frac >= 1.0 else frame.sample(frac=frac, random_state=0)).compute()
 
 
 def _mean(stats: pd.DataFrame, from_snapshot: int) -> float:
