@@ -152,8 +152,8 @@ def read_crm(
     folder = Path(folder).resolve()  # workers resolve paths from their own directory
     if not folder.is_dir():
         raise errors.ContractError(
-            f"{folder}: the Dask engine reads CRM tables: pass a folder with leads and events "
-            "(files or folders of Parquet parts). A flat export fits one machine: use --engine local."
+            f"{folder}: not a folder of CRM tables: pass a folder with leads and events "
+            "(files or folders of Parquet parts)."
         )
     leads_src = dataset.table_source(folder, "leads")
     events_src = dataset.table_source(folder, "events")
