@@ -11,7 +11,7 @@ module has none of its own, or a test file is named for a subject, it is listed 
                                        service worker imports)
   champion.py                          test_promotion.py (slow), test_tracking.py
   train.py, score.py                   test_train*.py, test_model.py (fit), test_cli.py
-  dask_engine.py                       test_dask.py (slow, a real 2-worker cluster)
+  dask_*.py                            test_dask.py (slow, a real 2-worker cluster)
   report.py                            test_cli.py (what train and score print)
 Integration tests (slow, named for a subject, no module of their own): test_identity.py
 (scores equal to the tag pre-renovation), test_input.py (real-world exports), test_reasons.py

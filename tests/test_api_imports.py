@@ -11,6 +11,9 @@ import textwrap
 TRAINING = [
     "leadml.train",
     "leadml.dask_engine",
+    "leadml.dask_crm",
+    "leadml.dask_flat",
+    "leadml.dask_boost",
     "leadml.synth",
     "leadml.ledger",
     "leadml.evaluate",

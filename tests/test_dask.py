@@ -260,3 +260,85 @@ def test_synth_writes_event_parts(tmp_path, crm_small):
     synth.write_crm(crm_small, tmp_path / "d", "csv")  # back to one file: the folder goes
     assert dataset.table_source(tmp_path / "d", "events").name == "events.csv"
     shutil.rmtree(tmp_path / "d")
+
+
+@pytest.fixture(scope="module")
+def flat_export(tmp_path_factory):
+    """A flat export to train on, with a sign-up date (for the time split), a target that is
+    not yes/no (rejected when read) and a number no feature can use (rejected by the features)."""
+    frame = make_flat(3000, seed=5).astype(object)
+    days = np.random.default_rng(5).integers(0, 400, len(frame))
+    frame["signed_up"] = (pd.Timestamp("2025-01-01") + pd.to_timedelta(days, "D")).strftime(
+        "%Y-%m-%d"
+    )
+    frame.loc[11, "won"] = "maybe"
+    frame.loc[12, "web_visits"] = "lots"
+    path = tmp_path_factory.mktemp("flat_train") / "export.csv"
+    frame.to_csv(path, sep=";", index=False)
+    return path
+
+
+FLAT = {
+    "flat": {"target": "won", "id_column": "customer_ref", "sep": ";"},
+    "model": {"baseline": True},  # learns from the train and valid rows: the same on both
+}
+FLAT_SPLITS = {
+    "cross-fitted": {},
+    "fixed slices": {"split": {"crossfit_folds": 0}},
+    "by time": {"split": {"date_column": "signed_up"}},
+}
+
+
+@pytest.mark.parametrize("how", FLAT_SPLITS)
+def test_flat_training_on_the_cluster_matches_in_memory(engine, flat_export, tmp_path, how):
+    config = CONFIG.with_changes(FLAT).with_changes(FLAT_SPLITS[how])
+    local, local_files = fit(flat_export, config)
+    result, files = fit(flat_export, config, engine=engine)
+    d, l_ = result.data_summary, local.data_summary
+    for key in ("rows", "conversion_rate", "hash", "tables", "rejected_rows", "split", "slices"):
+        assert d[key] == l_[key], key
+    assert d["crossfit_folds"] == l_["crossfit_folds"] == (5 if how == "cross-fitted" else 0)
+    assert d["split"] == ("time" if how == "by time" else "stratified random")
+    assert d["tables"]["leads"]["rejected"] == 2
+    pd.testing.assert_frame_equal(files.rejects, local_files.rejects)
+    assert set(files.rejects["reason"]) == set(local_files.rejects["reason"])
+    assert result.scorer.spec == local.scorer.spec
+    # the same leads in every slice: the same test leads, and a baseline that learns from the
+    # same train and valid rows scores them alike
+    np.testing.assert_array_equal(files.y_test, local_files.y_test)
+    pd.testing.assert_frame_equal(files.test.example(50), local_files.test.example(50))
+    assert result.baseline == pytest.approx(local.baseline, rel=1e-12, abs=1e-12)
+    # the same rule as CRM training on the cluster: quality within a small tolerance
+    assert abs(result.metrics["roc_auc"] - local.metrics["roc_auc"]) < 0.015
+    assert abs(result.metrics["log_loss"] - local.metrics["log_loss"]) < 0.01
+    assert 0 < d["best_iteration"] <= CONFIG.model.max_rounds
+
+    # the model trained on the cluster scores the file alike on both engines
+    uri = str(result.scorer.save(tmp_path / "model"))
+    settings, options = Settings.from_env(tmp_path), dataset.ReadOptions(sep=";")
+    want = score.score_file(flat_export, tmp_path / "local.csv", settings, uri, options)
+    got = score.score_file(
+        flat_export, tmp_path / "dask.csv", settings, uri, options, engine=engine
+    )
+    assert (got.rows_in, got.scored, got.rejected, got.bands) == (
+        want.rows_in,
+        want.scored,
+        want.rejected,
+        want.bands,
+    )
+    a = pd.read_csv(tmp_path / "local.csv", dtype={"customer_ref": str})
+    b = pd.read_csv(tmp_path / "dask.csv", dtype={"customer_ref": str})
+    assert b["customer_ref"].tolist() == a["customer_ref"].tolist() and len(a) == 2999
+    dp = np.abs(b["probability"].to_numpy() - a["probability"].to_numpy())
+    assert dp.max() <= 1e-9 and (a["band"] == b["band"]).all()
+
+
+def test_cli_trains_a_flat_export_on_the_cluster(engine, flat_export, home, capsys):
+    address = engine.client.scheduler.address
+    argv = ["-q", "train", "--data", str(flat_export), "--target", "won", "--sep", ";"]
+    argv += ["--id", "customer_ref", "--engine", "dask", "--scheduler", address]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "split stratified random" in out and "2,998 used" in out
+    assert "use --engine local" not in out + err
+    assert "registered leadml v1" in out

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from leadml import contract, dataset
+from leadml.boosting import crossfit_folds, crossfit_rounds
 from leadml.calibration import Calibrator
 from leadml.config import TrainConfig
 from leadml.model import LeadScorer
@@ -142,3 +143,21 @@ def test_fit_records_how_long_each_step_took(fitted):
         "evaluating",
     ]
     assert all(v >= 0 for v in seconds.values()) and seconds["boosting"] > 0
+
+
+def test_crossfit_folds_hold_out_every_row_once_stratified_and_by_seed():
+    y = np.r_[np.zeros(70), np.ones(30)]
+    folds = crossfit_folds(y, 5, seed=7)
+    held_out = np.concatenate([va for _, va in folds])
+    assert sorted(held_out) == list(range(100))
+    for fit_rows, va in folds:
+        assert not set(fit_rows) & set(va) and len(fit_rows) + len(va) == 100
+        assert y[va].sum() == 6  # each fold keeps the conversion rate
+    again, other = crossfit_folds(y, 5, seed=7), crossfit_folds(y, 5, seed=8)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again, strict=True))
+    assert not all((a[1] == b[1]).all() for a, b in zip(folds, other, strict=True))
+
+
+def test_crossfit_rounds_are_the_folds_mean_and_at_least_one():
+    assert crossfit_rounds([10, 11, 14]) == 11
+    assert crossfit_rounds([0, 1]) == 1

@@ -95,7 +95,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
         default="local",
         help="local: in this process (default). dask: on a Dask cluster, for CRM tables whose "
         "events outgrow memory (Parquet parts are read a row group at a time; score writes "
-        "--out as a folder of Parquet parts, or one CSV when it ends in .csv)",
+        "--out as a folder of Parquet parts, or one CSV when it ends in .csv); a flat export "
+        "is read on this machine and boosted or scored on the cluster",
     )
     p.add_argument(
         "--scheduler",

@@ -1,18 +1,18 @@
 """The Dask engine: training and batch scoring for data that outgrows one machine.
 
-The steps are the in-memory engine's, run per partition on a Dask cluster:
+`DaskEngine` connects to a cluster (or starts a local one), checks that the workers run the
+same versions as this process, and hands each job to its module:
 
-1. `dask_tables` reads and checks CRM tables piece by piece on the workers and shuffles
-   leads and events into aligned partitions by lead.
-2. Per pair of partitions, `labels.label_rows` and `features.build_features`, the one feature
-   function, run unchanged: same cut-offs, same as-of rules, same features.
-3. Training boosts with LightGBM's Dask estimator; calibration, bands, baseline and the
-   evaluation run on the client from the raw scores (`train.finish`, shared by both
-   engines).
-4. `dask_scoring` scores CRM folders and flat exports, one output part per partition.
-
-Training on the cluster takes CRM tables (its split is by cut-off); a flat export trains
-in memory (`--engine local`), and is scored on the cluster like CRM tables.
+- `dask_crm` trains on CRM tables: `dask_tables` reads and checks them piece by piece on the
+  workers into aligned partitions by lead, and per pair of partitions `labels.label_rows`
+  and `features.build_features`, the one feature function, run unchanged.
+- `dask_flat` trains on a flat export (one file, one row per lead): it is read, checked,
+  split and turned into features on the client by the in-memory engine's own steps (so it
+  must fit in the client's memory); only its boosting runs on the workers.
+- Both boost with LightGBM's Dask estimator (`dask_boost`); calibration, bands, baseline and
+  the evaluation run on the client from the raw scores (`train.finish`, shared by both
+  engines).
+- `dask_scoring` scores CRM folders and flat exports, one output part per partition.
 """
 
 from __future__ import annotations
@@ -21,55 +21,20 @@ import contextlib
 import importlib.metadata
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from leadml import (
-    dask_scoring,
-    dask_tables,
-    dataset,
-    errors,
-    evaluate,
-    features,
-    fit_features,
-    labels,
-    progress,
-)
-from leadml.boosting import best_rounds, booster_params, categorical_positions, lgb_names
+from leadml import dask_crm, dask_flat, dask_scoring, dask_tables, dataset, features, progress
 from leadml.config import Settings, TrainConfig
-from leadml.dask_tables import BUCKET, CrmTables, aligned
-from leadml.engine import Prepared
+from leadml.dask_tables import CrmTables
+from leadml.engine import Prepared, TestLeads
 from leadml.errors import EngineError
-from leadml.grades import GradeRows
-from leadml.local_engine import input_example, read_options
-from leadml.model import LeadScorer
 from leadml.score_io import ScoreSummary
 
-SAMPLE_ROWS = 200_000  # rows brought to the client for the leakage guard and best rounds
 CONNECT_TIMEOUT = "10s"
-
-
-def _features_part(
-    rows: pd.DataFrame, events: pd.DataFrame, spec: features.FeatureSpec, keep: list[str]
-) -> pd.DataFrame:
-    """Features of one partition's rows (as of each row's `_as_of`), with the columns in
-    `keep` carried along."""
-    rows = rows.reset_index(drop=True)
-    every_lead = "_snapshot" not in rows  # labelled rows leave out leads outside the population
-    feats = features.build_features(
-        rows, aligned(rows, events, every_lead), spec, as_of=rows["_as_of"].to_numpy()
-    )
-    X = feats.X.set_axis(lgb_names(spec), axis=1)
-    return pd.concat([rows.loc[feats.X.index, keep], X], axis=1)
-
-
-def _features_meta(rows: Any, spec: features.FeatureSpec, keep: list[str]) -> pd.DataFrame:
-    X = pd.DataFrame({name: pd.Series(dtype=float) for name in lgb_names(spec)})
-    return pd.concat([rows._meta[keep], X], axis=1)
 
 
 def _quiet_lightgbm() -> None:
@@ -95,40 +60,6 @@ def _mute_stdout() -> None:
 
 def _versions() -> dict[str, str]:
     return {p: importlib.metadata.version(p) for p in ("leadml", "lightgbm", "pandas", "dask")}
-
-
-class DaskTestLeads:
-    """The test leads of a training on the cluster: their features (`X`, LightGBM's column
-    names) and their raw rows with the events of their partitions."""
-
-    def __init__(self, spec: features.FeatureSpec, X: Any, rows: Any, events: Any, n: int):
-        self.spec, self.X, self.rows, self.events, self.n = spec, X, rows, events, n
-
-    def predict_test(self, fn: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
-        names, spec = lgb_names(self.spec), self.spec
-
-        def apply(part: pd.DataFrame) -> pd.Series:
-            return pd.Series(fn(part[names].set_axis(spec.feature_names, axis=1)), dtype=float)
-
-        return self.X.map_partitions(apply, meta=(None, float)).compute().to_numpy()
-
-    def score_test(self, scorer: LeadScorer) -> np.ndarray | None:
-        import dask.dataframe as dd
-
-        out = dd.map_partitions(
-            _probability_part,
-            self.rows,
-            self.events,
-            scorer,
-            align_dataframes=False,
-            meta=("probability", float),
-        ).compute()
-        return out.to_numpy() if len(out) == self.n else None
-
-    def example(self, k: int) -> pd.DataFrame:
-        head = self.rows.head(k, npartitions=-1)
-        ev = self.events[self.events["lead_id"].isin(head["lead_id"].tolist())].compute()
-        return input_example(self.spec, head, ev.drop(columns=BUCKET), head["_as_of"].to_numpy())
 
 
 class DaskEngine:
@@ -225,21 +156,8 @@ class DaskEngine:
         """The features of every lead in a CRM folder (or tables already read) as of one
         cut-off, as a Dask DataFrame (lead_id, then `spec.feature_names`), built by the one
         feature function per partition."""
-        import dask.dataframe as dd
-
         tables = data if isinstance(data, CrmTables) else self.read_crm(Path(data), options, False)
-        rows = tables.leads.drop(columns=BUCKET).assign(_as_of=pd.Timestamp(as_of))
-        meta = _features_meta(rows, spec, ["lead_id"])
-        X = dd.map_partitions(
-            _features_part,
-            rows,
-            tables.events,
-            spec,
-            ["lead_id"],
-            align_dataframes=False,
-            meta=meta,
-        )
-        return X.rename(columns=dict(zip(lgb_names(spec), spec.feature_names, strict=True)))
+        return dask_crm.features_as_of(tables, spec, as_of)
 
     # ---- scoring ----------------------------------------------------------------------
 
@@ -262,200 +180,9 @@ class DaskEngine:
 
     def prepare(
         self, data_path: Path, config: TrainConfig, steps: progress.Stages, progress: bool
-    ) -> tuple[Prepared, DaskTestLeads]:
-        """`train.fit`'s engine steps on the cluster: read, label, features, boost, raw scores."""
-        import dask
-        import dask.dataframe as dd
-
-        steps.next("reading data")
-        tables = self.read_crm(data_path, read_options(config), require_outcome=True)
-        tables.data.check_reject_share(config.input.max_reject_share)
-        leads, events = tables.leads, tables.events
-        steps.next("labelling cut-offs")
-        lc = config.label
-        if lc.as_of:
-            last = pd.Timestamp(lc.as_of)
-        else:
-            stamps = dd.compute(
-                leads["created_at"].max(), leads["converted_at"].max(), events["occurred_at"].max()
-            )
-            last = labels.training_cutoff(stamps, lc.horizon_days)
-
-        def count(cuts: list) -> np.ndarray:
-            parts = leads.to_delayed()
-            per_part = dask.compute(
-                *[dask.delayed(labels.population_counts)(p, cuts, lc.horizon_days) for p in parts]
-            )
-            return np.sum(per_part, axis=0)
-
-        cuts = labels.plan_cutoffs(config, last, count)
-        if len(cuts) < 4:
-            raise errors.ContractError(
-                f"the Dask engine splits by cut-off and needs 4 or more; only {len(cuts)} have "
-                f"{labels.MIN_SNAPSHOT_ROWS}+ leads. Set label.snapshots (and snapshot_every_days), "
-                "or use --engine local for data this small."
-            )
-        rows = leads.drop(columns=BUCKET).map_partitions(
-            labels.label_rows, cuts, lc.horizon_days, align_dataframes=False
-        )
-        train_rows = rows[rows["_snapshot"] >= 3]
-        counts = _sum_counts(
-            dask.compute(
-                *[
-                    dask.delayed(fit_features.crm_category_counts)(p)
-                    for p in train_rows.to_delayed()
-                ]
-            )
-        )
-        spec = features.fit_spec(tables.data, config, counts=counts)
-        steps.next("building features")
-        keep = ["lead_id", "_as_of", "_snapshot", "_y"]
-        X = dd.map_partitions(
-            _features_part,
-            rows,
-            events,
-            spec,
-            keep,
-            align_dataframes=False,
-            meta=_features_meta(rows, spec, keep),
-        ).persist()
-        names = lgb_names(spec)
-        stats = X.groupby("_snapshot")["_y"].agg(["count", "mean"]).compute().sort_index()
-        first, last_created, n_leads = dd.compute(
-            rows["created_at"].min(), rows["created_at"].max(), rows["lead_id"].nunique()
-        )
-        y_all = float((stats["count"] * stats["mean"]).sum() / stats["count"].sum())
-        summary = labels.crm_summary(
-            config,
-            cuts,
-            int(stats["count"].sum()),
-            n_leads,
-            int(events.map_partitions(len).sum().compute()),
-            first,
-            last_created,
-            y_all,
-        )
-        slice_of = {
-            "test": X["_snapshot"] == 0,
-            "calibration": X["_snapshot"] == 1,
-            "valid": X["_snapshot"] == 2,
-            "train": X["_snapshot"] >= 3,
-        }
-        slices = {
-            "test": int(stats.loc[0, "count"]),
-            "calibration": int(stats.loc[1, "count"]),
-            "valid": int(stats.loc[2, "count"]),
-            "train": int(stats.loc[stats.index >= 3, "count"].sum()),
-        }
-        for name, mean in (
-            ("test", stats.loc[0, "mean"]),
-            ("calibration", stats.loc[1, "mean"]),
-            ("valid", stats.loc[2, "mean"]),
-            ("train", _mean(stats, 3)),
-        ):
-            if mean in (0.0, 1.0):
-                raise errors.ContractError(
-                    f"the {name} slice ({slices[name]} leads) has only one outcome; more data or a different split is needed"
-                )
-        sample = _sample(X[slice_of["train"]], SAMPLE_ROWS, slices["train"])
-        warnings = evaluate.leak_warnings(
-            sample[names].set_axis(spec.feature_names, axis=1),
-            sample["_y"].to_numpy(),
-            spec.labels,
-            config.leakage_auc,
-        )
-
-        steps.next("boosting")
-        booster = self._boost(X[slice_of["train"]], X[slice_of["valid"]], spec, config, slices)
-        model = self.client.scatter(booster, broadcast=True)
-        cal = X[slice_of["calibration"]]
-        raw_cal = cal.map_partitions(_raw, model, names, meta=("raw", float))
-        test = X[slice_of["test"]]
-        raw_test = test.map_partitions(_raw, model, names, meta=("raw", float))
-        raw_cal, y_cal, raw_test, keys = dask.compute(
-            raw_cal, cal["_y"], raw_test, test[["lead_id", "_as_of", "_y"]]
-        )
-        fit_rows = X[slice_of["train"] | slice_of["valid"]]
-        base = _sample(fit_rows, config.model.baseline_max_rows, slices["train"] + slices["valid"])
-
-        test_rows = rows[rows["_snapshot"] == 0]
-        # the grades' sub-models learn on the client from samples of each slice
-        train_s, valid_s, cal_s = (
-            (part[names].set_axis(spec.feature_names, axis=1), part["_y"].to_numpy())
-            for part in (
-                sample,
-                _sample(X[slice_of["valid"]], SAMPLE_ROWS, slices["valid"]),
-                _sample(cal, SAMPLE_ROWS, slices["calibration"]),
-            )
-        )
-        grade_rows = GradeRows(train_s, valid_s, cal_s)
-
-        prep = Prepared(
-            kind="crm",
-            source=tables.data.source,
-            target="converted",
-            rejects=tables.rejects,
-            summary=summary,
-            split_method="time (by cut-off)",
-            slices=slices,
-            spec=spec,
-            booster=booster,
-            crossfit=False,
-            raw_cal=raw_cal.to_numpy(),
-            y_cal=y_cal.to_numpy(),
-            raw_test=raw_test.to_numpy(),
-            y_test=keys["_y"].to_numpy(),
-            test_keys=keys[["lead_id", "_as_of"]].reset_index(drop=True),
-            baseline_rows=(base[names].set_axis(spec.feature_names, axis=1), base["_y"].to_numpy()),
-            grade_rows=grade_rows,
-            tables=tables.counts(),
-            notes=tables.data.notes,
-            warnings=warnings,
-        )
-        return prep, DaskTestLeads(spec, test, test_rows, events, len(keys))
-
-    def _boost(self, train_X, valid_X, spec, config: TrainConfig, slices: dict) -> Any:
-        """LightGBM's Dask estimator for `max_rounds` rounds, cut back to the rounds with the
-        lowest log loss on (a sample of) the validation slice."""
-        import lightgbm as lgb
-
-        cfg = config.model
-        params = booster_params(spec, cfg, config.split.seed)
-        params.pop("metric")
-        names = lgb_names(spec)
-        model = lgb.DaskLGBMClassifier(client=self.client, n_estimators=cfg.max_rounds, **params)
-        model.fit(train_X[names], train_X["_y"], categorical_feature=categorical_positions(spec))
-        booster = model.booster_
-        valid = _sample(valid_X, SAMPLE_ROWS, slices["valid"])
-        rounds = best_rounds(booster, valid[names].to_numpy(), valid["_y"].to_numpy())
-        return lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
-
-
-def _raw(part: pd.DataFrame, booster: Any, names: list[str]) -> pd.Series:
-    return pd.Series(booster.predict(part[names].to_numpy(), raw_score=True), index=part.index)
-
-
-def _probability_part(rows: pd.DataFrame, events: pd.DataFrame, scorer: LeadScorer) -> pd.Series:
-    rows = rows.reset_index(drop=True)
-    events = aligned(rows, events, every_lead=False)
-    out, _ = scorer.score_leads(rows, events, as_of=rows["_as_of"].to_numpy())
-    return pd.Series(out["probability"].to_numpy(), dtype=float)
-
-
-def _sample(frame: Any, rows: int, total: int) -> pd.DataFrame:
-    """Up to about `rows` rows of a Dask frame of `total` rows, brought to the client."""
-    frac = min(1.0, rows / max(total, 1))
-    return (frame if frac >= 1.0 else frame.sample(frac=frac, random_state=0)).compute()
-
-
-def _mean(stats: pd.DataFrame, from_snapshot: int) -> float:
-    s = stats[stats.index >= from_snapshot]
-    return float((s["count"] * s["mean"]).sum() / s["count"].sum())
-
-
-def _sum_counts(parts: tuple) -> dict[str, pd.Series]:
-    out: dict[str, pd.Series] = {}
-    for counts in parts:
-        for name, series in counts.items():
-            out[name] = series if name not in out else out[name].add(series, fill_value=0)
-    return out
+    ) -> tuple[Prepared, TestLeads]:
+        """`train.fit`'s engine steps on the cluster: read, label, features, boost, raw
+        scores; a flat export (a file, not a folder) by `dask_flat.prepare`."""
+        if not dataset.require_input(data_path).is_dir():
+            return dask_flat.prepare(self.client, self.partitions, data_path, config, steps)
+        return dask_crm.prepare(self.client, self.partitions, data_path, config, steps)

@@ -17,7 +17,6 @@ that looks complete.
 
 from __future__ import annotations
 
-import itertools
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,13 +26,11 @@ import pandas as pd
 
 from leadml import accounting, dataset, files, labels, score_io
 from leadml.config import Settings
-from leadml.dask_tables import BUCKET, aligned, read_crm
+from leadml.dask_tables import BUCKET, aligned, read_crm, scatter_rows
 from leadml.model import LeadScorer
 
 if TYPE_CHECKING:
     from leadml.score_io import ScoreSummary
-
-FLAT_ROWS_PER_PARTITION = 250_000
 
 
 def score_file(
@@ -145,11 +142,7 @@ def _score_flat(
     the rows a feature rejects (an unusable number) join the file's rejects."""
     data, source = score_io.read_for_scoring(data_path, scorer, options)
     score_io.check_share(data, options, rpath)
-    workers = len(client.scheduler_info()["workers"])
-    n = partitions or max(2 * workers, -(-len(data.leads) // FLAT_ROWS_PER_PARTITION))
-    n = max(1, min(n, len(data.leads)))
-    bounds = np.linspace(0, len(data.leads), n + 1).astype(int)
-    chunks = client.scatter([data.leads.iloc[a:b] for a, b in itertools.pairwise(bounds)])
+    chunks = scatter_rows(client, data.leads, partitions)
     model = client.scatter(scorer, broadcast=True)
     futures = [
         client.submit(_flat_part, chunk, model, source, str(parts), csv, number, pure=False)

@@ -7,11 +7,15 @@ partitions by lead.
 2. Leads and events are shuffled (Dask's own shuffle, which spills to disk) into the same
    number of partitions by a hash of the lead id, so partition i of the events holds
    exactly the events of the leads in partition i of the leads (`aligned` checks it).
+
+A flat export is read and checked on the client; `scatter_rows` hands its rows to the
+workers in contiguous chunks, in the file's order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ from leadml import accounting, contract, dataset, errors, readers, values
 BUCKET = "_bucket"
 _PIECE, _ROW = "_piece", "_row"  # where a lead row came from, to reject repeated ids
 EVENTS_PER_PARTITION = 1_500_000  # a partition's features take ~100 bytes per event
+FLAT_ROWS_PER_PARTITION = 250_000
 _LEAD_FIELDS = ["lead_id", "created_at", "converted", "converted_at", *contract.PROFILE_COLUMNS]
 
 
@@ -147,8 +152,8 @@ def read_crm(
     folder = Path(folder).resolve()  # workers resolve paths from their own directory
     if not folder.is_dir():
         raise errors.ContractError(
-            f"{folder}: the Dask engine reads CRM tables: pass a folder with leads and events "
-            "(files or folders of Parquet parts). A flat export fits one machine: use --engine local."
+            f"{folder}: not a folder of CRM tables: pass a folder with leads and events "
+            "(files or folders of Parquet parts)."
         )
     leads_src = dataset.table_source(folder, "leads")
     events_src = dataset.table_source(folder, "events")
@@ -251,3 +256,13 @@ def _rows(pieces: list[dataset.Piece]) -> int:
         if p.row_group is not None:
             total += pq.ParquetFile(p.path).metadata.row_group(p.row_group).num_rows
     return total
+
+
+def scatter_rows(client: Any, frame: pd.DataFrame, partitions: int | None) -> list:
+    """`frame`'s rows on the workers, in order, as futures of contiguous chunks: `partitions`
+    of them, or two per worker and at most `FLAT_ROWS_PER_PARTITION` rows each."""
+    workers = len(client.scheduler_info()["workers"])
+    n = partitions or max(2 * workers, -(-len(frame) // FLAT_ROWS_PER_PARTITION))
+    n = max(1, min(n, len(frame)))
+    bounds = np.linspace(0, len(frame), n + 1).astype(int)
+    return client.scatter([frame.iloc[a:b] for a, b in itertools.pairwise(bounds)])

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from leadml import dataset, errors, evaluate, features, labels, privacy, score_io
+from leadml import accounting, dataset, errors, evaluate, features, labels, privacy, score_io
 from leadml.boosting import fit_booster, fit_crossfit
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Prepared
@@ -24,6 +25,9 @@ from leadml.model import LeadScorer
 from leadml.progress import Stages
 from leadml.records import from_tables
 from leadml.split import STRATIFIED, split
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,132 @@ class LocalTestLeads:
         return input_example(self.spec, self.leads.iloc[:k], self.events, as_of)
 
 
+@dataclass(frozen=True)
+class TrainingRows:
+    """A training input read, checked, labelled and split, with the features of the usable
+    rows of each slice: what an engine boosts from (`training_rows`)."""
+
+    data: dataset.LeadData
+    lab: labels.Labelled
+    method: str  # how it was split (`split.BY_CUTOFF`, `BY_TIME`, `STRATIFIED`)
+    spec: features.FeatureSpec
+    pos: dict[str, np.ndarray]  # positions in `lab.leads` of each slice's usable rows
+    X: dict[str, pd.DataFrame]  # their features (columns `spec.feature_names`)
+    Y: dict[str, np.ndarray]  # their labels
+    tables: dict[str, accounting.TableCount]
+    warnings: list[str]
+
+    def crossfit(self, config: TrainConfig) -> bool:
+        """Whether the booster is cross-fitted: rows split at random, and few enough of them."""
+        sc = config.split
+        return (
+            self.method == STRATIFIED
+            and sc.crossfit_folds >= 2
+            and len(self.lab.y) <= sc.crossfit_max_rows
+        )
+
+    def fit_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The features and labels a cross-fit learns from (train, valid and calibration rows,
+        in that order); its out-of-fold scores calibrate."""
+        fit = ("train", "valid", "calibration")
+        return (
+            np.concatenate([self.X[k].to_numpy() for k in fit]),
+            np.concatenate([self.Y[k] for k in fit]),
+        )
+
+    def prepared(
+        self,
+        booster: lgb.Booster,
+        crossfit: bool,
+        raw_cal: np.ndarray,
+        y_cal: np.ndarray,
+        baseline_max_rows: int,
+    ) -> Prepared:
+        """What `train.finish` takes, from these rows and the boosting's results."""
+        data, test_as_of = self.data, self.test_as_of()
+        keys = None
+        if test_as_of is not None:
+            ids = self.lab.leads["lead_id"].iloc[self.pos["test"]].to_numpy()
+            keys = pd.DataFrame({"lead_id": ids, "_as_of": test_as_of})
+        return Prepared(
+            kind=data.kind,
+            source=data.source,
+            target=data.target,
+            rejects=data.rejects,
+            summary=self.lab.summary,
+            split_method=self.method,
+            slices={k: int(len(v)) for k, v in self.pos.items()},
+            spec=self.spec,
+            booster=booster,
+            crossfit=crossfit,
+            raw_cal=raw_cal,
+            y_cal=y_cal,
+            raw_test=np.asarray(booster.predict(self.X["test"].to_numpy(), raw_score=True)),
+            y_test=self.Y["test"],
+            test_keys=keys,
+            baseline_rows=_baseline_rows(self.X, self.Y, baseline_max_rows),
+            grade_rows=self.grade_rows(crossfit),
+            tables=self.tables,
+            notes=data.notes,
+            warnings=self.warnings,
+        )
+
+    def grade_rows(self, crossfit: bool) -> GradeRows:
+        """What the grades' sub-models learn from: the same slices as the booster (for a
+        cross-fit: train, valid and calibration rows together, scored out of fold)."""
+        X, Y = self.X, self.Y
+        if crossfit:
+            fit = ("train", "valid", "calibration")
+            every = (pd.concat([X[k] for k in fit]), np.concatenate([Y[k] for k in fit]))
+            return GradeRows(every, None, every, crossfit=True)
+        return GradeRows(
+            (X["train"], Y["train"]), (X["valid"], Y["valid"]), (X["calibration"], Y["calibration"])
+        )
+
+    def test_as_of(self) -> np.ndarray | None:
+        return None if self.lab.as_of is None else self.lab.as_of[self.pos["test"]]
+
+    def test_leads(self) -> LocalTestLeads:
+        """The test leads, in memory."""
+        leads = self.lab.leads.iloc[self.pos["test"]]
+        return LocalTestLeads(self.spec, self.X["test"], leads, self.lab.events, self.test_as_of())
+
+
+def training_rows(data_path: Path, config: TrainConfig, steps: Stages) -> TrainingRows:
+    """Read and check the input, label, split, and build the features of every row: the
+    steps before boosting, with every check and reject of the in-memory engine."""
+    steps.next("reading data")
+    data = load_for_training(data_path, config)
+    data.check_reject_share(config.input.max_reject_share)
+    steps.next("labelling cut-offs")
+    lab = labels.label(data, config)
+    labels.require_both_outcomes(lab.y, str(data_path))
+    parts = split(lab, config)
+    method = str(parts.pop("method")[0])
+    spec_data = replace(data, leads=lab.leads.iloc[parts["train"]], events=None)
+    steps.next("building features")
+    spec = features.fit_spec(spec_data, config)
+    feats = features.build_features(
+        lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
+    )
+    data.rejects.extend(feats.rejects)
+    tables = data.check_reject_share(config.input.max_reject_share)
+    usable = lab.leads.index.isin(feats.X.index)
+    pos = {k: v[usable[v]] for k, v in parts.items()}
+    Xall = feats.X.reindex(lab.leads.index)
+    X = {k: Xall.iloc[v] for k, v in pos.items()}
+    Y = {k: lab.y[v] for k, v in pos.items()}
+    for name, rows in X.items():
+        if len(np.unique(Y[name])) < 2:
+            raise errors.ContractError(
+                f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed"
+            )
+    warnings = evaluate.leak_warnings(X["train"], Y["train"], spec.labels, config.leakage_auc)
+    for col, why in spec.skipped.items():
+        log.info("column %r not used: %s", col, why)
+    return TrainingRows(data, lab, method, spec, pos, X, Y, tables, warnings)
+
+
 class LocalEngine:
     """The in-memory engine (see the module docstring)."""
 
@@ -105,56 +235,16 @@ class LocalEngine:
         self, data_path: Path, config: TrainConfig, steps: Stages, progress: bool
     ) -> tuple[Prepared, LocalTestLeads]:
         """Everything up to the raw scores of the calibration and test slices."""
-        steps.next("reading data")
-        data = load_for_training(data_path, config)
-        data.check_reject_share(config.input.max_reject_share)
-        steps.next("labelling cut-offs")
-        lab = labels.label(data, config)
-        labels.require_both_outcomes(lab.y, str(data_path))
-        parts = split(lab, config)
-        method = str(parts.pop("method")[0])
-        spec_data = replace(data, leads=lab.leads.iloc[parts["train"]], events=None)
-        steps.next("building features")
-        spec = features.fit_spec(spec_data, config)
-        feats = features.build_features(
-            lab.leads, lab.events, spec, as_of=lab.as_of, source=Path(data.source["paths"][0]).name
-        )
-        data.rejects.extend(feats.rejects)
-        tables = data.check_reject_share(config.input.max_reject_share)
-        usable = lab.leads.index.isin(feats.X.index)
-        pos = {k: v[usable[v]] for k, v in parts.items()}
-        Xall = feats.X.reindex(lab.leads.index)
-        X = {k: Xall.iloc[v] for k, v in pos.items()}
-        Y = {k: lab.y[v] for k, v in pos.items()}
-        for name, rows in X.items():
-            if len(np.unique(Y[name])) < 2:
-                raise errors.ContractError(
-                    f"the {name} slice ({len(rows)} leads) has only one outcome; more data or a different split is needed"
-                )
-        warnings = evaluate.leak_warnings(X["train"], Y["train"], spec.labels, config.leakage_auc)
-        for col, why in spec.skipped.items():
-            log.info("column %r not used: %s", col, why)
-
+        rows = training_rows(data_path, config, steps)
+        X, Y, spec, sc = rows.X, rows.Y, rows.spec, config.split
         steps.next("boosting")
-        sc = config.split
-        crossfit = (
-            method == STRATIFIED and sc.crossfit_folds >= 2 and len(lab.y) <= sc.crossfit_max_rows
-        )
+        crossfit = rows.crossfit(config)
         if crossfit:
-            fit_rows = ("train", "valid", "calibration")
-            X_fit = np.concatenate([X[k].to_numpy() for k in fit_rows])
-            y_cal = np.concatenate([Y[k] for k in fit_rows])
+            X_fit, y_cal = rows.fit_rows()
             booster, raw_cal = fit_crossfit(
                 X_fit, y_cal, spec, config.model, sc.crossfit_folds, sc.seed, progress
             )
-            every = (pd.concat([X[k] for k in fit_rows]), y_cal)
-            grade_rows = GradeRows(every, None, every, crossfit=True)
         else:
-            grade_rows = GradeRows(
-                (X["train"], Y["train"]),
-                (X["valid"], Y["valid"]),
-                (X["calibration"], Y["calibration"]),
-            )
             booster = fit_booster(
                 X["train"].to_numpy(),
                 Y["train"],
@@ -167,35 +257,8 @@ class LocalEngine:
             )
             raw_cal = np.asarray(booster.predict(X["calibration"].to_numpy(), raw_score=True))
             y_cal = Y["calibration"]
-        test = pos["test"]
-        test_as_of = None if lab.as_of is None else lab.as_of[test]
-        test_leads = lab.leads.iloc[test]
-        keys = None
-        if test_as_of is not None:
-            keys = pd.DataFrame({"lead_id": test_leads["lead_id"].to_numpy(), "_as_of": test_as_of})
-        prep = Prepared(
-            kind=data.kind,
-            source=data.source,
-            target=data.target,
-            rejects=data.rejects,
-            summary=lab.summary,
-            split_method=method,
-            slices={k: int(len(v)) for k, v in pos.items()},
-            spec=spec,
-            booster=booster,
-            crossfit=crossfit,
-            raw_cal=raw_cal,
-            y_cal=y_cal,
-            raw_test=np.asarray(booster.predict(X["test"].to_numpy(), raw_score=True)),
-            y_test=Y["test"],
-            test_keys=keys,
-            baseline_rows=_baseline_rows(X, Y, config.model.baseline_max_rows),
-            grade_rows=grade_rows,
-            tables=tables,
-            notes=data.notes,
-            warnings=warnings,
-        )
-        return prep, LocalTestLeads(spec, X["test"], test_leads, lab.events, test_as_of)
+        prep = rows.prepared(booster, crossfit, raw_cal, y_cal, config.model.baseline_max_rows)
+        return prep, rows.test_leads()
 
     def score_file(
         self,
