@@ -15,7 +15,7 @@ from leadml.config import Settings, TrainConfig
 from leadml.local_engine import LocalEngine, LocalTestLeads, read_options
 from leadml.progress import Stages
 
-CONFIG = TrainConfig.model_validate({"model": {"baseline": False, "max_rounds": 100}})
+CONFIG = TrainConfig.model_validate({"model": {"baseline": False, "max_rounds": 50}})
 PERSONAL = ["first_name", "last_name", "email", "phone"]
 
 

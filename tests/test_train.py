@@ -16,7 +16,7 @@ from leadml.bands import BANDS
 from leadml.config import Settings, TrainConfig
 from leadml.errors import ContractError, LeadmlError
 
-CONFIG = {"model": {"max_rounds": 100}}
+CONFIG = {"model": {"max_rounds": 50}}
 METRICS = {"roc_auc", "pr_auc", "log_loss", "brier", "ece", "conversion_rate", "leads"}
 
 
@@ -58,7 +58,7 @@ def test_the_data_summary_counts_rows_and_steps(trained, one_bad_event):
     assert summary["tables"]["events"]["rejected"] == 1 == summary["rejected_rows"]
     assert summary["tables"]["leads"]["rejected"] == 0
     assert summary["features"] == len(trained[0].scorer.spec.feature_names)
-    assert summary["best_iteration"] <= 100
+    assert summary["best_iteration"] <= 50
     assert summary["crossfit_folds"] == 0  # a time split fits on fixed slices
     assert list(summary["seconds"]) == [
         "reading data",
