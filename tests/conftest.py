@@ -10,9 +10,13 @@ module has none of its own, or a test file is named for a subject, it is listed 
   api.py, config.Environment           test_api_settings.py, test_api_imports.py (what a
                                        service worker imports)
   champion.py                          test_promotion.py (slow), test_tracking.py
-  train.py, score.py                   test_train*.py, test_model.py (fit), test_cli.py
-  dask_*.py                            test_dask.py (slow, a real 2-worker cluster)
-  report.py                            test_cli.py (what train and score print)
+  train.py, promote.py with MLflow     test_train_mlflow.py, test_promotion.py (slow); without
+                                       it: test_train.py, test_promote.py (a fake registry)
+  features.py                          test_features.py (through build_features); its parts:
+                                       test_fit_features.py, test_engagement.py
+  engine.py                            a Protocol: test_local_engine.py, test_dask.py
+  dask_*.py                            test_dask.py (slow, a real 2-worker cluster; also
+                                       dask_tables.py and dask_scoring.py on the cluster)
 Integration tests (slow, named for a subject, no module of their own): test_identity.py
 (scores equal to the tag pre-renovation), test_input.py (real-world exports), test_reasons.py
 (reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
@@ -116,8 +120,16 @@ def home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def crm_model(tmp_path_factory, crm_dir):
+def crm_result(crm_dir):
+    """The small CRM sample trained once per session (no baseline), for every test that
+    needs a fitted CRM model."""
     result, _ = fit(crm_dir, TrainConfig.model_validate({"model": {"baseline": False}}))
+    return result
+
+
+@pytest.fixture(scope="session")
+def crm_model(tmp_path_factory, crm_result):
+    result = crm_result
     path = result.scorer.save(tmp_path_factory.mktemp("crm_model") / "model")
     return LoadedModel.build(result.scorer, "leadml", "7", str(path), "fp-7")
 

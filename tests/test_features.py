@@ -1,4 +1,6 @@
-"""Feature tests: the point-in-time rule, the title normaliser, flat column inference."""
+"""Feature tests through the one feature function: the point-in-time rule, unseen categories,
+flat column inference and rejects, monotone constraints. (Title, region and category parsing:
+test_fit_features.py; engagement counts worked out by hand: test_engagement.py.)"""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml import contract, dataset, features, fit_features
+from leadml import contract, dataset, features
 from leadml.config import TrainConfig
 from tests.conftest import make_flat
 
@@ -105,38 +107,6 @@ def test_the_same_lead_at_two_cutoffs(crm):
     np.testing.assert_array_equal(X.iloc[1].to_numpy(), alone.iloc[0].to_numpy())
 
 
-@pytest.mark.parametrize(
-    ("title", "seniority"),
-    [
-        ("VP of Marketing", "VP"),
-        ("vice president, sales", "VP"),
-        ("Chief Marketing Officer", "C-level"),
-        ("CMO", "C-level"),
-        ("Founder & CEO", "C-level"),
-        ("Sr. Director, Finance", "Director"),
-        ("Head of Engineering", "Director"),
-        ("it mgr", "Manager"),
-        ("Team Lead, HR", "Manager"),
-        ("Marketing Analyst", "Individual"),
-        ("MBA candidate", "Student"),
-        ("Sales Intern", "Student"),
-        (None, "Unknown"),
-    ],
-)
-def test_seniority_from_messy_titles(title, seniority):
-    assert fit_features.normalise_seniority(pd.Series([title])).item() == seniority
-
-
-def test_normaliser_recovers_the_generator_seniority(crm_small):
-    """The synthetic titles were drawn from a known seniority; the normaliser should find it."""
-    titles = crm_small.leads["job_title"]
-    found = fit_features.normalise_seniority(titles)
-    known = found != "Unknown"
-    assert known.mean() > 0.9
-    # every generated title maps to one of the generator's levels
-    assert set(found[known]) <= {"C-level", "VP", "Director", "Manager", "Individual", "Student"}
-
-
 def test_unseen_and_missing_categories(crm):
     data, spec = crm
     leads = data.leads.head(3).copy()
@@ -195,27 +165,6 @@ def test_monotone_constraints_follow_the_direction_of_behaviour(crm):
         and mono["days_since_last_event"] == -1
     )
     assert mono["seniority"] == 0 and mono["lead_age_days"] == 0
-
-
-def test_per_value_small_and_large_inputs_agree():
-    """Requests (a few rows) take a dict path, files take factorize: same answers, same missing."""
-    values = ["VP Sales", None, np.nan, pd.NA, "  ", "cmo", "VP Sales", 7]
-    small = pd.Series(values, dtype=object)
-    large = pd.Series(values * 20, dtype=object)
-    assert len(small) <= fit_features._SMALL < len(large)
-    got_small = fit_features.per_value(small, fit_features.seniority_of)
-    got_large = fit_features.per_value(large, fit_features.seniority_of)
-    assert list(got_large) == list(got_small) * 20
-    assert list(got_small) == [
-        "VP",
-        "Unknown",
-        "Unknown",
-        "Unknown",
-        "Unknown",
-        "C-level",
-        "VP",
-        "Individual",
-    ]
 
 
 def test_request_timestamps_agree_with_the_file_path():

@@ -17,10 +17,8 @@ AS_OF = pd.Timestamp("2026-06-30")
 
 
 @pytest.fixture(scope="module")
-def fitted(crm_dir):
-    cfg = TrainConfig.model_validate({"model": {"baseline": False}})
-    result, _ = fit(crm_dir, cfg)
-    return result
+def fitted(crm_result):
+    return crm_result
 
 
 @pytest.fixture(scope="module")
