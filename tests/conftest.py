@@ -17,9 +17,8 @@ module has none of its own, or a test file is named for a subject, it is listed 
   engine.py                            a Protocol: test_local_engine.py, test_dask.py
   dask_*.py                            test_dask.py (slow, a real 2-worker cluster; also
                                        dask_tables.py and dask_scoring.py on the cluster)
-Integration tests (slow, named for a subject, no module of their own): test_identity.py
-(scores equal to the tag pre-renovation), test_input.py (real-world exports), test_reasons.py
-(reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
+Integration tests (slow, named for a subject, no module of their own): test_input.py
+(real-world exports), test_reasons.py (reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
 test_notebooks.py (notebooks/). test_architecture.py (fast) keeps docs/architecture.md naming
 every module.
 """

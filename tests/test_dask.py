@@ -130,6 +130,11 @@ def test_training_on_the_cluster_matches_in_memory_quality(engine, parts_dir, ho
     a, _ = loaded.score_leads(data.leads, data.events, as_of=pd.Timestamp("2026-06-01"))
     b, _ = result.scorer.score_leads(data.leads, data.events, as_of=pd.Timestamp("2026-06-01"))
     np.testing.assert_allclose(a["probability"], b["probability"])
+    # grades learned from client samples of the slices: the same kinds of words as in memory
+    g = result.scorer.grades
+    assert g.fit and g.engagement and g.usage and g.temperature and g.stage
+    assert set(a["grid"]) <= {f + e for f in "ABCD" for e in "1234"} and a["grid"].nunique() > 8
+    assert (a["grid"] == b["grid"]).all()
 
 
 def test_best_rounds_is_early_stopping_after_the_fact():
@@ -204,6 +209,9 @@ def test_both_engines_score_both_kinds_identically(
     assert dask[id_col].tolist() == local[id_col].tolist()  # every lead scored by both
     dp = np.abs(dask["probability"].to_numpy() - local["probability"].to_numpy())
     assert dp.max() <= 1e-9 and (dask["band"] == local["band"]).all()
+    grades = ["fit", "engagement", "grid", "temperature", "stage", "pql"]
+    pd.testing.assert_frame_equal(dask[grades], local[grades])  # the same words too
+    assert local["grid"].notna().all()
     pd.testing.assert_frame_equal(pd.read_csv(got.rejects_path), pd.read_csv(want.rejects_path))
     if kind == "flat":
         assert got.rejected == 2 and got.as_of is None

@@ -66,6 +66,7 @@ def test_the_data_summary_counts_rows_and_steps(trained, one_bad_event):
         "building features",
         "boosting",
         "calibrating and baseline",
+        "grades",
         "evaluating",
     ]
 
