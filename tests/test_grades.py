@@ -290,3 +290,11 @@ def test_the_grades_order_conversion_on_the_synthetic_world(tmp_path: Path):
         pd.DataFrame(result.scorer.card["grades"]["backtest"]["grid"])["leads"].sum()
         == result.metrics["leads"]
     )
+
+
+def test_the_readme_table_is_the_labels_meaning():
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("<!-- grades:")
+    block = text[text.index("\n", start) + 1 : text.index("<!-- /grades -->")]
+    assert block == grades.markdown()
+    assert all(grades.MEANING[k] in block for k in grades.LABELS)

@@ -62,6 +62,23 @@ MEANING = {
 }
 
 
+VALUES = {
+    "fit": "A, B, C, D",
+    "engagement": "1, 2, 3, 4",
+    "grid": "A1 .. D4",
+    "temperature": "hot, warm, cold",
+    "stage": "ToFu, MoFu, BoFu",
+    "pql": "true, false",
+}
+
+
+def markdown() -> str:
+    """The labels as the README's table (a test keeps the two equal)."""
+    rows = ["| label | values | what it tells you |", "| --- | --- | --- |"]
+    rows += [f"| `{k}` | {VALUES[k]} | {MEANING[k]} |" for k in LABELS]
+    return "\n".join(rows) + "\n"
+
+
 @dataclass
 class SubModel:
     """A calibrated booster on some of the features, with cut points on its raw score."""
