@@ -5,6 +5,8 @@ module has none of its own, or a test file is named for a subject, it is listed 
   commands.py                          test_cli.py (every command through cli.main)
   batcher.py, metrics.py, deps.py      test_serving.py (fakes), test_api.py (slow)
   parsing.py                           test_schemas.py
+  routes_pages.py                      test_routes_pages.py (the card page); in a browser:
+                                       test_ledger_page.py (slow)
   routes_predict/_model/_pages.py      test_api.py, test_api_hostile.py, test_fuzz.py (slow);
                                        /ledger in a browser: test_ledger_page.py (slow)
   api.py, config.Environment           test_api_settings.py, test_api_imports.py (what a

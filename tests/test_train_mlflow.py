@@ -48,6 +48,10 @@ def test_first_model_is_registered_promoted_and_exported(trained):
         "lift.csv",
         "config.yaml",
         "rejects.csv",
+        "grades_grid.csv",
+        "grades_temperature.csv",
+        "grades_stage.csv",
+        "grades_pql.csv",
     } <= arts
     plots = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "plots")}
     assert plots == {
@@ -55,6 +59,8 @@ def test_first_model_is_registered_promoted_and_exported(trained):
         "plots/reliability.png",
         "plots/lift.png",
         "plots/feature_importance.png",
+        "plots/grid.png",
+        "plots/grades.png",
     }
 
 
