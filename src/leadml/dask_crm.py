@@ -32,7 +32,7 @@ from leadml.dask_boost import SAMPLE_ROWS, sample
 from leadml.dask_tables import BUCKET, CrmTables, aligned
 from leadml.engine import Prepared
 from leadml.features import FeatureSpec
-from leadml.grades import GradeRows
+from leadml.grades_fit import GradeRows
 from leadml.local_engine import input_example, read_options
 from leadml.model import LeadScorer
 from leadml.progress import Stages

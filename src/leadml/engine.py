@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from leadml import accounting, dataset
     from leadml.config import Settings, TrainConfig
     from leadml.features import FeatureSpec
-    from leadml.grades import GradeRows
+    from leadml.grades_fit import GradeRows
     from leadml.model import LeadScorer
     from leadml.progress import Stages
     from leadml.score_io import ScoreSummary

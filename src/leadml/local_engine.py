@@ -20,7 +20,7 @@ from leadml.boosting import fit_booster, fit_crossfit
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Prepared
 from leadml.files import write_frame
-from leadml.grades import GradeRows
+from leadml.grades_fit import GradeRows
 from leadml.model import LeadScorer
 from leadml.progress import Stages
 from leadml.records import from_tables

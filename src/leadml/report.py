@@ -66,7 +66,7 @@ def print_train_report(result: Any, settings: Any) -> None:
 def print_grades(tables: dict, notes: dict) -> None:
     """The grid (conversion and leads per cell) and conversion per temperature, stage and PQL
     on the test slice; what the data could not tell, in words."""
-    from leadml.grades import grid_text
+    from leadml.grades_backtest import grid_text
 
     if "grid" in tables:
         print("\nfit x engagement grid, test slice (conversion, leads):")

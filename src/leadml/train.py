@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from leadml import accounting, bands, errors, evaluate, grades, synth
+from leadml import accounting, bands, errors, evaluate, grades_backtest, grades_fit, synth
 from leadml.boosting import fit_baseline
 from leadml.calibration import Calibrator
 from leadml.config import Settings, TrainConfig
@@ -145,9 +145,9 @@ def finish(
     steps.next("grades")
     grade_tables: dict[str, pd.DataFrame] = {}
     if prep.grade_rows is not None:
-        scorer.grades = grades.fit_grades(prep.grade_rows, spec, config, thresholds.sql)
-        labels = grades.test_labels(scorer.grades, test)
-        grade_tables = grades.backtest(y_test, labels, band_test)
+        scorer.grades = grades_fit.fit_grades(prep.grade_rows, spec, config, thresholds.sql)
+        labels = grades_backtest.test_labels(scorer.grades, test)
+        grade_tables = grades_backtest.backtest(y_test, labels, band_test)
     m = evaluate.metrics(y_test, p_test)
     baseline, p_base = None, None
     if config.model.baseline and prep.baseline_rows is not None:
