@@ -335,6 +335,13 @@ class GradeConfig(BaseModel):
     stage_values: dict[str, str] = Field(default_factory=dict)
     engagement_columns: list[str] | None = None
     usage_columns: list[str] = Field(default_factory=list)
+    learning_rate: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="of the fit, engagement and usage sub-models (they only sort leads into "
+        "quarters, so they may learn faster than the main model)",
+    )
     hot_share: float = Field(
         default=0.25,
         gt=0,

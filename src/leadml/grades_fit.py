@@ -45,9 +45,16 @@ def fit_sub(
         categorical=[c for c in spec.categorical if c in columns],
     )
     seed = config.split.seed
+    # a sub-model only sorts leads into quarters: it learns faster than the main model
+    model = config.model.model_copy(
+        update={
+            "learning_rate": max(config.model.learning_rate, config.grades.learning_rate),
+            "early_stopping_rounds": min(config.model.early_stopping_rounds, 30),
+        }
+    )
     X_train, y_train = rows.train[0][columns].to_numpy(np.float64), rows.train[1]
     if rows.crossfit:
-        booster, raw_cal = fit_crossfit(X_train, y_train, sub_spec, config.model, folds, seed)
+        booster, raw_cal = fit_crossfit(X_train, y_train, sub_spec, model, folds, seed)
         y_cal = y_train
     else:
         valid = rows.valid
@@ -57,7 +64,7 @@ def fit_sub(
             None if valid is None else valid[0][columns].to_numpy(np.float64),
             None if valid is None else valid[1],
             sub_spec,
-            config.model,
+            model,
             seed,
         )
         X_cal, y_cal = rows.calibration
@@ -74,7 +81,7 @@ def fit_grades(
     grades = Grades(list(spec.feature_names))
     cols = parts(spec, gc)
     X_cal = rows.train[0] if rows.crossfit else rows.calibration[0]
-    folds = max(config.split.crossfit_folds, 2)
+    folds = min(max(config.split.crossfit_folds, 2), 3)  # out-of-fold scores to cut at
     for name in ("fit", "engagement"):
         if not cols[name]:
             grades.notes[name] = f"no {name} columns in this data: {name} and grid are missing"
