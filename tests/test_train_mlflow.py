@@ -64,7 +64,7 @@ def test_first_model_is_registered_promoted_and_exported(trained):
     }
 
 
-def test_registered_pyfunc_returns_probability_score_band(trained, crm_dir):
+def test_registered_pyfunc_returns_probability_score_band_and_grades(trained, crm_dir):
     import mlflow
 
     settings, result = trained
@@ -77,8 +77,16 @@ def test_registered_pyfunc_returns_probability_score_band(trained, crm_dir):
     fields = scorer.spec.input_fields()  # what a caller sends: no personal data, no outcome
     request = records.from_tables(leads.astype({"lead_id": str})[fields], events, as_of)
     out = model.predict(request)
-    assert list(out.columns) == ["lead_id", "probability", "score", "band"]
+    assert list(out.columns) == ["lead_id", "probability", "score", "band"] + [
+        "fit",
+        "engagement",
+        "grid",
+        "temperature",
+        "stage",
+        "pql",
+    ]
     direct, _ = scorer.score_leads(leads, events, as_of=as_of)
+    assert out["grid"].tolist() == direct["grid"].tolist() and out["grid"].notna().all()
     np.testing.assert_allclose(
         out["probability"].to_numpy(), direct["probability"].to_numpy(), rtol=0, atol=1e-12
     )
