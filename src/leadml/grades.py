@@ -174,11 +174,12 @@ class Grades:
             for name in ("fit", "engagement", "usage")
             if (sub := getattr(self, name)) is not None
         }
+        t, s = self.temperature, self.stage
         return {
             "meaning": MEANING,
             "sub_models": subs,
-            "temperature": None if self.temperature is None else self.temperature["cuts"],
-            "stage": None if self.stage is None else self.stage.get("rule", "column"),
+            "temperature": None if t is None else {"cuts": t["cuts"], "rule": t.get("rule", "")},
+            "stage": None if s is None else {"rule": s.get("rule", "")},
             "notes": self.notes,
         }
 

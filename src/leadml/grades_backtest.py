@@ -63,6 +63,25 @@ def test_labels(grades: Grades, test: TestLeads) -> dict[str, np.ndarray]:
     return out
 
 
+def sub_model_metrics(grades: Grades, test: TestLeads, y: np.ndarray) -> dict[str, float]:
+    """ROC AUC of the fit, engagement and usage sub-models alone on the test leads
+    (`fit_roc_auc`, ...: logged to MLflow with the main model's)."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for name in ("fit", "engagement", "usage"):
+        sub = getattr(grades, name)
+        if sub is None or len(np.unique(y)) < 2:
+            continue
+        positions = [grades.feature_names.index(c) for c in sub.columns]
+
+        def raw(X: pd.DataFrame, sub=sub, positions=positions) -> np.ndarray:
+            return sub.raw(X.to_numpy(np.float64), positions)
+
+        out[f"{name}_roc_auc"] = float(roc_auc_score(y, test.predict_test(raw)))
+    return out
+
+
 def backtest(
     y: np.ndarray, labels: dict[str, np.ndarray], band: np.ndarray
 ) -> dict[str, pd.DataFrame]:

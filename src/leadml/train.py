@@ -144,11 +144,13 @@ def finish(
     band_test = bands.to_band(p_test, thresholds)
     steps.next("grades")
     grade_tables: dict[str, pd.DataFrame] = {}
+    grade_metrics: dict[str, float] = {}
     if prep.grade_rows is not None:
         scorer.grades = grades_fit.fit_grades(prep.grade_rows, spec, config, thresholds.sql)
         labels = grades_backtest.test_labels(scorer.grades, test)
         grade_tables = grades_backtest.backtest(y_test, labels, band_test)
-    m = evaluate.metrics(y_test, p_test)
+        grade_metrics = grades_backtest.sub_model_metrics(scorer.grades, test, y_test)
+    m = evaluate.metrics(y_test, p_test) | grade_metrics
     baseline, p_base = None, None
     if config.model.baseline and prep.baseline_rows is not None:
         model = fit_baseline(*prep.baseline_rows, spec, sc.seed)
