@@ -7,6 +7,7 @@ import pytest
 
 from leadml import dataset, score_io
 from leadml.errors import ContractError
+from leadml.grades import LABELS
 
 
 def _scorer(kind: str, card: dict | None = None):  # only what the helpers look at
@@ -39,17 +40,6 @@ def test_output_frame_rounds_probabilities_and_keeps_the_grades_in_order():
         | {"pql": [True], "stage": ["MoFu"]}
     )
     out = score_io.output_frame(frame, "id")
-    assert out.columns.tolist() == [
-        "id",
-        "probability",
-        "score",
-        "band",
-        "fit",
-        "engagement",
-        "grid",
-        "temperature",
-        "stage",
-        "pql",
-    ]
+    assert out.columns.tolist() == ["id", "probability", "score", "band", *LABELS]
     assert out["probability"].tolist() == [0.123457]
     assert out.iloc[0]["grid"] == "B2" and out.iloc[0]["temperature"] is None

@@ -10,6 +10,7 @@ import pytest
 
 from leadml import dataset, records, tracking
 from leadml.config import Settings, TrainConfig
+from leadml.grades import LABELS
 from leadml.model import LeadScorer
 from leadml.train import train
 
@@ -77,14 +78,7 @@ def test_registered_pyfunc_returns_probability_score_band_and_grades(trained, cr
     fields = scorer.spec.input_fields()  # what a caller sends: no personal data, no outcome
     request = records.from_tables(leads.astype({"lead_id": str})[fields], events, as_of)
     out = model.predict(request)
-    assert list(out.columns) == ["lead_id", "probability", "score", "band"] + [
-        "fit",
-        "engagement",
-        "grid",
-        "temperature",
-        "stage",
-        "pql",
-    ]
+    assert list(out.columns) == ["lead_id", "probability", "score", "band", *LABELS]
     direct, _ = scorer.score_leads(leads, events, as_of=as_of)
     assert out["grid"].tolist() == direct["grid"].tolist() and out["grid"].notna().all()
     np.testing.assert_allclose(
