@@ -23,6 +23,7 @@ columns) is missing (`None`), and the model card says why in `notes`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from leadml.config import STAGE_NAMES, GradeConfig, TrainConfig
 from leadml.engagement import KINDS, NEGATIVE_KINDS, USAGE_KINDS
 from leadml.errors import ConfigError
 from leadml.features import FeatureSpec
+from leadml.reasons import reason_lists, split_points
 
 if TYPE_CHECKING:
     from leadml.engine import TestLeads
@@ -43,9 +45,7 @@ FIT_LETTERS = ("A", "B", "C", "D")
 ENGAGEMENT_NUMBERS = ("1", "2", "3", "4")
 TEMPERATURES = ("hot", "warm", "cold")
 MIN_GROUP = 30  # leads a learned threshold must rest on
-FLAT_ENGAGEMENT = (
-    r"visit|view|time spent|minutes|seconds|duration|activity|click|open|download|webinar|session|page"
-)
+FLAT_ENGAGEMENT = r"visit|view|time spent|minutes|seconds|duration|activity|click|open|download|webinar|session|page"
 LABELS = ("fit", "engagement", "grid", "temperature", "stage", "pql")
 # one sentence per label for the model card and /docs: what a marketer reads in it
 MEANING = {
@@ -93,12 +93,15 @@ class Grades:
     stage: dict | None = None  # crm: {"recent": {stage: [cols]}, "ever": {...}}; flat: codes
     notes: dict[str, str] = field(default_factory=dict)
 
+    @cached_property
+    def _index(self) -> dict[str, int]:  # looked up per request: a list's index() was a third
+        return {name: j for j, name in enumerate(self.feature_names)}  # of a lead's labelling
+
     def _positions(self, sub: SubModel) -> list[int]:
-        return [self.feature_names.index(c) for c in sub.columns]
+        return [self._index[c] for c in sub.columns]
 
     def _cols(self, X: np.ndarray, names: list[str]) -> np.ndarray:
-        idx = [self.feature_names.index(c) for c in names]
-        return np.nan_to_num(X[:, idx]).sum(axis=1) if idx else np.zeros(len(X))
+        return _total(X, [self._index[c] for c in names])
 
     def label(self, X: np.ndarray | pd.DataFrame, threads: int = 0) -> dict[str, np.ndarray]:
         """fit, engagement, grid, temperature, stage, pql per row (None where not known);
@@ -127,7 +130,7 @@ class Grades:
         if self.temperature is None:
             return np.full(len(X), None, object)
         t = self.temperature
-        heat = recent_activity(X, self.feature_names, t["recent"], t["month"])
+        heat = self._cols(X, t["recent"]) + self._cols(X, t["month"])  # recent_activity's sum
         warm, hot = t["cuts"]
         return np.where(heat >= hot, "hot", np.where(heat >= warm, "warm", "cold")).astype(object)
 
@@ -154,8 +157,44 @@ class Grades:
         if self.usage is None or not self.usage.cuts:
             return np.zeros(len(X), bool)
         used = self._cols(X, self.usage.columns) > 0
-        raw = self.usage.raw(X, self._positions(self.usage), threads)
-        return used & (raw >= self.usage.cuts[0])
+        out = np.zeros(len(X), bool)
+        if used.any():  # most leads never used the product: no booster call for them
+            raw = self.usage.raw(X[used], self._positions(self.usage), threads)
+            out[used] = raw >= self.usage.cuts[0]
+        return out
+
+    def reasons(
+        self, X: np.ndarray, spec: FeatureSpec, top: int = 3, threads: int = 0
+    ) -> dict[str, list[dict | None]]:
+        """What made each lead's fit and engagement: `fit_reasons` and `engagement_reasons`,
+        one per row (None without that sub-model). As the score's reasons, on the sub-model's
+        scale: base_score + positive + negative + other == total, 100 x the sub-model's
+        calibrated probability; each reason is one of the spec's reason groups (its part in
+        the sub-model's columns)."""
+        out: dict[str, list[dict | None]] = {}
+        for name in ("fit", "engagement"):
+            sub = getattr(self, name)
+            if sub is None:
+                out[f"{name}_reasons"] = [None] * len(X)
+                continue
+            positions = self._positions(sub)
+            local = {j: k for k, j in enumerate(positions)}
+            groups = {
+                label: [j for j in cols if j in local]
+                for label, cols in spec.reason_groups().items()
+            }
+            groups = {label: cols for label, cols in groups.items() if cols}
+            contrib = np.asarray(
+                sub.booster.predict(
+                    np.ascontiguousarray(X[:, positions]), pred_contrib=True, num_threads=threads
+                )
+            )
+            pts, base, p = split_points(
+                contrib, [[local[j] for j in c] for c in groups.values()], sub.calibrator.transform
+            )
+            lists = reason_lists(pts, base, list(groups), list(groups.values()), spec, X, p, top)
+            out[f"{name}_reasons"] = [why | {"adds_up_to": name} for why in lists]
+        return out
 
     def card(self) -> dict:
         """The model card's part: each label's meaning, its cut points, and what is missing."""
@@ -212,11 +251,16 @@ def recent_activity(
 ) -> np.ndarray:
     """Each positive action in the short window counts twice, in the month window once."""
 
-    def total(cols: list[str]) -> np.ndarray:
-        idx = [names.index(c) for c in cols]
-        return np.nan_to_num(X[:, idx]).sum(axis=1) if idx else np.zeros(len(X))
+    index = {name: j for j, name in enumerate(names)}
+    return _total(X, [index[c] for c in recent]) + _total(X, [index[c] for c in month])
 
-    return total(recent) + total(month)
+
+def _total(X: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Row sums of some columns, a missing count counting 0."""
+    if not idx:
+        return np.zeros(len(X))
+    part = X[:, idx]
+    return np.where(np.isnan(part), 0.0, part).sum(axis=1)
 
 
 # ---- which features each part reads ---------------------------------------------------------

@@ -14,9 +14,12 @@ import numpy as np
 
 from leadml.features import build_features
 from leadml.fit_features import CRM_FIT
+from leadml.grades import LABELS
 from leadml.parsing import ParsedRequest
 from leadml.records import request_tables
 from leadml.serving import LoadedModel
+
+REASONS = ("reasons", "fit_reasons", "engagement_reasons")  # with reasons=true
 
 
 def score_request(model: LoadedModel, parsed: ParsedRequest, reasons: bool) -> dict:
@@ -61,14 +64,13 @@ def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, bool]
     X = feats.X.to_numpy(np.float64)
     out = scorer.score_features(X)
     wanted = np.array([requests[owner[k][0]][1] for k in rows], dtype=bool)
-    why: list[dict | None] = [None] * len(X)
+    why: dict[str, list[dict | None]] = {name: [None] * len(X) for name in REASONS}
     if wanted.any():
-        for j, reason in zip(
-            np.flatnonzero(wanted),
-            scorer.reasons(X[wanted], probability=out["probability"][wanted]),
-            strict=True,
-        ):
-            why[int(j)] = reason
+        found = {"reasons": scorer.reasons(X[wanted], probability=out["probability"][wanted])}
+        found |= scorer.grade_reasons(X[wanted])
+        for name in REASONS:
+            for j, reason in zip(np.flatnonzero(wanted), found[name], strict=True):
+                why[name][int(j)] = reason
     not_sent = [m for parsed, _ in requests for m in _per_lead(parsed.missing, parsed.leads)]
     notes = _lead_notes(spec, leads, rows, feats.unseen_rows, not_sent)
     for k, row in enumerate(rows):
@@ -78,7 +80,8 @@ def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, bool]
                 "probability": round(float(out["probability"][k]), 6),
                 "score": int(out["score"][k]),
                 "band": str(out["band"][k]),
-                "reasons": why[k],
+                **{name: _label(out[name][k]) for name in LABELS},
+                **{name: why[name][k] for name in REASONS},
                 "notes": notes[k],
                 "model": model.name,
                 "model_version": model.version,
@@ -87,6 +90,13 @@ def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, bool]
     for result in results:
         result["rejected"].sort(key=lambda e: e["lead"])
     return results
+
+
+def _label(value: Any) -> str | bool | None:
+    """A grade as JSON: pql a bool, the others text (None where the model cannot tell)."""
+    if value is None:
+        return None
+    return bool(value) if isinstance(value, bool | np.bool_) else str(value)
 
 
 def _request_notes(parsed: ParsedRequest) -> list[str]:
