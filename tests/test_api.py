@@ -499,11 +499,13 @@ def _features(model, leads: list[dict]) -> np.ndarray:
     return build_features(frame, events, model.scorer.spec, as_of=as_of).X.to_numpy(np.float64)
 
 
-def test_grade_reasons_come_with_reasons_only(crm_model, crm_records):
+def test_grade_reasons_come_on_request_only(crm_model, crm_records):
     with client(crm_model) as c:
-        on = c.post("/predict", json={"leads": crm_records[:5]}).json()["predictions"]
-        off = c.post("/predict?reasons=false", json={"leads": crm_records[:5]}).json()
-    for p in on:
+        leads = {"leads": crm_records[:5]}
+        asked = c.post("/predict?grade_reasons=true", json=leads).json()["predictions"]
+        default = c.post("/predict", json=leads).json()["predictions"]
+        only = c.post("/predict?reasons=false&grade_reasons=true", json=leads).json()
+    for p in asked:
         for name in ("fit", "engagement"):
             why = p[f"{name}_reasons"]
             assert why["adds_up_to"] == name
@@ -515,12 +517,13 @@ def test_grade_reasons_come_with_reasons_only(crm_model, crm_records):
         for label, cols in spec.reason_groups().items()
         if any(spec.feature_names[j] in fit_columns for j in cols)
     }
-    fields = {x["field"] for p in on for x in p["fit_reasons"]["positive"]}
+    fields = {x["field"] for p in asked for x in p["fit_reasons"]["positive"]}
     assert fields and fields <= fit_groups  # who the lead is, never what it did
-    assert all(
-        p["fit_reasons"] is None and p["engagement_reasons"] is None and p["grid"]
-        for p in off["predictions"]
-    )
+    for p, q in zip(default, asked, strict=True):  # the default: the score's reasons only
+        assert p["fit_reasons"] is None and p["engagement_reasons"] is None
+        assert p["reasons"] == q["reasons"] and p["grid"] == q["grid"]
+    for p, q in zip(only["predictions"], asked, strict=True):  # the two options are apart
+        assert p["reasons"] is None and p["fit_reasons"] == q["fit_reasons"]
 
 
 def test_a_flat_model_leaves_what_it_cannot_tell_null(flat_model):

@@ -43,7 +43,7 @@ SERVE = textwrap.dedent(
         if lead is None:
             assert c.get("/ready").status_code == 503  # no model there: still up
         else:
-            r = c.post("/predict", json=lead)
+            r = c.post("/predict?grade_reasons=true", json=lead)
             assert r.status_code == 200 and r.json()["predictions"][0]["fit_reasons"], r.text
             assert c.get("/model").json()["grades"]["meaning"]
     print(json.dumps(sorted(sys.modules)))

@@ -100,8 +100,34 @@ class Grades:
     def _positions(self, sub: SubModel) -> list[int]:
         return [self._index[c] for c in sub.columns]
 
-    def _cols(self, X: np.ndarray, names: list[str]) -> np.ndarray:
-        return _total(X, [self._index[c] for c in names])
+    @cached_property
+    def _sum_plan(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """What the rule labels add up (temperature's recent activity, each stage's actions per
+        window, product usage), read as one matrix product: the columns, a 0/1 matrix, and
+        each sum's place in the product. One product per call instead of nine sums."""
+        wanted: dict[str, list[str]] = {}
+        if self.temperature is not None:
+            wanted["heat"] = self.temperature["recent"] + self.temperature["month"]
+        if self.stage is not None and "column" not in self.stage:
+            for window in ("recent", "ever"):
+                for stage, names in self.stage[window].items():
+                    wanted[f"{window} {stage}"] = names
+        if self.usage is not None:
+            wanted["usage"] = self.usage.columns
+        cols = sorted({self._index[c] for names in wanted.values() for c in names})
+        row = {j: k for k, j in enumerate(cols)}
+        M = np.zeros((len(cols), len(wanted)))
+        for g, names in enumerate(wanted.values()):
+            for c in names:
+                M[row[self._index[c]], g] += 1
+        return np.asarray(cols, np.intp), M, {name: g for g, name in enumerate(wanted)}
+
+    def _sums(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The sums of `_sum_plan` per row, a missing count counting 0."""
+        cols, M, at = self._sum_plan
+        part = X[:, cols]
+        totals = np.where(np.isnan(part), 0.0, part) @ M
+        return {name: totals[:, g] for name, g in at.items()}
 
     def label(self, X: np.ndarray | pd.DataFrame, threads: int = 0) -> dict[str, np.ndarray]:
         """fit, engagement, grid, temperature, stage, pql per row (None where not known);
@@ -121,25 +147,25 @@ class Grades:
         grid = np.full(n, None, object)
         grid[known] = out["fit"][known] + out["engagement"][known]
         out["grid"] = grid
-        out["temperature"] = self._temperature(X)
-        out["stage"] = self._stage(X)
-        out["pql"] = self._pql(X, threads)
+        sums = self._sums(X)
+        out["temperature"] = self._temperature(sums, n)
+        out["stage"] = self._stage(X, sums)
+        out["pql"] = self._pql(X, sums, threads)
         return out
 
-    def _temperature(self, X: np.ndarray) -> np.ndarray:
+    def _temperature(self, sums: dict[str, np.ndarray], n: int) -> np.ndarray:
         if self.temperature is None:
-            return np.full(len(X), None, object)
-        t = self.temperature
-        heat = self._cols(X, t["recent"]) + self._cols(X, t["month"])  # recent_activity's sum
-        warm, hot = t["cuts"]
+            return np.full(n, None, object)
+        heat = sums["heat"]  # recent_activity's sum
+        warm, hot = self.temperature["cuts"]
         return np.where(heat >= hot, "hot", np.where(heat >= warm, "warm", "cold")).astype(object)
 
-    def _stage(self, X: np.ndarray) -> np.ndarray:
+    def _stage(self, X: np.ndarray, sums: dict[str, np.ndarray]) -> np.ndarray:
         s = self.stage
         if s is None:
             return np.full(len(X), None, object)
         if "column" in s:  # a flat export's column: its category codes mapped to stages
-            code = X[:, self.feature_names.index(s["column"])]
+            code = X[:, self._index[s["column"]]]
             out = np.full(len(X), None, object)
             for c, stage in s["codes"].items():
                 out[code == int(c)] = stage
@@ -148,15 +174,17 @@ class Grades:
         decided = np.zeros(len(X), bool)
         for window in ("recent", "ever"):
             for stage in reversed(STAGE_NAMES):  # strongest first
-                hit = ~decided & (self._cols(X, s[window].get(stage, [])) > 0)
+                if f"{window} {stage}" not in sums:
+                    continue
+                hit = ~decided & (sums[f"{window} {stage}"] > 0)
                 out[hit] = stage
                 decided |= hit
         return out
 
-    def _pql(self, X: np.ndarray, threads: int) -> np.ndarray:
+    def _pql(self, X: np.ndarray, sums: dict[str, np.ndarray], threads: int) -> np.ndarray:
         if self.usage is None or not self.usage.cuts:
             return np.zeros(len(X), bool)
-        used = self._cols(X, self.usage.columns) > 0
+        used = sums["usage"] > 0
         out = np.zeros(len(X), bool)
         if used.any():  # most leads never used the product: no booster call for them
             raw = self.usage.raw(X[used], self._positions(self.usage), threads)

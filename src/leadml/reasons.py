@@ -33,7 +33,10 @@ def split_points(
     no reason is worth more than 100 points, even for a lead next to the average (U + D near
     0) or a calibration with steep steps, where one slope for all parts breaks down.
     """
-    phi = np.column_stack([contrib[:, cols].sum(axis=1) for cols in groups])
+    group = np.fromiter((g for g, cols in enumerate(groups) for _ in cols), np.intp)
+    column = np.fromiter((j for cols in groups for j in cols), np.intp)
+    phi = np.zeros((len(contrib), len(groups)))
+    np.add.at(phi.T, group, contrib[:, column].T)  # each group's parts added, in one call
     bias = contrib[:, -1]
     up = np.where(phi > 0, phi, 0.0).sum(axis=1)
     down = np.where(phi < 0, phi, 0.0).sum(axis=1)

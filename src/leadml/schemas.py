@@ -250,11 +250,12 @@ class Prediction(BaseModel):
     )
     reasons: Reasons | None = None
     fit_reasons: GradeReasons | None = Field(
-        None, description="What made the fit grade (with reasons=true; null without a fit model)"
+        None,
+        description="What made the fit grade (with grade_reasons=true; null without a fit model)",
     )
     engagement_reasons: GradeReasons | None = Field(
         None,
-        description="What made the engagement grade (with reasons=true; null without an "
+        description="What made the engagement grade (with grade_reasons=true; null without an "
         "engagement model)",
     )
     notes: list[str] = Field(default_factory=list)
