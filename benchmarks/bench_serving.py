@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -383,6 +384,7 @@ def measure_grades(args, loadtest, payloads: dict, ports: dict, pgids: set[int])
         order = list(GRADE_VARIANTS) if turn % 2 == 0 else list(reversed(GRADE_VARIANTS))
         for key, title, query, conns, _ in GRADE_SCENARIOS:
             say(f"\nround {turn + 1}: {title}, {conns} connections, {args.duration} s each:")
+            measure.wait_for_quiet()  # --quiet-wait: a pair is better measured on a calm machine
             for name in order:
                 url = f"http://127.0.0.1:{ports[name]}/predict{query}"
                 measure.settle(pgids)
@@ -402,42 +404,46 @@ def measure_grades(args, loadtest, payloads: dict, ports: dict, pgids: set[int])
 
 
 def grade_ratios(runs: list[dict]) -> list[dict]:
-    """Per scenario: mean req/s and mean p99 of each variant over the rounds, and with/without."""
+    """Per scenario: the median over the rounds of each variant's figures, and the median of
+    each round's with/without ratio (the pair measured back to back, so a neighbour that
+    loads the machine for a while weighs on both sides of a ratio, not on one)."""
     out = []
     for key, title, _, conns, budget in GRADE_SCENARIOS:
-        mean = {}
-        for name in GRADE_VARIANTS:
-            mine = [r for r in runs if r["scenario"] == key and r["variant"] == name]
-            if not mine:
-                return out
-            mean[name] = {
-                "requests_per_s": round(sum(r["requests_per_s"] for r in mine) / len(mine), 1),
-                "p99_ms": round(sum(r["p99_ms"] for r in mine) / len(mine), 2),
-                "p50_ms": round(sum(r["p50_ms"] for r in mine) / len(mine), 2),
-                "others_cores": round(sum(r["cpu"]["others_cores"] for r in mine) / len(mine), 2),
+        by = {(r["round"], r["variant"]): r for r in runs if r["scenario"] == key}
+        rounds = sorted({turn for turn, _ in by})
+        if not rounds:
+            return out
+
+        def figures(r: dict) -> dict:
+            return {
+                "requests_per_s": r["requests_per_s"],
+                "p50_ms": r["p50_ms"],
+                "p99_ms": r["p99_ms"],
                 # the servers' CPU per request: less sensitive to neighbours than latency
-                "server_cpu_ms": round(
-                    sum(1000 * r["cpu"]["server_cores"] / r["requests_per_s"] for r in mine)
-                    / len(mine),
-                    2,
-                ),
+                "server_cpu_ms": 1000 * r["cpu"]["server_cores"] / max(r["requests_per_s"], 1e-9),
+                "others_cores": r["cpu"]["others_cores"],
             }
-        p99 = mean["with"]["p99_ms"] / mean["without"]["p99_ms"]
-        rps = mean["with"]["requests_per_s"] / mean["without"]["requests_per_s"]
-        cpu = mean["with"]["server_cpu_ms"] / mean["without"]["server_cpu_ms"]
-        out.append(
-            {
-                "scenario": key,
-                "title": f"{title}, {conns} connections",
-                **{name: mean[name] for name in GRADE_VARIANTS},
-                "p99_ratio": round(p99, 3),
-                "throughput_ratio": round(rps, 3),
-                "server_cpu_ratio": round(cpu, 3),
-                "budget": budget,
-                "within_budget": p99 <= 1 + BUDGET["p99_growth"]
-                and rps >= 1 - BUDGET["throughput_fall"],
+
+        each = {(t, v): figures(r) for (t, v), r in by.items()}
+        row: dict = {"scenario": key, "title": f"{title}, {conns} connections", "budget": budget}
+        for name in GRADE_VARIANTS:
+            row[name] = {
+                k: round(statistics.median(each[(t, name)][k] for t in rounds), 2)
+                for k in each[(rounds[0], name)]
             }
+        for ratio, k in (
+            ("p99_ratio", "p99_ms"),
+            ("throughput_ratio", "requests_per_s"),
+            ("server_cpu_ratio", "server_cpu_ms"),
+        ):
+            per_round = [each[(t, "with")][k] / each[(t, "without")][k] for t in rounds]
+            row[f"{ratio}_per_round"] = [round(x, 3) for x in per_round]
+            row[ratio] = round(statistics.median(per_round), 3)
+        row["within_budget"] = (
+            row["p99_ratio"] <= 1 + BUDGET["p99_growth"]
+            and row["throughput_ratio"] >= 1 - BUDGET["throughput_fall"]
         )
+        out.append(row)
     return out
 
 
@@ -447,8 +453,8 @@ def grades_table(g: dict) -> str:
         f"{'cpu ms/req':>10} {'others':>6}"
     )
     lines = [
-        f"same model with and without grades, mean of {g['rounds']} rounds in turns "
-        f"({g['duration_s']} s each)",
+        f"same model with and without grades, median of {g['rounds']} rounds in turns "
+        f"({g['duration_s']} s each); ratios: median of each round's with/without",
         head,
         "-" * len(head),
     ]
