@@ -372,7 +372,7 @@ def test_predict_batch_is_documented_with_the_model_lead_fields(flat_model):
     assert op["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/LeadBatch"
     }
-    assert {p["name"] for p in op["parameters"]} == {"reasons", "skip_invalid"}
+    assert {p["name"] for p in op["parameters"]} == {"reasons", "grade_reasons", "skip_invalid"}
     assert set(op["responses"]) >= {"200", "400", "422", "413"}
     schemas = spec["components"]["schemas"]
     assert schemas["LeadBatch"]["properties"]["leads"]["items"] == {
