@@ -44,7 +44,7 @@ browser: ## install Debian's chromium for the browser test of /ledger (as root; 
 		echo "chromium could not be installed: the browser test of /ledger will be skipped"
 
 test: $(STAMP) browser ## run the whole test suite (installs chromium for the browser test)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP) ## unit tests only: no end-to-end training, servers or browsers (< 60 s)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -6,7 +6,8 @@
     .venv/bin/python benchmarks/run.py scoring --leads 20000 --score-reps 4
 
 Subjects, one script each (`benchmarks/bench_<subject>.py`, which also runs alone, with
-`--quick` and `--help`): demo, features, training, scoring, quality (X Education), and, only
+`--quick` and `--help`): demo, features, training, scoring, quality (X Education), grades
+(fit x engagement, temperature, stage, PQL against outcomes), and, only
 when named (or with `all`), contention, serving (needs wrk), dask (about 20 GB at full size)
 and input (two versions paired). The common options (sizes, --work, --quick, --quiet-wait,
 ...) and the way of measuring live in benchmarks/runner.py; see benchmarks/README.md.
@@ -27,6 +28,7 @@ SUBJECTS = (
     "training",
     "scoring",
     "quality",
+    "grades",
     "contention",
     "serving",
     "dask",

@@ -5,6 +5,8 @@ module has none of its own, or a test file is named for a subject, it is listed 
   commands.py                          test_cli.py (every command through cli.main)
   batcher.py, metrics.py, deps.py      test_serving.py (fakes), test_api.py (slow)
   parsing.py                           test_schemas.py
+  routes_pages.py                      test_routes_pages.py (the card page); in a browser:
+                                       test_ledger_page.py (slow)
   routes_predict/_model/_pages.py      test_api.py, test_api_hostile.py, test_fuzz.py (slow);
                                        /ledger in a browser: test_ledger_page.py (slow)
   api.py, config.Environment           test_api_settings.py, test_api_imports.py (what a
@@ -17,9 +19,8 @@ module has none of its own, or a test file is named for a subject, it is listed 
   engine.py                            a Protocol: test_local_engine.py, test_dask.py
   dask_*.py                            test_dask.py (slow, a real 2-worker cluster; also
                                        dask_tables.py and dask_scoring.py on the cluster)
-Integration tests (slow, named for a subject, no module of their own): test_identity.py
-(scores equal to the tag pre-renovation), test_input.py (real-world exports), test_reasons.py
-(reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
+Integration tests (slow, named for a subject, no module of their own): test_input.py
+(real-world exports), test_reasons.py (reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
 test_notebooks.py (notebooks/). test_architecture.py (fast) keeps docs/architecture.md naming
 every module.
 """

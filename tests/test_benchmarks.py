@@ -82,3 +82,18 @@ def test_the_features_subject_runs_quick_through_run_py(tmp_path):
     assert figures["leads"] == figures["rows"] == 3000
     assert figures["load_breakdown"]["same_result"] is True
     assert "### features" in (tmp_path / "features.md").read_text()
+
+
+def test_the_grades_subject_prints_the_ordering_checks(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_grades.py"), "--quick", "--work", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    figures = json.loads((tmp_path / "grades.json").read_text())["sections"]["grades"]
+    checks = figures["synthetic"]["checks"]
+    assert checks and all({"check", "observed", "ok"} <= set(c) for c in checks)
+    assert "fit pooled: A > B > C > D" in done.stdout
+    assert "### grades" in (tmp_path / "grades.md").read_text()

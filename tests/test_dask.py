@@ -76,6 +76,10 @@ def test_same_features_and_rejects_as_in_memory(engine, parts_dir, crm_model):
     assert counts == local.counts()
 
 
+# the engagement grade is a label ("1" .. "4"): Parquet keeps it as text, CSV reading must too
+TEXT = {"lead_id": str, "engagement": str}
+
+
 @pytest.mark.parametrize("out_name", ["scores.parquet", "scores.csv"])
 def test_same_scores_and_every_row_scored_or_rejected(
     engine, parts_dir, crm_model, tmp_path, out_name
@@ -96,9 +100,9 @@ def test_same_scores_and_every_row_scored_or_rejected(
         assert len(list((tmp_path / out_name).glob("part-*.parquet"))) >= 4
         frame = pd.read_parquet(tmp_path / out_name)
     else:
-        frame = pd.read_csv(tmp_path / out_name, dtype={"lead_id": str})
+        frame = pd.read_csv(tmp_path / out_name, dtype=TEXT)
     assert not (tmp_path / (out_name + ".partial")).exists()
-    local = pd.read_csv(tmp_path / "local.csv", dtype={"lead_id": str})
+    local = pd.read_csv(tmp_path / "local.csv", dtype=TEXT)
     local = local.set_index("lead_id").sort_index()
     frame = frame.set_index("lead_id").sort_index()
     pd.testing.assert_frame_equal(frame, local, check_dtype=False)
@@ -130,13 +134,18 @@ def test_training_on_the_cluster_matches_in_memory_quality(engine, parts_dir, ho
     a, _ = loaded.score_leads(data.leads, data.events, as_of=pd.Timestamp("2026-06-01"))
     b, _ = result.scorer.score_leads(data.leads, data.events, as_of=pd.Timestamp("2026-06-01"))
     np.testing.assert_allclose(a["probability"], b["probability"])
+    # grades learned from client samples of the slices: the same kinds of words as in memory
+    g = result.scorer.grades
+    assert g.fit and g.engagement and g.usage and g.temperature and g.stage
+    assert set(a["grid"]) <= {f + e for f in "ABCD" for e in "1234"} and a["grid"].nunique() > 8
+    assert (a["grid"] == b["grid"]).all()
 
 
 def test_best_rounds_is_early_stopping_after_the_fact():
     import lightgbm as lgb
 
     from leadml.boosting import best_rounds
-    from leadml.model import log_loss
+    from leadml.calibration import log_loss
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 4))
@@ -204,6 +213,9 @@ def test_both_engines_score_both_kinds_identically(
     assert dask[id_col].tolist() == local[id_col].tolist()  # every lead scored by both
     dp = np.abs(dask["probability"].to_numpy() - local["probability"].to_numpy())
     assert dp.max() <= 1e-9 and (dask["band"] == local["band"]).all()
+    grades = ["fit", "engagement", "grid", "temperature", "stage", "pql"]
+    pd.testing.assert_frame_equal(dask[grades], local[grades])  # the same words too
+    assert local["grid"].notna().all()
     pd.testing.assert_frame_equal(pd.read_csv(got.rejects_path), pd.read_csv(want.rejects_path))
     if kind == "flat":
         assert got.rejected == 2 and got.as_of is None

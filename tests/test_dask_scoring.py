@@ -11,8 +11,11 @@ from leadml import dask_scoring
 
 def _scores(ids, bands) -> pd.DataFrame:
     n = len(ids)
+    grades = {"fit": ["B"] * n, "engagement": ["2"] * n, "grid": ["B2"] * n}
     return pd.DataFrame(
         {"lead_id": ids, "probability": [0.5] * n, "score": [50] * n, "band": bands}
+        | grades
+        | {"temperature": ["warm"] * n, "stage": ["MoFu"] * n, "pql": [False] * n}
     )
 
 
@@ -21,7 +24,9 @@ def test_a_part_is_written_without_a_header_and_its_bands_counted(tmp_path):
     counts = dask_scoring._write_part(part, str(tmp_path), 7, csv=True)
     assert dict(zip(counts["band"], counts["leads"], strict=True)) == {"SQL": 2, "MQL": 1}
     text = (tmp_path / "part-00007.csv").read_text()
-    assert text.splitlines()[0] == "a,0.5,50,SQL"  # no header: the parts are joined under one
+    assert (
+        text.splitlines()[0] == "a,0.5,50,SQL,B,2,B2,warm,MoFu,False"
+    )  # no header: the parts are joined under one
     dask_scoring._write_part(part, str(tmp_path), 8, csv=False)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "part-00008.parquet"), part)
 
@@ -41,8 +46,9 @@ def test_parts_join_into_one_csv_under_one_header_in_order(tmp_path):
     out = tmp_path / "scores.csv"
     parts = [tmp_path / "part-00000.csv", tmp_path / "part-00001.csv"]
     dask_scoring._join_csv(parts, out, "lead_id")
-    joined = pd.read_csv(out, dtype={"lead_id": str})
-    pd.testing.assert_frame_equal(joined, pd.concat([first, second], ignore_index=True))
+    joined = pd.read_csv(out, dtype={"lead_id": str, "engagement": str})
+    expected = pd.concat([first, second], ignore_index=True)
+    pd.testing.assert_frame_equal(joined, expected, check_dtype=False)
 
 
 def test_the_output_folder_is_replaced_whole(tmp_path):

@@ -87,6 +87,23 @@ def test_per_rule_figures_are_consistent(synthetic):
     assert d["model_reasons"].str.len().min() > 0
 
 
+def test_points_split_into_fit_and_engagement_halves(synthetic):
+    _, scorer, led = synthetic
+    half = dict(zip(led.per_rule["rule"], led.per_rule["half"], strict=True))
+    for rule in led.ruleset.rules:
+        expected = (
+            "engagement" if rule.activity() or rule.field in ("unsubscribed", "bounced") else "fit"
+        )
+        assert half[rule.name] == expected, rule
+    t = led.halves.set_index("half")
+    assert t["rules"].sum() == len(led.ruleset.rules)
+    assert set(t.index) == {"fit", "engagement"}
+    # each half ranks leads better than chance, and the model's sub-models at least as well
+    # as the marketer's half of the rules on this world
+    assert (t["manual_auc"] > 0.55).all() and (t["model_auc"] >= t["manual_auc"] - 0.02).all()
+    assert (t[["manual_spread", "learned_spread", "model_spread"]] > 0).all().all()
+
+
 def test_report_files(synthetic, tmp_path):
     out, scorer, led = synthetic
     paths = ledger_report.write_report(led, tmp_path / "report")
@@ -94,6 +111,8 @@ def test_report_files(synthetic, tmp_path):
     assert "Rule by rule" in page and page.count("data:image/png;base64,") == 2
     assert "Visited the pricing page" in page
     assert len(pd.read_csv(paths["csv"])) == len(led.ruleset.rules)
+    assert "Fit and engagement" in page
+    assert pd.read_csv(paths["halves"])["half"].tolist() == ["fit", "engagement"]
     suggested = rules.load_rules(paths["rules"], rules.rule_fields(scorer.spec))
     learned = led.per_rule["learned_points"].round().astype(int).tolist()
     assert [r.points for r in suggested.rules] == learned

@@ -13,6 +13,7 @@ import pytest
 
 from leadml import accounting, dataset
 from leadml.config import Settings, TrainConfig
+from leadml.grades import LABELS
 from leadml.local_engine import LocalEngine, LocalTestLeads, read_options, training_rows
 from leadml.progress import Stages
 from tests.conftest import make_flat
@@ -126,7 +127,8 @@ def test_score_file_scores_or_rejects_every_row(bad_rows, crm_model, home, tmp_p
     assert sum(summary.bands.values()) == n_leads
     assert summary.as_of is not None and summary.model == crm_model.uri
     scores = pd.read_csv(out)
-    assert list(scores.columns) == ["lead_id", "probability", "score", "band"]
+    assert list(scores.columns) == ["lead_id", "probability", "score", "band", *LABELS]
+    assert scores["grid"].notna().all() and scores["pql"].isin([True, False]).all()
     assert len(scores) == n_leads and scores["lead_id"].is_unique
     assert set(scores["band"]) <= {"SQL", "MQL", "Unqualified"}
     assert summary.rejects_path == tmp_path / "scores.rejects.csv"

@@ -8,8 +8,9 @@ import pytest
 
 from leadml import contract, dataset
 from leadml.boosting import crossfit_folds, crossfit_rounds
+from leadml.calibration import Calibrator
 from leadml.config import TrainConfig
-from leadml.model import Calibrator, LeadScorer
+from leadml.model import LeadScorer
 from leadml.train import fit
 
 AS_OF = pd.Timestamp("2026-06-30")
@@ -136,6 +137,7 @@ def test_fit_records_how_long_each_step_took(fitted):
         "building features",
         "boosting",
         "calibrating and baseline",
+        "grades",
         "evaluating",
     ]
     assert all(v >= 0 for v in seconds.values()) and seconds["boosting"] > 0

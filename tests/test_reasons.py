@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from leadml import records
 from leadml.api import create_app
+from leadml.calibration import Calibrator
 from leadml.config import ServeSettings
 from leadml.features import build_features
-from leadml.model import Calibrator
 from tests.conftest import make_flat
 
 pytestmark = pytest.mark.slow

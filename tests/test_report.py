@@ -86,6 +86,8 @@ def _result(**changes) -> SimpleNamespace:
         promoted=False,
         promotion_note="",
         export_path=None,
+        grades={},
+        scorer=SimpleNamespace(card={}),
     )
     for key, value in changes.items():
         setattr(result, key, value)
@@ -141,3 +143,25 @@ def test_train_report_says_where_the_model_went(capsys, promoted):
         "(roc_auc 0.8123 vs champion v3 0.8000 on the same test leads)"
     ) in out
     assert ("champion exported to /home/me/models/leadml/champion" in out) is promoted
+
+
+def test_train_report_shows_the_grid_the_groups_and_what_is_missing(capsys):
+    grid = pd.DataFrame(
+        [(f, e, 10, 0.5 if f + e == "A1" else 0.1) for f in "ABCD" for e in "1234"],
+        columns=["fit", "engagement", "leads", "conversion"],
+    )
+    temperature = pd.DataFrame(
+        {"group": ["hot", "warm", "cold"], "leads": [5, 0, 20], "conversion": [0.4, None, 0.05]}
+    )
+    card = {"grades": {"notes": {"pql": "no product-usage data: pql is always false"}}}
+    report.print_train_report(
+        _result(
+            grades={"grid": grid, "temperature": temperature}, scorer=SimpleNamespace(card=card)
+        ),
+        SETTINGS,
+    )
+    out = capsys.readouterr().out
+    rows = out[out.index("fit x engagement grid") :].splitlines()
+    assert rows[2].split()[:3] == ["A", "50%", "("] and rows[5].startswith("D")
+    assert "temperature: hot 40% (5), cold 5% (20)" in out  # an empty group is left out
+    assert "pql: no product-usage data: pql is always false" in out

@@ -7,6 +7,7 @@ import pytest
 
 from leadml import dataset, score_io
 from leadml.errors import ContractError
+from leadml.grades import LABELS
 
 
 def _scorer(kind: str, card: dict | None = None):  # only what the helpers look at
@@ -31,10 +32,14 @@ def test_flat_options_add_the_model_cards_missing_markers():
     assert score_io.flat_options(given, _scorer("flat")).missing_values == ("n/a",)
 
 
-def test_output_frame_rounds_probabilities_to_six_decimals():
+def test_output_frame_rounds_probabilities_and_keeps_the_grades_in_order():
+    grades = {"fit": "B", "engagement": "2", "grid": "B2", "temperature": None}
     frame = pd.DataFrame(
         {"id": ["x"], "probability": [0.12345678], "score": [12], "band": ["MQL"], "extra": [1]}
+        | {k: [v] for k, v in grades.items()}
+        | {"pql": [True], "stage": ["MoFu"]}
     )
     out = score_io.output_frame(frame, "id")
-    assert out.columns.tolist() == ["id", "probability", "score", "band"]
+    assert out.columns.tolist() == ["id", "probability", "score", "band", *LABELS]
     assert out["probability"].tolist() == [0.123457]
+    assert out.iloc[0]["grid"] == "B2" and out.iloc[0]["temperature"] is None

@@ -42,7 +42,10 @@ def trained(one_bad_event, tmp_path_factory):
 
 def test_train_without_registering_returns_every_piece(trained):
     result, _ = trained
-    assert set(result.metrics) == METRICS and set(result.baseline) == METRICS
+    subs = {"fit_roc_auc", "engagement_roc_auc", "usage_roc_auc"}  # the grades' sub-models alone
+    assert set(result.metrics) == METRICS | subs and set(result.baseline) == METRICS
+    assert 0.5 < result.metrics["fit_roc_auc"] < result.metrics["roc_auc"]
+    assert 0.5 < result.metrics["engagement_roc_auc"] < result.metrics["roc_auc"]
     assert result.bayes is not None  # the sample has a truth file for this horizon
     assert result.metrics["leads"] == result.data_summary["slices"]["test"]
     assert 0 < result.thresholds.mql <= result.thresholds.sql < 1
@@ -66,6 +69,7 @@ def test_the_data_summary_counts_rows_and_steps(trained, one_bad_event):
         "building features",
         "boosting",
         "calibrating and baseline",
+        "grades",
         "evaluating",
     ]
 

@@ -10,6 +10,7 @@ import pytest
 
 from leadml import dataset, records, tracking
 from leadml.config import Settings, TrainConfig
+from leadml.grades import LABELS
 from leadml.model import LeadScorer
 from leadml.train import train
 
@@ -48,6 +49,10 @@ def test_first_model_is_registered_promoted_and_exported(trained):
         "lift.csv",
         "config.yaml",
         "rejects.csv",
+        "grades_grid.csv",
+        "grades_temperature.csv",
+        "grades_stage.csv",
+        "grades_pql.csv",
     } <= arts
     plots = {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "plots")}
     assert plots == {
@@ -55,10 +60,12 @@ def test_first_model_is_registered_promoted_and_exported(trained):
         "plots/reliability.png",
         "plots/lift.png",
         "plots/feature_importance.png",
+        "plots/grid.png",
+        "plots/grades.png",
     }
 
 
-def test_registered_pyfunc_returns_probability_score_band(trained, crm_dir):
+def test_registered_pyfunc_returns_probability_score_band_and_grades(trained, crm_dir):
     import mlflow
 
     settings, result = trained
@@ -71,8 +78,9 @@ def test_registered_pyfunc_returns_probability_score_band(trained, crm_dir):
     fields = scorer.spec.input_fields()  # what a caller sends: no personal data, no outcome
     request = records.from_tables(leads.astype({"lead_id": str})[fields], events, as_of)
     out = model.predict(request)
-    assert list(out.columns) == ["lead_id", "probability", "score", "band"]
+    assert list(out.columns) == ["lead_id", "probability", "score", "band", *LABELS]
     direct, _ = scorer.score_leads(leads, events, as_of=as_of)
+    assert out["grid"].tolist() == direct["grid"].tolist() and out["grid"].notna().all()
     np.testing.assert_allclose(
         out["probability"].to_numpy(), direct["probability"].to_numpy(), rtol=0, atol=1e-12
     )

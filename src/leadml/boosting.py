@@ -18,9 +18,9 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from leadml.calibration import log_loss
 from leadml.config import ModelConfig
 from leadml.features import FeatureSpec
-from leadml.model import log_loss
 
 
 class _ProgressCallback:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from leadml.errors import ConfigError
@@ -293,6 +293,71 @@ class FlatConfig(BaseModel):
     max_categories: int = Field(default=200, ge=2)
 
 
+STAGE_NAMES = ("ToFu", "MoFu", "BoFu")
+
+
+class GradeConfig(BaseModel):
+    """How the words next to the score are learned: fit A-D x engagement 1-4, temperature,
+    funnel stage and PQL (see README, "Grid, temperature, stage and PQL").
+
+    `stages`: the funnel stage each kind of action says a lead has reached (CRM event kinds
+    such as pricing_view or demo_request; a lead's stage is that of its strongest action in
+    the last `stage_days`, or of its latest actions when there were none then). Change it
+    per customer. Flat exports: `stage_column` names a column (e.g. the last activity) and
+    `stage_values` maps its values to stages. `engagement_columns` / `usage_columns`: the
+    columns of a flat export that tell what the lead did / how it used the product; by
+    default engagement columns are found by their names (visits, views, time spent, activity).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    stages: dict[str, str] = Field(
+        default_factory=lambda: {
+            "blog_view": "ToFu",
+            "other_view": "ToFu",
+            "product_view": "ToFu",
+            "email_open": "ToFu",
+            "pricing_view": "MoFu",
+            "email_click": "MoFu",
+            "content_download": "MoFu",
+            "webinar": "MoFu",
+            "form_submit": "MoFu",
+            "demo_request": "BoFu",
+            "trial_start": "BoFu",
+            "cart_add": "BoFu",
+            "activation": "BoFu",
+            "feature_use": "BoFu",
+            "seat_invite": "BoFu",
+        }
+    )
+    stage_days: int = Field(default=30, gt=0, description="actions this recent set the stage")
+    stage_column: str | None = None
+    stage_values: dict[str, str] = Field(default_factory=dict)
+    engagement_columns: list[str] | None = None
+    usage_columns: list[str] = Field(default_factory=list)
+    learning_rate: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="of the fit, engagement and usage sub-models (they only sort leads into "
+        "quarters, so they may learn faster than the main model)",
+    )
+    hot_share: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="share of the calibration slice's leads called hot (as many are warm)",
+    )
+
+    @field_validator("stages", "stage_values")
+    @classmethod
+    def _known_stages(cls, mapping: dict[str, str]) -> dict[str, str]:
+        wrong = {k: v for k, v in mapping.items() if v not in STAGE_NAMES}
+        if wrong:
+            raise ValueError(f"stages are {', '.join(STAGE_NAMES)}; got {wrong}")
+        return mapping
+
+
 class InputConfig(BaseModel):
     """How input files are read (see README, "What leadml accepts")."""
 
@@ -323,6 +388,7 @@ class TrainConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     bands: BandConfig = Field(default_factory=BandConfig)
     flat: FlatConfig = Field(default_factory=FlatConfig)
+    grades: GradeConfig = Field(default_factory=GradeConfig)
     leakage_auc: float = Field(
         default=0.95, gt=0.5, le=1, description="warn when one column alone reaches this AUC"
     )
@@ -361,7 +427,7 @@ class TrainConfig(BaseModel):
             raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(
-                f"{path}: expected a mapping of sections (input, features, label, split, model, bands, flat)"
+                f"{path}: expected a mapping of sections (input, features, label, split, model, bands, flat, grades)"
             )
         try:
             return cls.model_validate(raw)

@@ -24,6 +24,9 @@ EVENT_TYPES = (
     "demo_request",
     "trial_start",
     "cart_add",
+    "activation",
+    "feature_use",
+    "seat_invite",
     "unsubscribe",
     "bounce",
 )

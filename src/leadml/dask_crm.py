@@ -32,6 +32,7 @@ from leadml.dask_boost import SAMPLE_ROWS, sample
 from leadml.dask_tables import BUCKET, CrmTables, aligned
 from leadml.engine import Prepared
 from leadml.features import FeatureSpec
+from leadml.grades_fit import GradeRows
 from leadml.local_engine import input_example, read_options
 from leadml.model import LeadScorer
 from leadml.progress import Stages
@@ -178,6 +179,11 @@ def prepare(
     base = sample(fit_rows, config.model.baseline_max_rows, slices["train"] + slices["valid"])
 
     test_rows = rows[rows["_snapshot"] == 0]
+    # the grades' sub-models learn on the client from samples of each slice
+    train_s, valid_s, cal_s = (
+        (part[names].set_axis(spec.feature_names, axis=1), part["_y"].to_numpy())
+        for part in (some, valid, sample(cal, SAMPLE_ROWS, slices["calibration"]))
+    )
 
     prep = Prepared(
         kind="crm",
@@ -196,6 +202,7 @@ def prepare(
         y_test=keys["_y"].to_numpy(),
         test_keys=keys[["lead_id", "_as_of"]].reset_index(drop=True),
         baseline_rows=(base[names].set_axis(spec.feature_names, axis=1), base["_y"].to_numpy()),
+        grade_rows=GradeRows(train_s, valid_s, cal_s),
         tables=tables.counts(),
         notes=tables.data.notes,
         warnings=warnings,

@@ -208,7 +208,7 @@ def _replace_folder(new: Path, target: Path) -> None:
 def _join_csv(parts: list[Path], out: Path, id_column: str) -> None:
     """One CSV from the partitions' header-less parts, without loading them."""
     with open(out, "wb") as fh:
-        fh.write(f"{id_column},probability,score,band\n".encode())
+        fh.write(",".join([id_column, *score_io.OUTPUT_COLUMNS]).encode() + b"\n")
         for part in parts:
             with open(part, "rb") as src:
                 shutil.copyfileobj(src, fh, 1 << 20)

@@ -32,6 +32,8 @@ class Windows(Protocol):
 KINDS = [f"{page}_view" for page in PAGE_KINDS] + [t for t in EVENT_TYPES if t != "page_view"]
 NEGATIVE_KINDS = ("unsubscribe", "bounce")
 INTENT_KINDS = ("pricing_view", "demo_request", "trial_start", "cart_add")
+# product usage: what a trial user does in the product (the PQL sub-score reads these)
+USAGE_KINDS = ("trial_start", "activation", "feature_use", "seat_invite")
 RATIO_FEATURES = ("velocity", "email_click_rate")
 KIND_LABELS = {
     "pricing_view": "Pricing page views",
@@ -46,6 +48,9 @@ KIND_LABELS = {
     "demo_request": "Demo requests",
     "trial_start": "Trial starts",
     "cart_add": "Cart adds",
+    "activation": "Product activations",
+    "feature_use": "Key feature uses",
+    "seat_invite": "Seats invited",
     "unsubscribe": "Unsubscribes",
     "bounce": "Email bounces",
 }

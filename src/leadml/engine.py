@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from leadml import accounting, dataset
     from leadml.config import Settings, TrainConfig
     from leadml.features import FeatureSpec
+    from leadml.grades_fit import GradeRows
     from leadml.model import LeadScorer
     from leadml.progress import Stages
     from leadml.score_io import ScoreSummary
@@ -49,6 +50,7 @@ class Prepared:
     y_test: np.ndarray
     test_keys: pd.DataFrame | None  # CRM: lead_id and _as_of of each test row
     baseline_rows: tuple[pd.DataFrame, np.ndarray] | None  # what the baseline learns from
+    grade_rows: GradeRows | None  # what the grades' sub-models learn from (None: no grades)
     tables: dict[str, accounting.TableCount] = field(default_factory=dict)  # rows in/used/rejected
     notes: list[str] = field(default_factory=list)  # how the input files were read
     warnings: list[str] = field(default_factory=list)

@@ -236,3 +236,54 @@ def leak_warnings(
 ) -> list[str]:
     """The leakage guard on training features: one `LeakFinding` per suspicious column."""
     return [LeakFinding(col, auc) for col, auc in find_leaks(X, y, labels, threshold)]
+
+
+def plot_grades(out_dir: Path, tables: dict[str, pd.DataFrame]) -> list[Path]:
+    """The fit x engagement heatmap (conversion, leads per cell) and conversion per
+    temperature, stage and PQL group, as PNGs; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if "grid" in tables:
+        g = tables["grid"]
+        fits, engs = list(dict.fromkeys(g["fit"])), list(dict.fromkeys(g["engagement"]))
+        conv = g.pivot(index="fit", columns="engagement", values="conversion").loc[fits, engs]
+        leads = g.pivot(index="fit", columns="engagement", values="leads").loc[fits, engs]
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        im = ax.imshow(conv.to_numpy(float), cmap="YlGn", vmin=0)
+        for i in range(len(fits)):
+            for j in range(len(engs)):
+                c, n = conv.iat[i, j], int(leads.iat[i, j])
+                text = "-" if np.isnan(c) else f"{c:.0%}"
+                ax.text(j, i, f"{text}\n{n} leads", ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(len(engs)), [f"engagement {e}" for e in engs], fontsize=8)
+        ax.set_yticks(range(len(fits)), [f"fit {f}" for f in fits])
+        ax.set_title("Conversion per grid cell (test leads)")
+        fig.colorbar(im, ax=ax, label="conversion")
+        paths.append(out_dir / "grid.png")
+        fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    groups = [k for k in ("temperature", "stage", "pql") if k in tables]
+    if groups:
+        fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.5), squeeze=False)
+        for ax, name in zip(axes[0], groups, strict=True):
+            t = tables[name]
+            ax.bar(t["group"].astype(str), t["conversion"], color="tab:green")
+            for x, (c, n) in enumerate(zip(t["conversion"], t["leads"], strict=True)):
+                ax.text(
+                    x,
+                    0 if np.isnan(c) else c,
+                    f"{int(n)} leads",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+            ax.set(title=f"Conversion by {name}", ylabel="conversion")
+        paths.append(out_dir / "grades.png")
+        fig.savefig(paths[-1], dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    return paths

@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
-from leadml import labels, rules
+from leadml import grades, labels, rules
 from leadml.bands import to_band
 from leadml.config import TrainConfig
 from leadml.engagement import KIND_LABELS, KINDS
@@ -46,6 +46,7 @@ class Ledger:
     fit_leads: int
     tables: dict = field(default_factory=dict)  # rows read / used / rejected per input table
     notes: list[str] = field(default_factory=list)  # how the input files were read
+    halves: pd.DataFrame = field(default_factory=pd.DataFrame)  # fit vs engagement points
 
 
 def _linked_groups(rule: rules.Rule, scorer: LeadScorer) -> list[int]:
@@ -164,6 +165,9 @@ def compare(
             }
         )
     per_rule = pd.DataFrame(rows)
+    half_of = _halves_of_rules(ruleset, scorer, config)
+    per_rule.insert(1, "half", half_of)
+    halves = _halves_table(ruleset, half_of, Mt, learned, model_pts, scorer, config, Xt, yt)
 
     manual_band = rules.band(manual, ruleset)
     model_band = to_band(p_model, scorer.thresholds)
@@ -200,7 +204,92 @@ def compare(
         int(fit.sum()),
         data.counts(),
         data.notes,
+        halves,
     )
+
+
+def _feature_half(scorer: LeadScorer, config: TrainConfig) -> dict[str, str]:
+    """ "fit" or "engagement" for every feature (product usage is engagement here)."""
+    parts = grades.parts(scorer.spec, config.grades)
+    return {f: "fit" for f in parts["fit"]} | {
+        f: "engagement" for f in parts["engagement"] + parts["usage"]
+    }
+
+
+def _halves_of_rules(ruleset: rules.RuleSet, scorer: LeadScorer, config: TrainConfig) -> list[str]:
+    """Each rule's half: engagement when it tests an activity, else that of the features it
+    stands for; a rule the model has no feature for counts as fit."""
+    half = _feature_half(scorer, config)
+    groups = list(scorer.spec.reason_groups().values())
+    out = []
+    for rule in ruleset.rules:
+        if rule.activity() or rule.field.startswith("days_since_"):
+            out.append("engagement")
+            continue
+        cols = [j for g in _linked_groups(rule, scorer) for j in groups[g]]
+        names = {half[scorer.spec.feature_names[j]] for j in cols}
+        out.append("engagement" if names == {"engagement"} else "fit")
+    return out
+
+
+def _halves_table(
+    ruleset: rules.RuleSet,
+    half_of: list[str],
+    Mt: np.ndarray,
+    learned: rules.LearnedPoints,
+    model_pts: np.ndarray,
+    scorer: LeadScorer,
+    config: TrainConfig,
+    Xt: np.ndarray,
+    yt: np.ndarray,
+) -> pd.DataFrame:
+    """Per half (fit, engagement), on the test leads: the average points of your rules and of
+    the refitted rules, how far each half spreads leads apart (standard deviation of its
+    points: how much weight it carries, comparable with the model's, whose points are
+    relative to the average lead), and how well each half ranks leads alone."""
+    feature_half = _feature_half(scorer, config)
+    groups = list(scorer.spec.reason_groups().values())
+    group_half = [
+        "engagement"
+        if all(feature_half[scorer.spec.feature_names[j]] == "engagement" for j in cols)
+        else "fit"
+        for cols in groups
+    ]
+    sub = scorer.grades
+
+    def auc(score: np.ndarray) -> float:
+        return roc_auc_score(yt, score) if np.ptp(score) > 0 and np.ptp(yt) > 0 else np.nan
+
+    rows = []
+    for half in ("fit", "engagement"):
+        js = [j for j, h in enumerate(half_of) if h == half]
+        part = rules.RuleSet(
+            [ruleset.rules[j] for j in js], ruleset.mql, ruleset.sql, ruleset.caps, ruleset.path
+        )
+        manual = rules.score(part, Mt[:, js]) if js else np.zeros(len(yt))
+        refit = Mt[:, js] @ learned.points[js] if js else np.zeros(len(yt))
+        gs = [g for g, h in enumerate(group_half) if h == half]
+        model = model_pts[:, gs].sum(axis=1) if gs else np.zeros(len(yt))
+        submodel = None if sub is None else getattr(sub, half)
+        sub_auc = (
+            auc(submodel.raw(Xt, [scorer.spec.feature_names.index(c) for c in submodel.columns]))
+            if submodel is not None
+            else np.nan
+        )
+        rows.append(
+            {
+                "half": half,
+                "rules": len(js),
+                "manual_points": manual.mean(),
+                "learned_points": refit.mean(),
+                "manual_spread": manual.std(),
+                "learned_spread": refit.std(),
+                "model_spread": model.std(),
+                "manual_auc": auc(manual),
+                "model_auc": sub_auc,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _band_table(band: np.ndarray, y: np.ndarray, scheme: str) -> pd.DataFrame:

@@ -32,6 +32,19 @@ def terminal_table(ledger: Ledger) -> str:
     lines.append("")
     for r in ledger.overall.itertuples():
         lines.append(f"{r.scorer:16} ROC AUC {r.roc_auc:.4f}  log loss {r.log_loss:.4f}")
+    if len(ledger.halves):
+        lines += [
+            "",
+            "points per half, test leads: average, and spread (sd: the weight a half carries)",
+            f"{'half':11} {'rules':>5} {'manual':>7} {'learned':>8} {'spread manual/learned/model':>28}"
+            "  AUC manual / model",
+        ]
+        for r in ledger.halves.itertuples():
+            spread = f"{r.manual_spread:.1f} / {r.learned_spread:.1f} / {r.model_spread:.1f}"
+            lines.append(
+                f"{r.half:11} {r.rules:5d} {r.manual_points:7.1f} {r.learned_points:8.1f} "
+                f"{spread:>28}  {r.manual_auc:.3f} / {r.model_auc:.3f}"
+            )
     return "\n".join(lines)
 
 
@@ -157,6 +170,14 @@ def render_html(ledger: Ledger, title: str) -> str:
 SQL at {ledger.ruleset.sql:g}. Learned points come from {ledger.fit_leads:,} older leads; every figure
 below is measured on {ledger.test_leads:,} later test leads.</p>
 <h2>Overall</h2>{_html_table(ledger.overall, "overall")}
+<h2>Fit and engagement</h2>
+<p>Most point systems have two halves: who the lead is (fit: title, company, industry, region,
+source) and what the lead did (engagement: visits, downloads, demos, product use). Per half, on
+the test leads: your rules' average points and the same rules refitted on outcomes; the spread
+(standard deviation) of each half's points, yours, refitted and the model's own, which is how much
+weight that half carries; and how well each ranks leads alone (AUC; the model's from its fit or
+engagement sub-model).</p>
+{_html_table(ledger.halves, "halves")}
 <img alt="gains curve" src="data:image/png;base64,{gains}"><img alt="points per rule" src="data:image/png;base64,{points}">
 <h2>Rule by rule</h2>
 <p>learned points: the rule's weight when all rules are refitted on outcomes, on your point scale, with a
@@ -181,6 +202,8 @@ def write_report(
         "disagreements": out / "disagreements.csv",
     }
     files.write_frame(ledger.per_rule, paths["csv"])
+    paths["halves"] = out / "halves.csv"
+    files.write_frame(ledger.halves, paths["halves"])
     files.write_frame(ledger.disagreements, paths["disagreements"])
     files.write_text(paths["rules"], ledger.suggested)
     files.write_text(paths["html"], render_html(ledger, title))

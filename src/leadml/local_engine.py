@@ -20,6 +20,7 @@ from leadml.boosting import fit_booster, fit_crossfit
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Prepared
 from leadml.files import write_frame
+from leadml.grades_fit import GradeRows
 from leadml.model import LeadScorer
 from leadml.progress import Stages
 from leadml.records import from_tables
@@ -165,9 +166,22 @@ class TrainingRows:
             y_test=self.Y["test"],
             test_keys=keys,
             baseline_rows=_baseline_rows(self.X, self.Y, baseline_max_rows),
+            grade_rows=self.grade_rows(crossfit),
             tables=self.tables,
             notes=data.notes,
             warnings=self.warnings,
+        )
+
+    def grade_rows(self, crossfit: bool) -> GradeRows:
+        """What the grades' sub-models learn from: the same slices as the booster (for a
+        cross-fit: train, valid and calibration rows together, scored out of fold)."""
+        X, Y = self.X, self.Y
+        if crossfit:
+            fit = ("train", "valid", "calibration")
+            every = (pd.concat([X[k] for k in fit]), np.concatenate([Y[k] for k in fit]))
+            return GradeRows(every, None, every, crossfit=True)
+        return GradeRows(
+            (X["train"], Y["train"]), (X["valid"], Y["valid"]), (X["calibration"], Y["calibration"])
         )
 
     def test_as_of(self) -> np.ndarray | None:

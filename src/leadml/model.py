@@ -1,7 +1,8 @@
-"""The conversion model as it is saved and served: `LeadScorer` and its `Calibrator`.
+"""The conversion model as it is saved and served: `LeadScorer`.
 
 `LeadScorer` is what gets saved, registered and served: the frozen feature spec, the
-LightGBM booster, the calibrator and the band thresholds. It is stored as plain files
+LightGBM booster, the calibrator, the band thresholds and the grades (fit x engagement grid,
+temperature, stage, PQL; `grades`). It is stored as plain files
 (booster text + JSON), not a pickle, so any leadml version that reads the format can load it,
 and scoring a feature matrix is one `Booster.predict` plus a cheap interpolation. How the
 booster and the logistic baseline are fitted is `boosting`.
@@ -16,16 +17,15 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 
 from leadml.bands import BandThresholds, to_band, to_score
+from leadml.calibration import Calibrator
 from leadml.errors import ModelError
 from leadml.features import ColumnSpec, FeatureSpec, build_features
+from leadml.grades import LABELS, Grades
+from leadml.reasons import reason_lists, split_points
 
 FORMAT_VERSION = 1
-_EPS = 1e-6
 
 
 def threads_for(rows: int) -> int:
@@ -33,69 +33,6 @@ def threads_for(rows: int) -> int:
     more than it saves there, and on a busy machine a parallel region waits for a thread that
     is not scheduled (the service's p99 doubled with the default)."""
     return 1 if rows < 2000 else 0
-
-
-def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean log loss with probabilities clipped away from 0 and 1."""
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-class Calibrator:
-    """Maps the booster's raw score (log-odds) to a calibrated probability.
-
-    method "auto" compares isotonic and sigmoid (Platt) by 5-fold cross-validated log loss
-    on the calibration slice and keeps the better one, so the choice is not made on the very
-    rows each candidate was fitted to.
-    """
-
-    def __init__(self, method: str = "auto", seed: int = 0):
-        self.method = method
-        self.seed = seed
-
-    @staticmethod
-    def _fit_one(method: str, raw: np.ndarray, y: np.ndarray) -> dict:
-        if method == "sigmoid":
-            lr = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), y)
-            return {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=_EPS, y_max=1 - _EPS).fit(raw, y)
-        return {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
-
-    @staticmethod
-    def _apply(method: str, params: dict, raw: np.ndarray) -> np.ndarray:
-        if method == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-(params["a"] * raw + params["b"])))
-        return np.interp(raw, params["x"], params["y"])
-
-    def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
-        raw, y = np.asarray(raw, float), np.asarray(y, float)
-        candidates = ["isotonic", "sigmoid"] if self.method == "auto" else [self.method]
-        self.cv_log_loss_ = {}
-        if len(candidates) > 1:
-            folds = StratifiedKFold(5, shuffle=True, random_state=self.seed)
-            for m in candidates:
-                pred = np.empty_like(raw)
-                for tr, te in folds.split(raw, y):
-                    pred[te] = self._apply(m, self._fit_one(m, raw[tr], y[tr]), raw[te])
-                self.cv_log_loss_[m] = log_loss(y, pred)
-        scores = self.cv_log_loss_
-        self.method_ = min(scores, key=lambda m: scores[m]) if scores else candidates[0]
-        self.params_ = self._fit_one(self.method_, raw, y)
-        return self
-
-    def transform(self, raw: np.ndarray) -> np.ndarray:
-        return np.clip(
-            self._apply(self.method_, self.params_, np.asarray(raw, float)), _EPS, 1 - _EPS
-        )
-
-    def to_dict(self) -> dict:
-        return {"method": self.method_, "params": self.params_, "cv_log_loss": self.cv_log_loss_}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Calibrator:
-        c = cls(d["method"])
-        c.method_, c.params_, c.cv_log_loss_ = d["method"], d["params"], d.get("cv_log_loss", {})
-        return c
 
 
 @dataclass
@@ -107,6 +44,7 @@ class LeadScorer:
     calibrator: Calibrator
     thresholds: BandThresholds
     card: dict = field(default_factory=dict)
+    grades: Grades | None = None  # None: a model trained before grades existed
 
     def raw_score(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
@@ -117,14 +55,19 @@ class LeadScorer:
         return self.calibrator.transform(self.raw_score(X))
 
     def score_features(self, X: np.ndarray | pd.DataFrame) -> dict[str, np.ndarray]:
+        """probability, score, band, and the grades (None where the model has none)."""
+        X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
         p = self.probability(X)
-        return {"probability": p, "score": to_score(p), "band": to_band(p, self.thresholds)}
+        out = {"probability": p, "score": to_score(p), "band": to_band(p, self.thresholds)}
+        if self.grades is None:
+            return out | {k: np.full(len(X), None, object) for k in LABELS}
+        return out | self.grades.label(X, threads_for(len(X)))
 
     def points(self, X: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, float, list[str]]:
         """Each reason's contribution in score points, per lead: (n x reasons, base score, labels).
 
         A lead's points add up to its score before rounding (100 x probability) minus the base
-        score, the score of the average lead. See `_points` for how.
+        score, the score of the average lead. See `reasons.split_points` for how.
         """
         pts, base, labels, _ = self._points(X)
         return pts, base, labels
@@ -132,86 +75,38 @@ class LeadScorer:
     def _points(
         self, X: np.ndarray | pd.DataFrame
     ) -> tuple[np.ndarray, float, list[str], np.ndarray]:
-        """Points, base score, labels, and the probability the points add up to.
-
-        LightGBM's SHAP values split a lead's log-odds into the average lead's (the bias b)
-        plus one part per feature; the parts of one reason are added up. The calibration f
-        (log-odds to score) is not a straight line, so the parts cannot just be scaled. The
-        reasons that raise the lead's log-odds (together U) and those that lower it (together
-        D) are two players of a Shapley game on f: the raising side gets the mean of
-        f(b+U) - f(b) and f(b+U+D) - f(b+D), the lowering side the rest of f(b+U+D) - f(b),
-        and each side is shared out in proportion to its parts.
-
-        So the points add up exactly, a raising reason never costs points (f never falls), and
-        no reason is worth more than 100 points, even for a lead next to the average (U + D
-        near 0) or a calibration with steep steps, where one slope for all parts breaks down.
-        """
+        """Points, base score, labels, and the probability the points add up to: LightGBM's
+        SHAP values per reason group, split on the calibrated scale by `reasons.split_points`."""
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
         contrib = np.asarray(
             self.booster.predict(X, pred_contrib=True, num_threads=threads_for(len(X) * 20))
         )
         groups = self.spec.reason_groups()
-        phi = np.column_stack([contrib[:, cols].sum(axis=1) for cols in groups.values()])
-        bias = contrib[:, -1]
-        up = np.where(phi > 0, phi, 0.0).sum(axis=1)
-        down = np.where(phi < 0, phi, 0.0).sum(axis=1)
-
-        def f(z: np.ndarray) -> np.ndarray:
-            return 100 * self.calibrator.transform(z)
-
-        f0, f_up, f_down, f_all = f(bias), f(bias + up), f(bias + down), f(bias + up + down)
-        gain_up = 0.5 * ((f_up - f0) + (f_all - f_down))
-        gain_down = (f_all - f0) - gain_up
-        share_up = gain_up / np.where(up > 0, up, 1.0)
-        share_down = gain_down / np.where(down < 0, down, -1.0)
-        pts = phi * np.where(phi > 0, share_up[:, None], np.where(phi < 0, share_down[:, None], 0))
-        base = float(f0[0]) if len(f0) else float(f(np.zeros(1))[0])
-        return pts, base, list(groups), f_all / 100
+        pts, base, p = split_points(contrib, list(groups.values()), self.calibrator.transform)
+        return pts, base, list(groups), p
 
     def reasons(
         self, X: np.ndarray | pd.DataFrame, top: int = 3, probability: np.ndarray | None = None
     ) -> list[dict]:
-        """Up to `top` positive and `top` negative reasons per lead, largest first, and the rest.
-
-        Each reason: {"field": business name, "value": the lead's value, "points": contribution,
-        rounded to 0.1}; contributions under 0.05 points are not reasons. `other` is everything
-        not listed (the smaller reasons, and the rounding of the listed points and of the base
-        score), so that base_score + positive + negative + other == total, exactly: the score
-        before rounding to 1-99, 100 x `probability` as the caller rounds it (6 decimals;
+        """Up to `top` positive and `top` negative reasons per lead, largest first, and the rest
+        (`reasons.reason_lists`): base_score + positive + negative + other == total, exactly, the
+        score before rounding to 1-99, 100 x `probability` as the caller rounds it (6 decimals;
         by default the probability the points were computed from).
         """
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
         pts, base, labels, p = self._points(X)
         p = p if probability is None else np.asarray(probability, np.float64)
         columns = list(self.spec.reason_groups().values())
-        order = np.argsort(-pts, axis=1, kind="stable")
-        base_shown = round(base, 1)
-        out = []
-        for i in range(len(X)):
+        lists = reason_lists(pts, base, labels, columns, self.spec, X, p, top)
+        return [why | {"adds_up_to": "score"} for why in lists]
 
-            def reason(g: int, i: int = i) -> dict:
-                return {
-                    "field": labels[g],
-                    "value": self.spec.describe(columns[g], X[i]),
-                    "points": round(float(pts[i, g]), 1),
-                }
-
-            ranked = order[i]
-            positive = [reason(g) for g in ranked[:top] if pts[i, g] >= 0.05]
-            negative = [reason(g) for g in ranked[::-1][:top] if pts[i, g] <= -0.05]
-            total = round(100 * round(float(p[i]), 6), 4)
-            listed = base_shown + sum(r["points"] for r in positive + negative)
-            out.append(
-                {
-                    "base_score": base_shown,
-                    "positive": positive,
-                    "negative": negative,
-                    "other": round(total - listed, 4),
-                    "total": total,
-                    "adds_up_to": "score",
-                }
-            )
-        return out
+    def grade_reasons(self, X: np.ndarray | pd.DataFrame, top: int = 3) -> dict[str, list]:
+        """`fit_reasons` and `engagement_reasons` per lead (`Grades.reasons`: what made the fit
+        a B), None where the model has no such sub-model."""
+        X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
+        if self.grades is None:
+            return {"fit_reasons": [None] * len(X), "engagement_reasons": [None] * len(X)}
+        return self.grades.reasons(X, self.spec, top, threads_for(len(X) * 20))
 
     def score_leads(
         self,
@@ -237,6 +132,7 @@ class LeadScorer:
             "calibrator": self.calibrator.to_dict(),
             "thresholds": self.thresholds.as_dict(),
             "card": self.card,
+            "grades": None if self.grades is None else self.grades.save(path),
         }
         (path / "scorer.json").write_text(json.dumps(meta, indent=1, default=str))
         return path
@@ -258,10 +154,12 @@ class LeadScorer:
         spec = FeatureSpec(**s)
         booster = lgb.Booster(model_file=str(path / "booster.txt"))
         t = meta["thresholds"]
+        grades = meta.get("grades")
         return cls(
             spec,
             booster,
             Calibrator.from_dict(meta["calibrator"]),
             BandThresholds(t["sql"], t["mql"], t["policy"]),
             meta.get("card", {}),
+            None if grades is None else Grades.load(path, grades, spec.feature_names),
         )

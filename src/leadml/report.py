@@ -49,6 +49,7 @@ def print_train_report(result: Any, settings: Any) -> None:
         f"\nbands ({t.policy}: SQL at p >= {t.sql:.3f}, MQL at p >= {t.mql:.3f}), backtest on the test slice:"
     )
     print(result.band_table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print_grades(result.grades, (result.scorer.card.get("grades") or {}).get("notes", {}))
     for w in result.warnings:
         print(f"WARNING: {w}")
     if result.run_id:
@@ -60,3 +61,24 @@ def print_train_report(result: Any, settings: Any) -> None:
         )
     if result.export_path:
         print(f"champion exported to {result.export_path}")
+
+
+def print_grades(tables: dict, notes: dict) -> None:
+    """The grid (conversion and leads per cell) and conversion per temperature, stage and PQL
+    on the test slice; what the data could not tell, in words."""
+    from leadml.grades_backtest import grid_text
+
+    if "grid" in tables:
+        print("\nfit x engagement grid, test slice (conversion, leads):")
+        print(grid_text(tables["grid"]))
+    for name in ("temperature", "stage", "pql"):
+        if name in tables:
+            t = tables[name]
+            cells = ", ".join(
+                f"{g} {c:.0%} ({int(n):,})"
+                for g, c, n in zip(t["group"], t["conversion"], t["leads"], strict=True)
+                if n
+            )
+            print(f"{name}: {cells}")
+    for name, note in notes.items():
+        print(f"{name}: {note}")

@@ -67,5 +67,48 @@ from {html.escape(str(data.get("path", "")))}. A lead's score is its chance of c
 Backtest on the test leads: how many fell in each band and how many of them converted.</p>
 <table id="bands"><thead><tr><th>band</th><th>leads</th><th>share</th><th>predicted conversion</th>
 <th>observed conversion</th><th>lift</th></tr></thead><tbody>{band_rows}</tbody></table>
+{grades_section(card.get("grades"))}
 <p>Compare your point rules with this model: <code>leadml rules compare --rules your_rules.yaml</code>.</p>
 </body></html>"""
+
+
+def grades_section(grades: dict | None) -> str:
+    """What each word next to the score means, the grid's backtest, and what is missing."""
+    if not grades:
+        return "<p>This model was trained before grades existed: retrain it for fit, engagement, grid, temperature, stage and PQL.</p>"
+    meaning = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in grades.get("meaning", {}).items()
+    )
+    backtest = grades.get("backtest", {})
+    grid = {(c["fit"], c["engagement"]): c for c in backtest.get("grid", [])}
+    numbers = sorted({e for _, e in grid})
+    head = "".join(f"<th>engagement {html.escape(e)}</th>" for e in numbers)
+
+    def cell(c: dict | None) -> str:
+        if not c or not c.get("leads"):
+            return "<td>-</td>"
+        return f"<td>{c['conversion']:.0%} of {int(c['leads']):,}</td>"
+
+    rows = "".join(
+        f"<tr><th>fit {html.escape(f)}</th>{''.join(cell(grid.get((f, e))) for e in numbers)}</tr>"
+        for f in sorted({f for f, _ in grid})
+    )
+    groups = "".join(
+        f"<tr><th>{html.escape(str(g['group']))}</th><td>{int(g['leads']):,}</td>"
+        f"<td>{'-' if g['conversion'] is None else format(g['conversion'], '.0%')}</td></tr>"
+        for name in ("temperature", "stage", "pql")
+        for g in backtest.get(name, [])
+        if g.get("leads")
+    )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in grades.get("notes", {}).values())
+    grid_table = (
+        f'<table id="grid"><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        if rows
+        else ""
+    )
+    return f"""<h2>Grid, temperature, stage and PQL</h2>
+<table id="meaning">{meaning}</table>
+<p>How the test leads converted in each grid cell (conversion of the cell's leads):</p>{grid_table}
+<table id="groups"><thead><tr><th>group</th><th>leads</th><th>conversion</th></tr></thead><tbody>{groups}</tbody></table>
+{f"<ul>{notes}</ul>" if notes else ""}"""

@@ -16,6 +16,7 @@ import pandas as pd
 from leadml import accounting, dataset, errors
 from leadml.config import Settings
 from leadml.files import write_frame
+from leadml.grades import LABELS
 from leadml.model import LeadScorer
 
 
@@ -101,16 +102,18 @@ def read_for_scoring(
     return data, data_path.name
 
 
+# after the id: what a scores file says of each lead (grades: see `grades.LABELS`)
+OUTPUT_COLUMNS = ("probability", "score", "band", *LABELS)
+
+
 def output_frame(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
-    """The columns a scores file has: id, probability (6 decimals), score, band."""
-    return pd.DataFrame(
-        {
-            id_column: frame[id_column].to_numpy(),
-            "probability": np.round(frame["probability"].to_numpy(), 6),
-            "score": frame["score"].to_numpy(),
-            "band": frame["band"].to_numpy(),
-        }
-    )
+    """The columns a scores file has: id, probability (6 decimals), score, band, then fit,
+    engagement, grid, temperature, stage and pql (empty where the model cannot tell)."""
+    out = {id_column: frame[id_column].to_numpy()}
+    for name in OUTPUT_COLUMNS:
+        values = frame[name].to_numpy()
+        out[name] = np.round(values, 6) if name == "probability" else values
+    return pd.DataFrame(out)
 
 
 def check_share(data: dataset.LeadData, options: dataset.ReadOptions, rejects_path: Path):

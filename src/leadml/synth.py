@@ -2,7 +2,8 @@
 
 `make_crm(n_leads, seed)` draws leads (messy job titles, firmographics, a source) and event
 streams whose intensity decays after the lead is created, with re-engagement bursts,
-unsubscribes and bounces. The chance that a lead converts within `HORIZON_DAYS` after the
+unsubscribes and bounces; a lead that starts a trial then uses the product (activation, key
+feature use, seats invited), which raises its chance to convert (the PQL signal). The chance that a lead converts within `HORIZON_DAYS` after the
 snapshot `AS_OF` is a known function of what can be observed before `AS_OF`: its
 profile and its decayed engagement per event kind. That probability is written to a truth
 file, so the Bayes-optimal AUC and log loss can be printed next to the model's, and the
@@ -92,9 +93,14 @@ KINDS = {
     "webinar": (0.3, 0.8, 0.7),
     "form_submit": (0.6, 0.7, 0.6),
     "demo_request": (0.15, 1.1, 1.8),
-    "trial_start": (0.12, 1.1, 1.4),
+    "trial_start": (0.25, 1.1, 1.4),
     "cart_add": (0.1, 1.0, 1.0),
+    # product usage, only after the lead's first trial start (counts per trial user)
+    "activation": (0.7, 0.9, 0.9),
+    "feature_use": (3.0, 0.8, 0.5),
+    "seat_invite": (0.5, 1.0, 1.0),
 }
+USAGE = ("activation", "feature_use", "seat_invite")
 PRICING_LARGE_COMPANY_BONUS = 0.8  # extra weight on pricing views for 201+ employees
 UNSUBSCRIBE_EFFECT = -1.5
 BOUNCE_EFFECT = -1.0
@@ -222,15 +228,30 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     intent = rng.normal(0, 1, n) + 0.15 * (seniority <= 2) + 0.3 * (source == 2)
 
     # Expected lifetime volume is scaled so the average lead has ~events_per_lead events.
-    base_total = sum(k[0] for k in KINDS.values()) * 1.18
+    base_total = sum(v[0] for name, v in KINDS.items() if name not in USAGE) * 1.18
     scale = events_per_lead / base_total
     tau = rng.lognormal(np.log(40), 0.5, n)
     has_burst = rng.random(n) < 0.35
     burst_at = created + rng.uniform(0, 1, n) * (t_end - created)
     owners = np.arange(n)
     ev_lead, ev_time, ev_kind = [], [], []
-    for k, (rate, load, _w) in enumerate(KINDS.values()):
+    first_trial = np.full(n, np.inf)
+    for k, (name, (rate, load, _w)) in enumerate(KINDS.items()):
         mass = rate * scale * np.exp(load * intent - load**2 / 2)
+        if name in USAGE:  # a trial user's product usage, from the first trial start on
+            users = owners[np.isfinite(first_trial)]
+            i1, t1 = _sample_times(
+                rng,
+                users,
+                first_trial[users],
+                tau[users],
+                mass[users] / scale,
+                np.full(users.size, t_end),
+            )
+            ev_lead.append(i1)
+            ev_time.append(t1)
+            ev_kind.append(np.full(i1.size, k))
+            continue
         i1, t1 = _sample_times(rng, owners, created, tau, mass, np.full(n, t_end))
         b = owners[has_burst]
         i2, t2 = _sample_times(
@@ -239,6 +260,8 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
         ev_lead += [i1, i2]
         ev_time += [t1, t2]
         ev_kind += [np.full(i1.size + i2.size, k)]
+        if name == "trial_start":
+            np.minimum.at(first_trial, np.concatenate([i1, i2]), np.concatenate([t1, t2]))
     # one-off negative signals
     unsub = rng.random(n) < 0.07 * np.exp(-0.4 * intent)
     unsub_t = created + rng.uniform(0, 1, n) * (t_end - created)

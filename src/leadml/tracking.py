@@ -65,7 +65,8 @@ class LeadmlPyfunc(PythonModel):
 
 
 def score_records(scorer: LeadScorer, frame: pd.DataFrame) -> pd.DataFrame:
-    """Score request-shaped rows (see `LeadmlPyfunc`): lead_id, probability, score, band."""
+    """Score request-shaped rows (see `LeadmlPyfunc`): lead_id, probability, score, band and
+    the grades (fit, engagement, grid, temperature, stage, pql)."""
     leads, events, as_of = to_tables(frame, scorer.spec.kind == "crm")
     out, _ = scorer.score_leads(leads, events, as_of=as_of, source="request")
     out = out.rename(columns={scorer.spec.id_column: "lead_id"})

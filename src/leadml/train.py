@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from leadml import accounting, bands, errors, evaluate, synth
+from leadml import accounting, bands, errors, evaluate, grades_backtest, grades_fit, synth
 from leadml.boosting import fit_baseline
+from leadml.calibration import Calibrator
 from leadml.config import Settings, TrainConfig
 from leadml.engine import Engine, Prepared, TestLeads
 from leadml.files import write_frame
-from leadml.model import Calibrator, LeadScorer
+from leadml.model import LeadScorer
 from leadml.progress import Stages
 from leadml.promote import promote_if_better, version_tags
 
@@ -48,6 +49,7 @@ class TrainResult:
     promoted: bool = False
     promotion_note: str = ""
     export_path: Path | None = None
+    grades: dict[str, pd.DataFrame] = field(default_factory=dict)  # backtest on the test leads
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,15 @@ def finish(
     y_test = prep.y_test
     p_test = cal.transform(prep.raw_test)
     band_test = bands.to_band(p_test, thresholds)
-    m = evaluate.metrics(y_test, p_test)
+    steps.next("grades")
+    grade_tables: dict[str, pd.DataFrame] = {}
+    grade_metrics: dict[str, float] = {}
+    if prep.grade_rows is not None:
+        scorer.grades = grades_fit.fit_grades(prep.grade_rows, spec, config, thresholds.sql)
+        labels = grades_backtest.test_labels(scorer.grades, test)
+        grade_tables = grades_backtest.backtest(y_test, labels, band_test)
+        grade_metrics = grades_backtest.sub_model_metrics(scorer.grades, test, y_test)
+    m = evaluate.metrics(y_test, p_test) | grade_metrics
     baseline, p_base = None, None
     if config.model.baseline and prep.baseline_rows is not None:
         model = fit_baseline(*prep.baseline_rows, spec, sc.seed)
@@ -188,10 +198,23 @@ def finish(
         "missing_values": list(config.flat.missing_values),
         "horizon_days": config.label.horizon_days,
         "warnings": warnings,
+        "grades": None
+        if scorer.grades is None
+        else scorer.grades.card()
+        | {"backtest": {k: t.to_dict("records") for k, t in grade_tables.items()}},
     }
     steps.close()
     result = TrainResult(
-        m, baseline, bayes, band_table, thresholds, summary, warnings, None, scorer=scorer
+        m,
+        baseline,
+        bayes,
+        band_table,
+        thresholds,
+        summary,
+        warnings,
+        None,
+        scorer=scorer,
+        grades=grade_tables,
     )
     files = Artefacts(
         reliability,
@@ -220,6 +243,8 @@ def _write_artefacts(out: Path, result: TrainResult, files: Artefacts) -> None:
     (out / "metrics.json").write_text(json.dumps(all_metrics, indent=2))
     for name in ("reliability", "lift", "importance", "bands", "rejects"):
         getattr(files, name).to_csv(out / f"{name}.csv", index=False)
+    for name, table in result.grades.items():
+        table.to_csv(out / f"grades_{name}.csv", index=False)
     (out / "warnings.txt").write_text("\n".join(result.warnings) + "\n")
     evaluate.plot_all(
         out / "plots",
@@ -230,6 +255,8 @@ def _write_artefacts(out: Path, result: TrainResult, files: Artefacts) -> None:
         files.reliability,
         files.lift,
     )
+    if result.grades:
+        evaluate.plot_grades(out / "plots", result.grades)
 
 
 def train(
