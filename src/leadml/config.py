@@ -65,6 +65,12 @@ class Environment(BaseSettings):
     metrics_dir: str | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
     # the CLI: a running Dask cluster to train and score on (as Dask itself names it)
     dask_scheduler: str | None = Field(default=None, validation_alias="DASK_SCHEDULER_ADDRESS")
+    # the score store (issue 16): a SQLAlchemy URL (default: sqlite under the home) and how
+    # many days of scores `leadml store prune` keeps
+    store_url: str | None = Field(default=None, validation_alias="LEADML_STORE_URL")
+    store_retention_days: str | None = Field(
+        default=None, validation_alias="LEADML_STORE_RETENTION_DAYS"
+    )
 
 
 class Settings(BaseModel):
