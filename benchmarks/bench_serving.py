@@ -21,6 +21,14 @@ used meanwhile (`others`; near or above 0.2 means a neighbour competed for the C
 Figures go to <work>/serving.json; benchmarks/RESULTS.md is updated by hand. In-process scoring
 throughput (no HTTP) is bench_scoring.py.
 
+`--parts grades` (in the default `mlflow,grades`) adds issue 15's paired comparison: the same
+champion exported twice, with its grades and with them removed (`grades = None`, as a model
+trained before grades), served side by side by two more `leadml serve`; single-lead /predict
+is measured on both in turns (the order swapped each round, `--grades-rounds`): without
+reasons, with the default reasons (both held to the budget: p99 at most +25%, throughput at
+most -20%), and with grade_reasons=true (an option); the report gives p99, throughput and
+the servers' CPU per request of both and their ratios.
+
 Over ~400 lines on purpose: the payloads, the two servers, the checks that they agree and the
 report are one comparison; apart they would be read together anyway.
 """
@@ -33,6 +41,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -73,6 +82,15 @@ SCENARIOS = [
         ("leadml_fast", "leadml_reasons", "mlflow"),
     ),
 ]
+
+# issue 15: the same model with and without grades (variant -> label), single lead, in turns
+GRADE_VARIANTS = {"with": "with grades", "without": "grades removed"}
+GRADE_SCENARIOS = [  # (key, title, query, connections, held to the budget)
+    ("single_c8_fast", "single lead, reasons=false", "?reasons=false", 8, True),
+    ("single_c8_reasons", "single lead, default (reasons)", "", 8, True),
+    ("single_c8_grade_reasons", "single lead, grade_reasons=true", "?grade_reasons=true", 8, False),
+]
+BUDGET = {"p99_growth": 0.25, "throughput_fall": 0.20}
 
 
 def load_loadtest():
@@ -267,6 +285,13 @@ def ratios(runs: list[dict]) -> list[dict]:
 
 
 def table(results: dict) -> str:
+    parts = [mlflow_table(results)] if "runs" in results else []
+    if "grades" in results and results["grades"].get("runs"):
+        parts.append(grades_table(results["grades"]))
+    return "\n\n".join(parts)
+
+
+def mlflow_table(results: dict) -> str:
     head = (
         f"{'scenario':<18} {'server':<21} {'conns':>5} {'req/s':>9} {'leads/s':>10} "
         f"{'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7} {'errors':>6} {'others':>6}"
@@ -298,6 +323,163 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- grades pair
+
+
+def export_pair(work: Path, env: dict) -> dict[str, Path]:
+    """The champion exported with its grades and without them (as before grades existed)."""
+    out = {name: work / "grades_pair" / name for name in GRADE_VARIANTS}
+    for path in out.values():
+        shutil.rmtree(path, ignore_errors=True)
+    code = (
+        "import sys; from leadml import tracking; from leadml.config import Settings\n"
+        "s = tracking.load_scorer(Settings.from_env(), sys.argv[1])\n"
+        "if s.grades is None: sys.exit('the champion has no grades: run with --retrain')\n"
+        "s.save(sys.argv[2]); s.grades = None\n"
+        "s.card = {k: v for k, v in s.card.items() if k != 'grades'}; s.save(sys.argv[3])\n"
+    )
+    cmd = [sys.executable, "-c", code, MODEL_URI, str(out["with"]), str(out["without"])]
+    res = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"cannot export the grades pair:\n{res.stderr[-2000:]}")
+    return out
+
+
+def grade_servers(args: argparse.Namespace, work: Path, env: dict) -> list[fixtures.Server]:
+    pair = export_pair(work, env)
+    servers = []
+    for name, port in zip(GRADE_VARIANTS, args.grades_ports, strict=True):
+        extra = ("--workers", str(args.workers), "--model", str(pair[name]))
+        server = fixtures.leadml_server(port, env, work / "logs" / f"leadml-{name}.log", *extra)
+        server.name = f"leadml serve ({GRADE_VARIANTS[name]})"
+        servers.append(server)
+    return servers
+
+
+def check_grade_pair(payloads: dict, ports: dict) -> dict:
+    """Both answer the single lead with the same probability; only one with grades."""
+    body = Path(payloads["files"]["leadml_single"]["path"]).read_bytes()
+    preds = {}
+    for name in GRADE_VARIANTS:
+        status, out = fixtures.http(f"http://127.0.0.1:{ports[name]}/predict", body)
+        if status != 200:
+            raise RuntimeError(f"{GRADE_VARIANTS[name]} answered {status}: {out[:1000]!r}")
+        preds[name] = json.loads(out)["predictions"][0]
+    w, wo = preds["with"], preds["without"]
+    if w["probability"] != wo["probability"] or w["grid"] is None or wo["grid"] is not None:
+        raise RuntimeError(f"the pair does not differ by the grades only: {w} / {wo}")
+    return {
+        "probability": w["probability"],
+        "grid": w["grid"],
+        "temperature": w["temperature"],
+        "stage": w["stage"],
+        "pql": w["pql"],
+    }
+
+
+def measure_grades(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
+    body = payloads["files"]["leadml_single"]["path"]
+    runs = []
+    for turn in range(args.grades_rounds):
+        order = list(GRADE_VARIANTS) if turn % 2 == 0 else list(reversed(GRADE_VARIANTS))
+        for key, title, query, conns, _ in GRADE_SCENARIOS:
+            say(f"\nround {turn + 1}: {title}, {conns} connections, {args.duration} s each:")
+            measure.wait_for_quiet()  # --quiet-wait: a pair is better measured on a calm machine
+            for name in order:
+                url = f"http://127.0.0.1:{ports[name]}/predict{query}"
+                measure.settle(pgids)
+                if args.warmup:
+                    loadtest.run(url, body, conns, args.warmup, args.threads, timeout=30)
+                    measure.settle(pgids)
+                with measure.CpuMeter(pgids) as meter:
+                    r = loadtest.run(url, body, conns, args.duration, args.threads, timeout=30)
+                r |= {"scenario": key, "variant": name, "round": turn + 1, "cpu": meter.cores}
+                runs.append(r)
+                contended = "  (contended)" if meter.cores["others_cores"] >= 0.2 else ""
+                say(
+                    f"  {GRADE_VARIANTS[name]:<15} {loadtest.summary_line(r)}; others "
+                    f"{meter.cores['others_cores']}{contended}"
+                )
+    return runs
+
+
+def grade_ratios(runs: list[dict]) -> list[dict]:
+    """Per scenario: the median over the rounds of each variant's figures, and the median of
+    each round's with/without ratio (the pair measured back to back, so a neighbour that
+    loads the machine for a while weighs on both sides of a ratio, not on one)."""
+    out = []
+    for key, title, _, conns, budget in GRADE_SCENARIOS:
+        by = {(r["round"], r["variant"]): r for r in runs if r["scenario"] == key}
+        rounds = sorted({turn for turn, _ in by})
+        if not rounds:
+            return out
+
+        def figures(r: dict) -> dict:
+            return {
+                "requests_per_s": r["requests_per_s"],
+                "p50_ms": r["p50_ms"],
+                "p99_ms": r["p99_ms"],
+                # the servers' CPU per request: less sensitive to neighbours than latency
+                "server_cpu_ms": 1000 * r["cpu"]["server_cores"] / max(r["requests_per_s"], 1e-9),
+                "others_cores": r["cpu"]["others_cores"],
+            }
+
+        each = {(t, v): figures(r) for (t, v), r in by.items()}
+        row: dict = {"scenario": key, "title": f"{title}, {conns} connections", "budget": budget}
+        for name in GRADE_VARIANTS:
+            row[name] = {
+                k: round(statistics.median(each[(t, name)][k] for t in rounds), 2)
+                for k in each[(rounds[0], name)]
+            }
+        for ratio, k in (
+            ("p99_ratio", "p99_ms"),
+            ("throughput_ratio", "requests_per_s"),
+            ("server_cpu_ratio", "server_cpu_ms"),
+        ):
+            per_round = [each[(t, "with")][k] / each[(t, "without")][k] for t in rounds]
+            row[f"{ratio}_per_round"] = [round(x, 3) for x in per_round]
+            row[ratio] = round(statistics.median(per_round), 3)
+        row["within_budget"] = (
+            row["p99_ratio"] <= 1 + BUDGET["p99_growth"]
+            and row["throughput_ratio"] >= 1 - BUDGET["throughput_fall"]
+        )
+        out.append(row)
+    return out
+
+
+def grades_table(g: dict) -> str:
+    head = (
+        f"{'scenario':<45} {'model':<15} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'cpu ms/req':>10} {'others':>6}"
+    )
+    lines = [
+        f"same model with and without grades, median of {g['rounds']} rounds in turns "
+        f"({g['duration_s']} s each); ratios: median of each round's with/without",
+        head,
+        "-" * len(head),
+    ]
+    for q in g["ratios"]:
+        for name in GRADE_VARIANTS:
+            m = q[name]
+            lines.append(
+                f"{q['title']:<45} {GRADE_VARIANTS[name]:<15} {m['requests_per_s']:>8,.1f} "
+                f"{m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} {m['server_cpu_ms']:>10.2f} "
+                f"{m['others_cores']:>6.2f}"
+            )
+        verdict = "within" if q["within_budget"] else "OVER"
+        held = (
+            f"{verdict} budget: p99 <= x1.25, throughput >= x0.80"
+            if q["budget"]
+            else "an option, not held to the budget"
+        )
+        lines.append(
+            f"{'':<45} with/without: p99 x{q['p99_ratio']:.2f}, throughput "
+            f"x{q['throughput_ratio']:.2f}, server CPU per request x{q['server_cpu_ratio']:.2f} "
+            f"({held})"
+        )
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -323,6 +505,25 @@ def add_options(p: argparse._ArgumentGroup) -> None:
         "--mlflow-port", type=int, default=8102, help="serving: port of mlflow models serve"
     )
     p.add_argument(
+        "--parts",
+        default="mlflow,grades",
+        help="serving: what to compare, comma-separated: mlflow (leadml against mlflow models "
+        "serve), grades (the same model with and without grades, issue 15)",
+    )
+    p.add_argument(
+        "--grades-rounds",
+        type=int,
+        default=2,
+        help="serving: rounds of the grades pair (each measures both, the order swapped)",
+    )
+    p.add_argument(
+        "--grades-ports",
+        type=int,
+        nargs=2,
+        default=[8103, 8104],
+        help="serving: ports of leadml serve with grades and without",
+    )
+    p.add_argument(
         "--ready-timeout",
         type=float,
         default=120.0,
@@ -333,6 +534,11 @@ def add_options(p: argparse._ArgumentGroup) -> None:
 def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.duration < 1 or args.warmup < 0:
         parser.error("--duration must be at least 1 and --warmup at least 0 (whole seconds)")
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"mlflow", "grades"}:
+        parser.error("--parts: mlflow, grades or both, comma-separated")
+    if args.grades_rounds < 1:
+        parser.error("--grades-rounds must be at least 1")
 
 
 def measure_scenarios(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
@@ -407,10 +613,15 @@ def run(args: argparse.Namespace) -> dict:
     loadtest.wrk_path()  # fails early, with the apt-get hint, when wrk is missing
     work = serve_home(args)
     env = base_env(work)
-    ports = {"leadml": args.leadml_port, "mlflow": args.mlflow_port}
+    parts = set(args.parts.split(","))
+    ports = {}
+    if "mlflow" in parts:
+        ports |= {"leadml": args.leadml_port, "mlflow": args.mlflow_port}
+    if "grades" in parts:
+        ports |= dict(zip(GRADE_VARIANTS, args.grades_ports, strict=True))
     for name, port in ports.items():
         if not fixtures.port_free(port):
-            raise RuntimeError(f"port {port} ({name}) is in use; pass --{name}-port")
+            raise RuntimeError(f"port {port} ({name}) is in use; pass another port option")
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
     results: dict = {
         "versions": {
@@ -418,6 +629,7 @@ def run(args: argparse.Namespace) -> dict:
             "wrk": (wrk.stdout or wrk.stderr).split("[", 1)[0].replace("wrk", "").strip(),
         },
         "settings": {
+            "parts": sorted(parts),
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "workers": args.workers,
@@ -439,8 +651,10 @@ def run(args: argparse.Namespace) -> dict:
         f"{payloads['files']['leadml_batch1000']['kib']:,.0f} KiB (leadml), "
         f"{payloads['files']['mlflow_batch1000']['kib']:,.0f} KiB (mlflow)"
     )
-    servers = _servers(args, work, env)
+    servers = _servers(args, work, env) if "mlflow" in parts else []
     try:
+        if "grades" in parts:
+            servers += grade_servers(args, work, env)
         for s in servers:
             s.start(work)
         deadline = time.perf_counter() + args.ready_timeout
@@ -448,30 +662,50 @@ def run(args: argparse.Namespace) -> dict:
         pgids = {s.proc.pid for s in servers if s.proc is not None}
         measure.settle(pgids, max_s=60)  # the other worker may still be loading its model
         say("ready in " + ", ".join(f"{k} {v} s" for k, v in results["ready_s"].items()))
-        status, ready = fixtures.http(f"http://127.0.0.1:{ports['leadml']}/ready")
-        served = json.loads(ready).get("model_version") if status == 200 else None
-        if str(served) != str(version):
-            raise RuntimeError(f"leadml serves version {served}, the champion is {version}")
-        results["agreement"] = check_payloads(payloads, ports)
-        a = results["agreement"]
-        say(
-            f"every payload answered 200; 100-lead batch: max |p_leadml - p_mlflow| = "
-            f"{a['max_abs_probability_diff']:.2e}, {a['band_mismatches']} band mismatches"
-        )
-        results["runs"] = measure_scenarios(args, loadtest, payloads, ports, pgids)
-        results["ratios"] = ratios(results["runs"])
-        if any(loadtest.failed(r) for r in results["runs"]):
-            say("\nWARNING: some requests failed (non-2xx or socket errors); see the table")
-            results["failed"] = True
+        if "mlflow" in parts:
+            compare_with_mlflow(args, loadtest, payloads, ports, pgids, version, results)
+        if "grades" in parts:
+            g: dict = {"rounds": args.grades_rounds, "duration_s": args.duration}
+            results["grades"] = g
+            g["answer"] = check_grade_pair(payloads, ports)
+            say(
+                f"both answer the single lead with p = {g['answer']['probability']}; with grades: "
+                f"{g['answer']['grid']}, {g['answer']['temperature']}, {g['answer']['stage']}"
+            )
+            g["runs"] = measure_grades(args, loadtest, payloads, ports, pgids)
+            g["ratios"] = grade_ratios(g["runs"])
+            if any(loadtest.failed(r) for r in g["runs"]):
+                say("\nWARNING: some requests failed (non-2xx or socket errors); see the runs")
+                results["failed"] = True
     except Exception as exc:  # noqa: BLE001 - record it, stop the servers, exit non-zero
         results["error"] = f"{type(exc).__name__}: {exc}"
         say(f"\nerror: {results['error']}")
     finally:
         for s in servers:
             s.stop()
-    if "runs" in results:
+    if "runs" in results or "grades" in results:
         say("\n" + table(results))
     return results
+
+
+def compare_with_mlflow(
+    args, loadtest, payloads: dict, ports: dict, pgids: set[int], version: str, results: dict
+) -> None:
+    status, ready = fixtures.http(f"http://127.0.0.1:{ports['leadml']}/ready")
+    served = json.loads(ready).get("model_version") if status == 200 else None
+    if str(served) != str(version):
+        raise RuntimeError(f"leadml serves version {served}, the champion is {version}")
+    results["agreement"] = check_payloads(payloads, ports)
+    a = results["agreement"]
+    say(
+        f"every payload answered 200; 100-lead batch: max |p_leadml - p_mlflow| = "
+        f"{a['max_abs_probability_diff']:.2e}, {a['band_mismatches']} band mismatches"
+    )
+    results["runs"] = measure_scenarios(args, loadtest, payloads, ports, pgids)
+    results["ratios"] = ratios(results["runs"])
+    if any(loadtest.failed(r) for r in results["runs"]):
+        say("\nWARNING: some requests failed (non-2xx or socket errors); see the table")
+        results["failed"] = True
 
 
 def markdown(results: dict) -> list[str]:

@@ -372,7 +372,7 @@ def test_predict_batch_is_documented_with_the_model_lead_fields(flat_model):
     assert op["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/LeadBatch"
     }
-    assert {p["name"] for p in op["parameters"]} == {"reasons", "skip_invalid"}
+    assert {p["name"] for p in op["parameters"]} == {"reasons", "grade_reasons", "skip_invalid"}
     assert set(op["responses"]) >= {"200", "400", "422", "413"}
     schemas = spec["components"]["schemas"]
     assert schemas["LeadBatch"]["properties"]["leads"]["items"] == {
@@ -462,3 +462,132 @@ def test_x_education_notes_name_only_fields_with_new_values(xedu_model, xedu_lea
         field = note.removesuffix(UNSEEN)
         assert field in lead and lead[field] not in (None, "Select"), note
     assert len(notes) <= 2
+
+
+# ---- grades: fit, engagement, grid, temperature, stage, pql ------------------------------
+
+ALLOWED = {
+    "fit": {"A", "B", "C", "D"},
+    "engagement": {"1", "2", "3", "4"},
+    "grid": {f + e for f in "ABCD" for e in "1234"},
+    "temperature": {"hot", "warm", "cold"},
+    "stage": {"ToFu", "MoFu", "BoFu"},
+    "pql": {True, False},
+}
+
+
+def test_predictions_carry_the_grades_with_allowed_values(crm_model, crm_records):
+    with client(crm_model) as c:
+        single = c.post("/predict", json=crm_records[0]).json()["predictions"]
+        batch = c.post("/predict/batch", json={"leads": crm_records}).json()["predictions"]
+    for p in single + batch:
+        for name, allowed in ALLOWED.items():
+            assert p[name] in allowed, (name, p[name])  # a CRM model with events tells them all
+        assert p["grid"] == p["fit"] + p["engagement"]
+    assert single[0] == batch[0]
+    assert len({p["grid"] for p in batch}) > 3  # not one constant answer
+    expected = crm_model.scorer.grades.label(_features(crm_model, crm_records))
+    assert [p["grid"] for p in batch] == list(expected["grid"])
+    assert [p["pql"] for p in batch] == [bool(v) for v in expected["pql"]]
+
+
+def _features(model, leads: list[dict]) -> np.ndarray:
+    from leadml.features import build_features
+    from leadml.records import to_tables
+
+    frame, events, as_of = to_tables(pd.DataFrame(leads), crm=True)
+    return build_features(frame, events, model.scorer.spec, as_of=as_of).X.to_numpy(np.float64)
+
+
+def test_grade_reasons_come_on_request_only(crm_model, crm_records):
+    with client(crm_model) as c:
+        leads = {"leads": crm_records[:5]}
+        asked = c.post("/predict?grade_reasons=true", json=leads).json()["predictions"]
+        default = c.post("/predict", json=leads).json()["predictions"]
+        only = c.post("/predict?reasons=false&grade_reasons=true", json=leads).json()
+    for p in asked:
+        for name in ("fit", "engagement"):
+            why = p[f"{name}_reasons"]
+            assert why["adds_up_to"] == name
+            listed = [x["points"] for x in why["positive"] + why["negative"]]
+            assert why["base_score"] + sum(listed) + why["other"] == pytest.approx(why["total"])
+    spec, fit_columns = crm_model.scorer.spec, crm_model.scorer.grades.fit.columns
+    fit_groups = {
+        label
+        for label, cols in spec.reason_groups().items()
+        if any(spec.feature_names[j] in fit_columns for j in cols)
+    }
+    fields = {x["field"] for p in asked for x in p["fit_reasons"]["positive"]}
+    assert fields and fields <= fit_groups  # who the lead is, never what it did
+    for p, q in zip(default, asked, strict=True):  # the default: the score's reasons only
+        assert p["fit_reasons"] is None and p["engagement_reasons"] is None
+        assert p["reasons"] == q["reasons"] and p["grid"] == q["grid"]
+    for p, q in zip(only["predictions"], asked, strict=True):  # the two options are apart
+        assert p["reasons"] is None and p["fit_reasons"] == q["fit_reasons"]
+
+
+def test_a_flat_model_leaves_what_it_cannot_tell_null(flat_model):
+    row = {"customer_ref": "C1", "web_visits": 3, "minutes_on_site": 20.5, "plan_interest": "Pro"}
+    with client(flat_model) as c:
+        (p,) = c.post("/predict", json=row).json()["predictions"]
+        card = c.get("/model").json()["grades"]
+    assert p["temperature"] is None and p["stage"] is None  # no dates, no stage column
+    assert p["pql"] is False  # no product usage in the export: never a PQL
+    assert p["fit"] in ALLOWED["fit"] and p["engagement"] in ALLOWED["engagement"]
+    assert {"temperature", "stage", "pql"} <= set(card["notes"])
+
+
+def test_openapi_explains_each_grade_to_a_marketer(crm_model):
+    from leadml.grades import MEANING
+
+    with client(crm_model) as c:
+        schemas = c.get("/openapi.json").json()["components"]["schemas"]
+    props = schemas["Prediction"]["properties"]
+    for name, allowed in ALLOWED.items():
+        assert props[name]["description"].startswith(MEANING[name])
+        kinds = props[name]["anyOf"]
+        assert {"type": "null"} in kinds  # nullable: where the model cannot tell
+        if name == "pql":
+            assert {"type": "boolean"} in kinds
+        else:
+            assert set(next(k["enum"] for k in kinds if "enum" in k)) == allowed
+    for name in ("fit_reasons", "engagement_reasons"):
+        assert "What made the" in props[name]["description"]
+    grades_card = schemas["GradesCard"]["properties"]
+    assert {"meaning", "sub_models", "temperature", "stage", "notes", "backtest"} <= set(
+        grades_card
+    )
+
+
+def test_the_model_card_shows_the_grades(crm_model):
+    with client(crm_model) as c:
+        r = c.get("/model")
+    assert r.status_code == 200, r.text
+    card = r.json()["grades"]
+    assert set(card["meaning"]) == set(ALLOWED) | {"grid"}
+    assert len(card["sub_models"]["fit"]["cuts_raw"]) == 3
+    cells = {row["fit"] + row["engagement"] for row in card["backtest"]["grid"]}
+    assert cells == ALLOWED["grid"]  # every cell, its conversion null when it has no leads
+
+
+def test_a_model_saved_before_grades_still_serves_with_nulls(tmp_path, crm_model, crm_records):
+    import copy
+
+    from leadml.model import LeadScorer
+
+    old = copy.copy(crm_model.scorer)
+    old.grades = None
+    old.card = {k: v for k, v in old.card.items() if k != "grades"}
+    path = old.save(tmp_path / "old")
+    assert json.loads((path / "scorer.json").read_text())["grades"] is None
+    assert not list(path.glob("grade_*.txt"))
+    loaded = LoadedModel.build(LeadScorer.load(path), "leadml", "1", str(path), "fp")
+    with client(loaded) as c:
+        r = c.post("/predict", json={"leads": crm_records[:3]})
+        card = c.get("/model").json()
+    assert r.status_code == 200, r.text
+    for p in r.json()["predictions"]:
+        assert all(p[name] is None for name in ALLOWED)
+        assert p["fit_reasons"] is None and p["engagement_reasons"] is None
+        assert p["reasons"]["positive"]  # the score and its reasons as before
+    assert card["grades"] is None

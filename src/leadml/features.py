@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,23 @@ class ColumnSpec:
     minimum: float | None = None  # numeric: 0 when never negative in training (counts, durations)
 
 
+@lru_cache(maxsize=16)
+def _reason_groups(
+    kind: str, names: tuple[str, ...], labels: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """`FeatureSpec.reason_groups`, kept per spec: every lead's reasons ask for it (a few times
+    when it has grades), and finding each feature's kind took 0.6 ms a time."""
+    named = dict(labels)
+    groups: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        what = {"unsubscribed": "unsubscribe", "bounced": "bounce"}.get(name) or next(
+            (k for k in KINDS if name.startswith(k + "_")), None
+        )
+        label = KIND_LABELS[what] if kind == "crm" and what else named.get(name, name)
+        groups.setdefault(label, []).append(j)
+    return tuple((label, tuple(cols)) for label, cols in groups.items())
+
+
 @dataclass
 class FeatureSpec:
     """What the features are, frozen at training time and saved with the model."""
@@ -95,16 +113,8 @@ class FeatureSpec:
         The windows and the recent-weighted count of one activity are one reason ("Pricing
         page views"), so a lead's reasons name what a marketer recognises, once each.
         """
-        groups: dict[str, list[int]] = {}
-        for j, name in enumerate(self.feature_names):
-            kind = {"unsubscribed": "unsubscribe", "bounced": "bounce"}.get(name) or next(
-                (k for k in KINDS if name.startswith(k + "_")), None
-            )
-            label = (
-                KIND_LABELS[kind] if self.kind == "crm" and kind else self.labels.get(name, name)
-            )
-            groups.setdefault(label, []).append(j)
-        return groups
+        found = _reason_groups(self.kind, tuple(self.feature_names), tuple(self.labels.items()))
+        return {label: list(cols) for label, cols in found}
 
     def describe(self, columns: list[int], row: np.ndarray) -> str:
         """The lead's value behind a reason, as a marketer would read it ("VP", "3 in 30 days")."""

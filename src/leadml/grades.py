@@ -23,6 +23,7 @@ columns) is missing (`None`), and the model card says why in `notes`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import lightgbm as lgb
@@ -33,6 +34,7 @@ from leadml.calibration import Calibrator
 from leadml.config import STAGE_NAMES, GradeConfig
 from leadml.engagement import KINDS, USAGE_KINDS
 from leadml.features import FeatureSpec
+from leadml.reasons import reason_lists, split_points
 
 FIT_LETTERS = ("A", "B", "C", "D")
 ENGAGEMENT_NUMBERS = ("1", "2", "3", "4")
@@ -103,12 +105,41 @@ class Grades:
     stage: dict | None = None  # crm: {"recent": {stage: [cols]}, "ever": {...}}; flat: codes
     notes: dict[str, str] = field(default_factory=dict)
 
-    def _positions(self, sub: SubModel) -> list[int]:
-        return [self.feature_names.index(c) for c in sub.columns]
+    @cached_property
+    def _index(self) -> dict[str, int]:  # looked up per request: a list's index() was a third
+        return {name: j for j, name in enumerate(self.feature_names)}  # of a lead's labelling
 
-    def _cols(self, X: np.ndarray, names: list[str]) -> np.ndarray:
-        idx = [self.feature_names.index(c) for c in names]
-        return np.nan_to_num(X[:, idx]).sum(axis=1) if idx else np.zeros(len(X))
+    def _positions(self, sub: SubModel) -> list[int]:
+        return [self._index[c] for c in sub.columns]
+
+    @cached_property
+    def _sum_plan(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """What the rule labels add up (temperature's recent activity, each stage's actions per
+        window, product usage), read as one matrix product: the columns, a 0/1 matrix, and
+        each sum's place in the product. One product per call instead of nine sums."""
+        wanted: dict[str, list[str]] = {}
+        if self.temperature is not None:
+            wanted["heat"] = self.temperature["recent"] + self.temperature["month"]
+        if self.stage is not None and "column" not in self.stage:
+            for window in ("recent", "ever"):
+                for stage, names in self.stage[window].items():
+                    wanted[f"{window} {stage}"] = names
+        if self.usage is not None:
+            wanted["usage"] = self.usage.columns
+        cols = sorted({self._index[c] for names in wanted.values() for c in names})
+        row = {j: k for k, j in enumerate(cols)}
+        M = np.zeros((len(cols), len(wanted)))
+        for g, names in enumerate(wanted.values()):
+            for c in names:
+                M[row[self._index[c]], g] += 1
+        return np.asarray(cols, np.intp), M, {name: g for g, name in enumerate(wanted)}
+
+    def _sums(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The sums of `_sum_plan` per row, a missing count counting 0."""
+        cols, M, at = self._sum_plan
+        part = X[:, cols]
+        totals = np.where(np.isnan(part), 0.0, part) @ M
+        return {name: totals[:, g] for name, g in at.items()}
 
     def label(self, X: np.ndarray | pd.DataFrame, threads: int = 0) -> dict[str, np.ndarray]:
         """fit, engagement, grid, temperature, stage, pql per row (None where not known);
@@ -128,25 +159,25 @@ class Grades:
         grid = np.full(n, None, object)
         grid[known] = out["fit"][known] + out["engagement"][known]
         out["grid"] = grid
-        out["temperature"] = self._temperature(X)
-        out["stage"] = self._stage(X)
-        out["pql"] = self._pql(X, threads)
+        sums = self._sums(X)
+        out["temperature"] = self._temperature(sums, n)
+        out["stage"] = self._stage(X, sums)
+        out["pql"] = self._pql(X, sums, threads)
         return out
 
-    def _temperature(self, X: np.ndarray) -> np.ndarray:
+    def _temperature(self, sums: dict[str, np.ndarray], n: int) -> np.ndarray:
         if self.temperature is None:
-            return np.full(len(X), None, object)
-        t = self.temperature
-        heat = recent_activity(X, self.feature_names, t["recent"], t["month"])
-        warm, hot = t["cuts"]
+            return np.full(n, None, object)
+        heat = sums["heat"]  # recent_activity's sum
+        warm, hot = self.temperature["cuts"]
         return np.where(heat >= hot, "hot", np.where(heat >= warm, "warm", "cold")).astype(object)
 
-    def _stage(self, X: np.ndarray) -> np.ndarray:
+    def _stage(self, X: np.ndarray, sums: dict[str, np.ndarray]) -> np.ndarray:
         s = self.stage
         if s is None:
             return np.full(len(X), None, object)
         if "column" in s:  # a flat export's column: its category codes mapped to stages
-            code = X[:, self.feature_names.index(s["column"])]
+            code = X[:, self._index[s["column"]]]
             out = np.full(len(X), None, object)
             for c, stage in s["codes"].items():
                 out[code == int(c)] = stage
@@ -155,17 +186,55 @@ class Grades:
         decided = np.zeros(len(X), bool)
         for window in ("recent", "ever"):
             for stage in reversed(STAGE_NAMES):  # strongest first
-                hit = ~decided & (self._cols(X, s[window].get(stage, [])) > 0)
+                if f"{window} {stage}" not in sums:
+                    continue
+                hit = ~decided & (sums[f"{window} {stage}"] > 0)
                 out[hit] = stage
                 decided |= hit
         return out
 
-    def _pql(self, X: np.ndarray, threads: int) -> np.ndarray:
+    def _pql(self, X: np.ndarray, sums: dict[str, np.ndarray], threads: int) -> np.ndarray:
         if self.usage is None or not self.usage.cuts:
             return np.zeros(len(X), bool)
-        used = self._cols(X, self.usage.columns) > 0
-        raw = self.usage.raw(X, self._positions(self.usage), threads)
-        return used & (raw >= self.usage.cuts[0])
+        used = sums["usage"] > 0
+        out = np.zeros(len(X), bool)
+        if used.any():  # most leads never used the product: no booster call for them
+            raw = self.usage.raw(X[used], self._positions(self.usage), threads)
+            out[used] = raw >= self.usage.cuts[0]
+        return out
+
+    def reasons(
+        self, X: np.ndarray, spec: FeatureSpec, top: int = 3, threads: int = 0
+    ) -> dict[str, list[dict | None]]:
+        """What made each lead's fit and engagement: `fit_reasons` and `engagement_reasons`,
+        one per row (None without that sub-model). As the score's reasons, on the sub-model's
+        scale: base_score + positive + negative + other == total, 100 x the sub-model's
+        calibrated probability; each reason is one of the spec's reason groups (its part in
+        the sub-model's columns)."""
+        out: dict[str, list[dict | None]] = {}
+        for name in ("fit", "engagement"):
+            sub = getattr(self, name)
+            if sub is None:
+                out[f"{name}_reasons"] = [None] * len(X)
+                continue
+            positions = self._positions(sub)
+            local = {j: k for k, j in enumerate(positions)}
+            groups = {
+                label: [j for j in cols if j in local]
+                for label, cols in spec.reason_groups().items()
+            }
+            groups = {label: cols for label, cols in groups.items() if cols}
+            contrib = np.asarray(
+                sub.booster.predict(
+                    np.ascontiguousarray(X[:, positions]), pred_contrib=True, num_threads=threads
+                )
+            )
+            pts, base, p = split_points(
+                contrib, [[local[j] for j in c] for c in groups.values()], sub.calibrator.transform
+            )
+            lists = reason_lists(pts, base, list(groups), list(groups.values()), spec, X, p, top)
+            out[f"{name}_reasons"] = [why | {"adds_up_to": name} for why in lists]
+        return out
 
     def card(self) -> dict:
         """The model card's part: each label's meaning, its cut points, and what is missing."""
@@ -223,11 +292,16 @@ def recent_activity(
 ) -> np.ndarray:
     """Each positive action in the short window counts twice, in the month window once."""
 
-    def total(cols: list[str]) -> np.ndarray:
-        idx = [names.index(c) for c in cols]
-        return np.nan_to_num(X[:, idx]).sum(axis=1) if idx else np.zeros(len(X))
+    index = {name: j for j, name in enumerate(names)}
+    return _total(X, [index[c] for c in recent]) + _total(X, [index[c] for c in month])
 
-    return total(recent) + total(month)
+
+def _total(X: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Row sums of some columns, a missing count counting 0."""
+    if not idx:
+        return np.zeros(len(X))
+    part = X[:, idx]
+    return np.where(np.isnan(part), 0.0, part).sum(axis=1)
 
 
 # ---- which features each part reads ---------------------------------------------------------

@@ -23,6 +23,7 @@ from leadml.calibration import Calibrator
 from leadml.errors import ModelError
 from leadml.features import ColumnSpec, FeatureSpec, build_features
 from leadml.grades import LABELS, Grades
+from leadml.reasons import reason_lists, split_points
 
 FORMAT_VERSION = 1
 
@@ -66,7 +67,7 @@ class LeadScorer:
         """Each reason's contribution in score points, per lead: (n x reasons, base score, labels).
 
         A lead's points add up to its score before rounding (100 x probability) minus the base
-        score, the score of the average lead. See `_points` for how.
+        score, the score of the average lead. See `reasons.split_points` for how.
         """
         pts, base, labels, _ = self._points(X)
         return pts, base, labels
@@ -74,86 +75,38 @@ class LeadScorer:
     def _points(
         self, X: np.ndarray | pd.DataFrame
     ) -> tuple[np.ndarray, float, list[str], np.ndarray]:
-        """Points, base score, labels, and the probability the points add up to.
-
-        LightGBM's SHAP values split a lead's log-odds into the average lead's (the bias b)
-        plus one part per feature; the parts of one reason are added up. The calibration f
-        (log-odds to score) is not a straight line, so the parts cannot just be scaled. The
-        reasons that raise the lead's log-odds (together U) and those that lower it (together
-        D) are two players of a Shapley game on f: the raising side gets the mean of
-        f(b+U) - f(b) and f(b+U+D) - f(b+D), the lowering side the rest of f(b+U+D) - f(b),
-        and each side is shared out in proportion to its parts.
-
-        So the points add up exactly, a raising reason never costs points (f never falls), and
-        no reason is worth more than 100 points, even for a lead next to the average (U + D
-        near 0) or a calibration with steep steps, where one slope for all parts breaks down.
-        """
+        """Points, base score, labels, and the probability the points add up to: LightGBM's
+        SHAP values per reason group, split on the calibrated scale by `reasons.split_points`."""
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
         contrib = np.asarray(
             self.booster.predict(X, pred_contrib=True, num_threads=threads_for(len(X) * 20))
         )
         groups = self.spec.reason_groups()
-        phi = np.column_stack([contrib[:, cols].sum(axis=1) for cols in groups.values()])
-        bias = contrib[:, -1]
-        up = np.where(phi > 0, phi, 0.0).sum(axis=1)
-        down = np.where(phi < 0, phi, 0.0).sum(axis=1)
-
-        def f(z: np.ndarray) -> np.ndarray:
-            return 100 * self.calibrator.transform(z)
-
-        f0, f_up, f_down, f_all = f(bias), f(bias + up), f(bias + down), f(bias + up + down)
-        gain_up = 0.5 * ((f_up - f0) + (f_all - f_down))
-        gain_down = (f_all - f0) - gain_up
-        share_up = gain_up / np.where(up > 0, up, 1.0)
-        share_down = gain_down / np.where(down < 0, down, -1.0)
-        pts = phi * np.where(phi > 0, share_up[:, None], np.where(phi < 0, share_down[:, None], 0))
-        base = float(f0[0]) if len(f0) else float(f(np.zeros(1))[0])
-        return pts, base, list(groups), f_all / 100
+        pts, base, p = split_points(contrib, list(groups.values()), self.calibrator.transform)
+        return pts, base, list(groups), p
 
     def reasons(
         self, X: np.ndarray | pd.DataFrame, top: int = 3, probability: np.ndarray | None = None
     ) -> list[dict]:
-        """Up to `top` positive and `top` negative reasons per lead, largest first, and the rest.
-
-        Each reason: {"field": business name, "value": the lead's value, "points": contribution,
-        rounded to 0.1}; contributions under 0.05 points are not reasons. `other` is everything
-        not listed (the smaller reasons, and the rounding of the listed points and of the base
-        score), so that base_score + positive + negative + other == total, exactly: the score
-        before rounding to 1-99, 100 x `probability` as the caller rounds it (6 decimals;
+        """Up to `top` positive and `top` negative reasons per lead, largest first, and the rest
+        (`reasons.reason_lists`): base_score + positive + negative + other == total, exactly, the
+        score before rounding to 1-99, 100 x `probability` as the caller rounds it (6 decimals;
         by default the probability the points were computed from).
         """
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
         pts, base, labels, p = self._points(X)
         p = p if probability is None else np.asarray(probability, np.float64)
         columns = list(self.spec.reason_groups().values())
-        order = np.argsort(-pts, axis=1, kind="stable")
-        base_shown = round(base, 1)
-        out = []
-        for i in range(len(X)):
+        lists = reason_lists(pts, base, labels, columns, self.spec, X, p, top)
+        return [why | {"adds_up_to": "score"} for why in lists]
 
-            def reason(g: int, i: int = i) -> dict:
-                return {
-                    "field": labels[g],
-                    "value": self.spec.describe(columns[g], X[i]),
-                    "points": round(float(pts[i, g]), 1),
-                }
-
-            ranked = order[i]
-            positive = [reason(g) for g in ranked[:top] if pts[i, g] >= 0.05]
-            negative = [reason(g) for g in ranked[::-1][:top] if pts[i, g] <= -0.05]
-            total = round(100 * round(float(p[i]), 6), 4)
-            listed = base_shown + sum(r["points"] for r in positive + negative)
-            out.append(
-                {
-                    "base_score": base_shown,
-                    "positive": positive,
-                    "negative": negative,
-                    "other": round(total - listed, 4),
-                    "total": total,
-                    "adds_up_to": "score",
-                }
-            )
-        return out
+    def grade_reasons(self, X: np.ndarray | pd.DataFrame, top: int = 3) -> dict[str, list]:
+        """`fit_reasons` and `engagement_reasons` per lead (`Grades.reasons`: what made the fit
+        a B), None where the model has no such sub-model."""
+        X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
+        if self.grades is None:
+            return {"fit_reasons": [None] * len(X), "engagement_reasons": [None] * len(X)}
+        return self.grades.reasons(X, self.spec, top, threads_for(len(X) * 20))
 
     def score_leads(
         self,

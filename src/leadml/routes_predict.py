@@ -14,6 +14,7 @@ from leadml.batcher import Batcher
 from leadml.config import ServeSettings
 from leadml.deps import Holder, Serve, error_responses, require_key
 from leadml.parsing import ParsedRequest, parse_predict_body
+from leadml.scoring import Wanted
 from leadml.serving import LoadedModel, ModelHolder
 
 BATCH_ALONE = 64  # requests with this many leads are scored on their own thread, not merged
@@ -27,11 +28,11 @@ _scoring: dict[str, Any] = {
 }
 
 
-def _score_many(model: LoadedModel, items: list[tuple[ParsedRequest, bool]]) -> list[dict]:
+def _score_many(model: LoadedModel, items: list[tuple[ParsedRequest, Wanted]]) -> list[dict]:
     return scoring.score_requests(model, items)  # looked up per call: tests replace it
 
 
-def make_batcher() -> Batcher[LoadedModel, tuple[ParsedRequest, bool], dict]:
+def make_batcher() -> Batcher[LoadedModel, tuple[ParsedRequest, Wanted], dict]:
     """The batcher of the predict routes: requests grouped by the model that validated them."""
     return Batcher(_score_many)
 
@@ -42,14 +43,20 @@ async def predict(
     holder: Holder,
     serve: Serve,
     reasons: bool = True,
+    grade_reasons: bool = False,
     skip_invalid: bool = False,
 ) -> Any:
     """Score one lead (the lead object) or a batch (`{"leads": [...]}`).
 
-    `reasons=false` skips the reasons (faster). `skip_invalid=true` scores the valid leads
-    of a batch and lists the others under `rejected`, instead of refusing the request.
+    Each lead gets its probability, score, band and grades (fit, engagement, grid,
+    temperature, stage, pql). `reasons=false` skips the score's reasons (faster).
+    `grade_reasons=true` adds what made the fit and the engagement grade (`fit_reasons`,
+    `engagement_reasons`; about a third more work per lead). `skip_invalid=true` scores the
+    valid leads of a batch and lists the others under `rejected`, instead of refusing the
+    request.
     """
-    return await _predict(request, holder, serve, reasons, skip_invalid, batch_only=False)
+    wanted = Wanted(reasons, grade_reasons)
+    return await _predict(request, holder, serve, wanted, skip_invalid, batch_only=False)
 
 
 @router.post("/predict/batch", **_scoring)
@@ -58,17 +65,19 @@ async def predict_batch(
     holder: Holder,
     serve: Serve,
     reasons: bool = True,
+    grade_reasons: bool = False,
     skip_invalid: bool = False,
 ) -> Any:
     """Score a batch (`{"leads": [...]}`, nothing else); options and answer as for /predict."""
-    return await _predict(request, holder, serve, reasons, skip_invalid, batch_only=True)
+    wanted = Wanted(reasons, grade_reasons)
+    return await _predict(request, holder, serve, wanted, skip_invalid, batch_only=True)
 
 
 async def _predict(
     request: Request,
     holder: ModelHolder,
     serve: ServeSettings,
-    reasons: bool,
+    wanted: Wanted,
     skip_invalid: bool,
     batch_only: bool,
 ) -> Response:
@@ -81,9 +90,9 @@ async def _predict(
     finally:
         batcher.arriving -= 1
     if len(parsed.leads) >= BATCH_ALONE:
-        out = await asyncio.to_thread(scoring.score_request, model, parsed, reasons)
+        out = await asyncio.to_thread(scoring.score_request, model, parsed, wanted)
     else:
-        out = await batcher.score(model, (parsed, reasons))
+        out = await batcher.score(model, (parsed, wanted))
     request.app.state.metrics.scored(out)
     return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 

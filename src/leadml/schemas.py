@@ -30,9 +30,11 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from leadml import contract
+from leadml.config import STAGE_NAMES
 from leadml.contract import EVENT_TYPES
 from leadml.errors import LeadmlError
 from leadml.features import FeatureSpec
+from leadml.grades import ENGAGEMENT_NUMBERS, FIT_LETTERS, MEANING, TEMPERATURES
 from leadml.values import binary_word
 
 MAX_EVENTS_PER_LEAD = 10_000
@@ -43,6 +45,7 @@ ERROR_STATUSES = {
     422: "A lead has a missing, wrongly typed or out-of-range field: see errors[]",
     503: "No model loaded yet",
 }
+GRID_CELLS = tuple(f + e for f in FIT_LETTERS for e in ENGAGEMENT_NUMBERS)
 
 
 class RequestError(LeadmlError):
@@ -202,6 +205,34 @@ class Reasons(BaseModel):
     )
 
 
+class GradeReasons(BaseModel):
+    """What made the lead's fit grade (or engagement grade): the reasons of that sub-score,
+    on its own scale: base_score + positive + negative + other == total."""
+
+    base_score: float = Field(description="Sub-score of an average lead, rounded to 0.1")
+    positive: list[Reason] = Field(description="Up to 3 reasons that raise the sub-score")
+    negative: list[Reason] = Field(description="Up to 3 reasons that lower the sub-score")
+    other: float = Field(
+        description="Everything not listed: the smaller reasons, and the rounding of the "
+        "listed points and of the base score"
+    )
+    total: float = Field(
+        description="The lead's sub-score: 100 x the fit (or engagement) model's calibrated "
+        "probability. Its quarter among the calibration leads gives the grade"
+    )
+    adds_up_to: Literal["fit", "engagement"] = Field(
+        description="Which sub-score the points belong to (not the lead's score)"
+    )
+
+
+_UNKNOWN = " Null when this model cannot tell (the model card's grades.notes say why)."
+_OLD = " Null for a model trained before grades."
+
+
+def _grade(name: str, unknown: str = _UNKNOWN) -> Any:
+    return Field(None, description=MEANING[name] + unknown)
+
+
 class Prediction(BaseModel):
     lead_id: str
     probability: float = Field(
@@ -209,7 +240,24 @@ class Prediction(BaseModel):
     )
     score: int = Field(ge=1, le=99, description="The probability in percent, 1-99")
     band: Literal["SQL", "MQL", "Unqualified"]
+    fit: Literal[FIT_LETTERS] | None = _grade("fit")  # type: ignore[valid-type]
+    engagement: Literal[ENGAGEMENT_NUMBERS] | None = _grade("engagement")  # type: ignore[valid-type]
+    grid: Literal[GRID_CELLS] | None = _grade("grid")  # type: ignore[valid-type]
+    temperature: Literal[TEMPERATURES] | None = _grade("temperature")  # type: ignore[valid-type]
+    stage: Literal[STAGE_NAMES] | None = _grade("stage")  # type: ignore[valid-type]
+    pql: bool | None = _grade(
+        "pql", " False when the data has no product usage (the model card says so)." + _OLD
+    )
     reasons: Reasons | None = None
+    fit_reasons: GradeReasons | None = Field(
+        None,
+        description="What made the fit grade (with grade_reasons=true; null without a fit model)",
+    )
+    engagement_reasons: GradeReasons | None = Field(
+        None,
+        description="What made the engagement grade (with grade_reasons=true; null without an "
+        "engagement model)",
+    )
     notes: list[str] = Field(default_factory=list)
     model: str
     model_version: str
@@ -253,6 +301,35 @@ class Reloaded(BaseModel):
     previous_version: str | None
 
 
+class GradesCard(BaseModel):
+    """How this model grades leads: what each label means, where it is cut, how it did."""
+
+    meaning: dict[str, str] = Field(
+        description="One sentence per label (fit, engagement, grid, temperature, stage, pql): "
+        "what a marketer reads in it"
+    )
+    sub_models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="The fit, engagement and product-usage sub-models: how many features "
+        "each reads and its cut points on the raw score (the calibration leads' quarters; "
+        "usage: the PQL threshold)",
+    )
+    temperature: list[float | None] | None = Field(
+        None,
+        description="Recent activity from which a lead is warm, and hot (null: no activity "
+        "dates in this data)",
+    )
+    stage: str | None = Field(None, description="How the funnel stage is read")
+    notes: dict[str, str] = Field(
+        default_factory=dict, description="Labels this model cannot give, and why"
+    )
+    backtest: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="On the test leads: leads and conversion per grid cell, per temperature, "
+        "per stage and for PQL (beside the SQL and MQL bands); null conversion: no leads",
+    )
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
@@ -269,6 +346,11 @@ class ModelCard(BaseModel):
     band_backtest: list[dict[str, Any]] = Field(default_factory=list)
     features: list[dict[str, Any]] = Field(default_factory=list)
     input_fields: list[str] = Field(default_factory=list)
+    grades: GradesCard | None = Field(
+        None,
+        description="Fit, engagement, grid, temperature, stage and PQL: null for a model "
+        "trained before grades",
+    )
 
 
 # ---- the request model of one feature spec -----------------------------------------------

@@ -8,23 +8,37 @@ lead's answer carries (values the model never saw, fields the lead left out).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from leadml.features import build_features
 from leadml.fit_features import CRM_FIT
+from leadml.grades import LABELS
 from leadml.parsing import ParsedRequest
 from leadml.records import request_tables
 from leadml.serving import LoadedModel
 
+GRADE_REASONS = ("fit_reasons", "engagement_reasons")
 
-def score_request(model: LoadedModel, parsed: ParsedRequest, reasons: bool) -> dict:
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a request asks for besides the scores and grades: the score's reasons
+    (`reasons=true`, the default) and the fit and engagement grades' reasons
+    (`grade_reasons=true`; a TreeSHAP pass over each sub-model, so only on request)."""
+
+    reasons: bool = True
+    grade_reasons: bool = False
+
+
+def score_request(model: LoadedModel, parsed: ParsedRequest, wanted: Wanted) -> dict:
     """Score one request's validated leads; the response body (see schemas.PredictResponse)."""
-    return score_requests(model, [(parsed, reasons)])[0]
+    return score_requests(model, [(parsed, wanted)])[0]
 
 
-def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, bool]]) -> list[dict]:
+def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, Wanted]]) -> list[dict]:
     """Score the leads of several requests in one pass of the feature function and the model.
 
     Leads are told apart by position, so ids may repeat across the requests.
@@ -60,15 +74,21 @@ def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, bool]
     rows = feats.X.index.to_numpy()
     X = feats.X.to_numpy(np.float64)
     out = scorer.score_features(X)
-    wanted = np.array([requests[owner[k][0]][1] for k in rows], dtype=bool)
-    why: list[dict | None] = [None] * len(X)
+    asked = [requests[owner[k][0]][1] for k in rows]
+    why: dict[str, list[dict | None]] = {
+        name: [None] * len(X) for name in ("reasons", *GRADE_REASONS)
+    }
+    wanted = np.array([a.reasons for a in asked], dtype=bool)
     if wanted.any():
-        for j, reason in zip(
-            np.flatnonzero(wanted),
-            scorer.reasons(X[wanted], probability=out["probability"][wanted]),
-            strict=True,
-        ):
-            why[int(j)] = reason
+        found = scorer.reasons(X[wanted], probability=out["probability"][wanted])
+        for j, reason in zip(np.flatnonzero(wanted), found, strict=True):
+            why["reasons"][int(j)] = reason
+    wanted = np.array([a.grade_reasons for a in asked], dtype=bool)
+    if wanted.any():
+        grades = scorer.grade_reasons(X[wanted])
+        for name in GRADE_REASONS:
+            for j, reason in zip(np.flatnonzero(wanted), grades[name], strict=True):
+                why[name][int(j)] = reason
     not_sent = [m for parsed, _ in requests for m in _per_lead(parsed.missing, parsed.leads)]
     notes = _lead_notes(spec, leads, rows, feats.unseen_rows, not_sent)
     for k, row in enumerate(rows):
@@ -78,7 +98,8 @@ def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, bool]
                 "probability": round(float(out["probability"][k]), 6),
                 "score": int(out["score"][k]),
                 "band": str(out["band"][k]),
-                "reasons": why[k],
+                **{name: _label(out[name][k]) for name in LABELS},
+                **{name: why[name][k] for name in why},
                 "notes": notes[k],
                 "model": model.name,
                 "model_version": model.version,
@@ -87,6 +108,13 @@ def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, bool]
     for result in results:
         result["rejected"].sort(key=lambda e: e["lead"])
     return results
+
+
+def _label(value: Any) -> str | bool | None:
+    """A grade as JSON: pql a bool, the others text (None where the model cannot tell)."""
+    if value is None:
+        return None
+    return bool(value) if isinstance(value, bool | np.bool_) else str(value)
 
 
 def _request_notes(parsed: ParsedRequest) -> list[str]:

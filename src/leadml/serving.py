@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from leadml.champion import is_champion_path
 from leadml.config import ServeSettings, Settings
@@ -77,7 +79,20 @@ class LoadedModel:
             "band_backtest": c.get("band_backtest", []),
             "features": c.get("features", []),
             "input_fields": spec.input_fields() + crm_inputs,
+            "grades": _finite(c.get("grades")),
         }
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: the card's empty cells (NaN conversion) and unreachable
+    cut points (infinite) become null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _missing_markers(scorer: LeadScorer) -> frozenset[str]:
