@@ -301,6 +301,22 @@ class Reloaded(BaseModel):
     previous_version: str | None
 
 
+class TemperatureCard(BaseModel):
+    """Hot / warm / cold: the learned cut points and the rule in words."""
+
+    cuts: list[float | None] = Field(
+        description="Recent activity (an action in the last 7 days counts twice, in the last "
+        "30 once) from which a lead is warm, and hot"
+    )
+    rule: str = Field("", description="The rule in words, as the model card prints it")
+
+
+class StageCard(BaseModel):
+    """ToFu / MoFu / BoFu: the rule in words."""
+
+    rule: str = Field("", description="Which actions put a lead in which stage")
+
+
 class GradesCard(BaseModel):
     """How this model grades leads: what each label means, where it is cut, how it did."""
 
@@ -314,12 +330,12 @@ class GradesCard(BaseModel):
         "each reads and its cut points on the raw score (the calibration leads' quarters; "
         "usage: the PQL threshold)",
     )
-    temperature: list[float | None] | None = Field(
-        None,
-        description="Recent activity from which a lead is warm, and hot (null: no activity "
-        "dates in this data)",
+    temperature: TemperatureCard | None = Field(
+        None, description="How hot / warm / cold is read (null: no activity dates in this data)"
     )
-    stage: str | None = Field(None, description="How the funnel stage is read")
+    stage: StageCard | None = Field(
+        None, description="How the funnel stage is read (null: no stage mapping for this data)"
+    )
     notes: dict[str, str] = Field(
         default_factory=dict, description="Labels this model cannot give, and why"
     )
