@@ -9,6 +9,7 @@ rounded feature fingerprint only: never personal data.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,8 +30,33 @@ scores = sa.Table(
     sa.Column("band", sa.String(50), nullable=False),
     sa.Column("reasons", sa.Text, nullable=False),
     sa.Column("fingerprint", sa.Text, nullable=False),
+    # the grades (issue 15): null for a model without them
+    sa.Column("fit", sa.String(1)),
+    sa.Column("engagement", sa.String(1)),
+    sa.Column("grid", sa.String(2)),
+    sa.Column("temperature", sa.String(10)),
+    sa.Column("stage", sa.String(10)),
+    sa.Column("pql", sa.Boolean),
     sa.Index("ix_scores_lead_time", "lead_id", "scored_at"),
 )
+# band changes waiting for (or done with) delivery: one row per event and receiver, written in
+# the same transaction as the score that changed the band, so none is lost between the two
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(64), nullable=False),  # the Idempotency-Key
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the JSON event, signed as written
+    sa.Column("status", sa.String(12), nullable=False),  # pending / delivered / failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_outbox_due", "status", "next_at"),
+)
+GRADE_FIELDS = ("fit", "engagement", "grid", "temperature", "stage", "pql")
 
 
 @dataclass(frozen=True)
@@ -46,6 +72,28 @@ class ScoreRecord:
     band: str
     reasons: tuple[tuple[str, float], ...] = ()
     fingerprint: tuple[tuple[str, float], ...] = ()
+    fit: str | None = None
+    engagement: str | None = None
+    grid: str | None = None
+    temperature: str | None = None
+    stage: str | None = None
+    pql: bool | None = None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One band-change event for one receiver, as kept in the outbox."""
+
+    id: int
+    event_id: str
+    url: str
+    body: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
 
 
 def fingerprint(features: dict[str, float], digits: int = 3) -> tuple[tuple[str, float], ...]:
@@ -65,10 +113,12 @@ class ScoreStore:
         self.engine = sa.create_engine(url, future=True)
         metadata.create_all(self.engine)
 
-    def record(self, records: list[ScoreRecord]) -> None:
-        """Insert many scores in one transaction."""
+    def record(self, records: list[ScoreRecord], webhook_urls: tuple[str, ...] = ()) -> int:
+        """Insert many scores in one transaction. Where a lead's band differs from its last
+        stored one, a band-change event is put in the outbox for each webhook URL in the same
+        transaction. Returns how many band changes there were."""
         if not records:
-            return
+            return 0
         rows = [
             {
                 "lead_id": r.lead_id,
@@ -81,10 +131,86 @@ class ScoreStore:
                 "reasons": json.dumps([list(x) for x in r.reasons]),
                 "fingerprint": json.dumps([list(x) for x in r.fingerprint]),
             }
+            | {name: getattr(r, name) for name in GRADE_FIELDS}
             for r in records
         ]
         with self.engine.begin() as conn:
+            events = _band_changes(conn, records) if webhook_urls else []
             conn.execute(scores.insert(), rows)
+            if events:
+                now = datetime.now(UTC)
+                conn.execute(
+                    outbox.insert(),
+                    [
+                        {
+                            "event_id": event["idempotency_key"],
+                            "url": url,
+                            "body": json.dumps(event, sort_keys=True),
+                            "status": "pending",
+                            "attempts": 0,
+                            "created_at": now,
+                            "next_at": now,
+                        }
+                        for event in events
+                        for url in webhook_urls
+                    ],
+                )
+        return len(events)
+
+    def due(self, now: datetime | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """Pending deliveries whose time has come, oldest first."""
+        now = now or datetime.now(UTC)
+        query = (
+            sa.select(outbox)
+            .where(outbox.c.status == "pending", outbox.c.next_at <= now)
+            .order_by(outbox.c.next_at, outbox.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_entry(row) for row in conn.execute(query).mappings()]
+
+    def outbox_entries(self, status: str | None = None, limit: int = 1000) -> list[OutboxEntry]:
+        """The outbox, newest first, optionally one status (pending / delivered / failed)."""
+        query = sa.select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(outbox.c.status == status)
+        with self.engine.connect() as conn:
+            return [_entry(row) for row in conn.execute(query).mappings()]
+
+    def delivered(self, entry_id: int, now: datetime | None = None) -> None:
+        """Mark one delivery done."""
+        self._update(
+            entry_id,
+            status="delivered",
+            attempts=outbox.c.attempts + 1,
+            delivered_at=now or datetime.now(UTC),
+            last_error=None,
+        )
+
+    def retry(self, entry_id: int, next_at: datetime, error: str, give_up: bool = False) -> None:
+        """Record a failed attempt: tried again at `next_at`, or `failed` when giving up."""
+        self._update(
+            entry_id,
+            status="failed" if give_up else "pending",
+            attempts=outbox.c.attempts + 1,
+            next_at=next_at,
+            last_error=error[:500],
+        )
+
+    def replay(self, entry_ids: list[int] | None = None, now: datetime | None = None) -> int:
+        """Put deliveries back to pending, due now (all failed ones when no ids are given);
+        the receiver dedupes on the unchanged event id. Returns how many."""
+        query = outbox.update().values(status="pending", next_at=now or datetime.now(UTC))
+        if entry_ids is None:
+            query = query.where(outbox.c.status == "failed")
+        else:
+            query = query.where(outbox.c.id.in_(entry_ids))
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
+
+    def _update(self, entry_id: int, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == entry_id).values(**values))
 
     def history(self, lead_id: str, limit: int = 100) -> list[ScoreRecord]:
         """A lead's scores, newest first; empty when the lead was never scored."""
@@ -109,13 +235,64 @@ class ScoreStore:
             return conn.execute(scores.delete().where(scores.c.scored_at < cutoff)).rowcount
 
 
+def _band_changes(conn: sa.Connection, records: list[ScoreRecord]) -> list[dict]:
+    """Band-change events for these records against each lead's last stored band (and the
+    records before it in the same batch). A lead's first score is no change."""
+    leads = sorted({r.lead_id for r in records})
+    last: dict[str, str] = {}
+    for start in range(0, len(leads), 500):  # bounded IN lists
+        chunk = leads[start : start + 500]
+        newest = (
+            sa.select(scores.c.lead_id, sa.func.max(scores.c.id).label("id"))
+            .where(scores.c.lead_id.in_(chunk))
+            .group_by(scores.c.lead_id)
+            .subquery()
+        )
+        query = sa.select(scores.c.lead_id, scores.c.band).join(newest, scores.c.id == newest.c.id)
+        last.update({lead: band for lead, band in conn.execute(query)})
+    events = []
+    for r in records:
+        old = last.get(r.lead_id)
+        if old is not None and old != r.band:
+            events.append(
+                {
+                    "type": "band_changed",
+                    "idempotency_key": uuid.uuid4().hex,
+                    "lead_id": r.lead_id,
+                    "old_band": old,
+                    "new_band": r.band,
+                    "score": r.score,
+                    "probability": r.probability,
+                    "model_name": r.model_name,
+                    "model_version": r.model_version,
+                    "scored_at": _utc(r.scored_at).isoformat(),
+                }
+            )
+        last[r.lead_id] = r.band
+    return events
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite keeps no zone; everything stored is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _entry(row: sa.RowMapping) -> OutboxEntry:
+    return OutboxEntry(
+        **{name: row[name] for name in ("id", "event_id", "url", "body", "status", "attempts")},
+        created_at=_utc(row["created_at"]),
+        next_at=_utc(row["next_at"]),
+        delivered_at=_utc(row["delivered_at"]),
+        last_error=row["last_error"],
+    )
+
+
 def _record(row: sa.RowMapping) -> ScoreRecord:
-    scored_at = row["scored_at"]
-    if scored_at.tzinfo is None:  # SQLite keeps no zone; everything stored is UTC
-        scored_at = scored_at.replace(tzinfo=UTC)
     return ScoreRecord(
         lead_id=row["lead_id"],
-        scored_at=scored_at,
+        scored_at=_utc(row["scored_at"]),
         model_name=row["model_name"],
         model_version=row["model_version"],
         probability=row["probability"],
@@ -123,6 +300,7 @@ def _record(row: sa.RowMapping) -> ScoreRecord:
         band=row["band"],
         reasons=tuple((f, float(p)) for f, p in json.loads(row["reasons"])),
         fingerprint=tuple((f, float(v)) for f, v in json.loads(row["fingerprint"])),
+        **{name: row[name] for name in GRADE_FIELDS},
     )
 
 
