@@ -4,9 +4,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from leadml import store
+from leadml.config import Environment, StoreSettings
 from leadml.store import ScoreRecord, ScoreStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _url(home) -> str:
+    return StoreSettings.from_env(home, Environment()).store_url
 
 
 def _score(day: int, score: int, visits: float = 1.0, lead: str = "L1") -> ScoreRecord:
@@ -24,7 +29,7 @@ def _score(day: int, score: int, visits: float = 1.0, lead: str = "L1") -> Score
 
 
 def test_history_is_newest_first_and_survives_reopening(tmp_path):
-    url = store.default_url(tmp_path)
+    url = _url(tmp_path)
     ScoreStore(url).record([_score(0, 40), _score(2, 80), _score(1, 60), _score(0, 10, lead="L2")])
     history = ScoreStore(url).history("L1")
     assert [r.score for r in history] == [80, 60, 40]
@@ -51,14 +56,14 @@ def test_changes_name_the_features_and_reasons_that_moved():
 
 
 def test_prune_deletes_only_scores_older_than_the_retention(tmp_path):
-    scores = ScoreStore(store.default_url(tmp_path))
+    scores = ScoreStore(_url(tmp_path))
     scores.record([_score(0, 40), _score(10, 60)])
     assert scores.prune(days=5, now=T0 + timedelta(days=12)) == 1
     assert [r.score for r in scores.history("L1")] == [60]
 
 
 def test_grades_are_kept_and_read_back(tmp_path):
-    scores = ScoreStore(store.default_url(tmp_path))
+    scores = ScoreStore(_url(tmp_path))
     graded = ScoreRecord(**{**_score(0, 80).__dict__, "fit": "A", "engagement": "1", "grid": "A1"})
     scores.record([graded, _score(1, 40)])
     newest, older = scores.history("L1")
@@ -67,7 +72,7 @@ def test_grades_are_kept_and_read_back(tmp_path):
 
 
 def test_a_band_change_puts_one_event_per_receiver_in_the_outbox(tmp_path):
-    scores = ScoreStore(store.default_url(tmp_path))
+    scores = ScoreStore(_url(tmp_path))
     urls = ("http://a.example/hook", "http://b.example/hook")
     assert scores.record([_score(0, 40)], urls) == 0  # a first score changes no band
     assert scores.record([_score(1, 50), _score(2, 80), _score(3, 85)], urls) == 1  # MQL -> SQL
@@ -85,7 +90,7 @@ def test_a_band_change_puts_one_event_per_receiver_in_the_outbox(tmp_path):
 
 
 def test_outbox_retries_give_up_and_replay(tmp_path):
-    scores = ScoreStore(store.default_url(tmp_path))
+    scores = ScoreStore(_url(tmp_path))
     scores.record([_score(0, 40), _score(1, 80)], ("http://a.example/hook",))
     (entry,) = scores.due()
     later = datetime.now(UTC) + timedelta(minutes=5)

@@ -12,7 +12,6 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -99,11 +98,6 @@ class OutboxEntry:
 def fingerprint(features: dict[str, float], digits: int = 3) -> tuple[tuple[str, float], ...]:
     """A compact, comparable copy of a lead's derived features: each rounded to `digits` significant digits."""
     return tuple((name, float(f"{value:.{digits}g}")) for name, value in sorted(features.items()))
-
-
-def default_url(home: Path) -> str:
-    """SQLite file under the project home: nothing to start."""
-    return f"sqlite:///{Path(home) / 'store.db'}"
 
 
 class ScoreStore:
