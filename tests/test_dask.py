@@ -76,6 +76,10 @@ def test_same_features_and_rejects_as_in_memory(engine, parts_dir, crm_model):
     assert counts == local.counts()
 
 
+# the engagement grade is a label ("1" .. "4"): Parquet keeps it as text, CSV reading must too
+TEXT = {"lead_id": str, "engagement": str}
+
+
 @pytest.mark.parametrize("out_name", ["scores.parquet", "scores.csv"])
 def test_same_scores_and_every_row_scored_or_rejected(
     engine, parts_dir, crm_model, tmp_path, out_name
@@ -96,9 +100,9 @@ def test_same_scores_and_every_row_scored_or_rejected(
         assert len(list((tmp_path / out_name).glob("part-*.parquet"))) >= 4
         frame = pd.read_parquet(tmp_path / out_name)
     else:
-        frame = pd.read_csv(tmp_path / out_name, dtype={"lead_id": str})
+        frame = pd.read_csv(tmp_path / out_name, dtype=TEXT)
     assert not (tmp_path / (out_name + ".partial")).exists()
-    local = pd.read_csv(tmp_path / "local.csv", dtype={"lead_id": str})
+    local = pd.read_csv(tmp_path / "local.csv", dtype=TEXT)
     local = local.set_index("lead_id").sort_index()
     frame = frame.set_index("lead_id").sort_index()
     pd.testing.assert_frame_equal(frame, local, check_dtype=False)

@@ -22,7 +22,7 @@ def _parse(model, body, skip_invalid: bool = False) -> ParsedRequest:
 
 
 def _score(model, body, reasons: bool = False, skip_invalid: bool = False) -> dict:
-    return scoring.score_request(model, _parse(model, body, skip_invalid), reasons)
+    return scoring.score_request(model, _parse(model, body, skip_invalid), scoring.Wanted(reasons))
 
 
 def _crm_lead(crm_records, **changes) -> dict:
@@ -106,13 +106,15 @@ def test_fields_the_model_does_not_use_are_named_once_per_request(crm_model, crm
 def test_several_requests_in_one_pass_each_get_their_own_answer(crm_model, crm_records):
     a = _parse(crm_model, {"leads": crm_records[:3]})
     b = _parse(crm_model, crm_records[0])  # the same lead again, in another request
-    first, second = scoring.score_requests(crm_model, [(a, True), (b, False)])
+    first, second = scoring.score_requests(
+        crm_model, [(a, scoring.Wanted(True)), (b, scoring.Wanted(False))]
+    )
     assert [p["lead_id"] for p in first["predictions"]] == [r["lead_id"] for r in crm_records[:3]]
     assert [p["lead_id"] for p in second["predictions"]] == [crm_records[0]["lead_id"]]
     assert second["predictions"][0]["probability"] == first["predictions"][0]["probability"]
     assert all(p["reasons"] is not None for p in first["predictions"])
     assert second["predictions"][0]["reasons"] is None
-    alone = scoring.score_request(crm_model, a, True)
+    alone = scoring.score_request(crm_model, a, scoring.Wanted(True))
     assert alone == first
 
 
