@@ -327,7 +327,7 @@ def _utc(value: datetime | None) -> datetime | None:
     answers in the session's zone, which is the server's unless told otherwise."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _entry(row: sa.RowMapping) -> OutboxEntry:
