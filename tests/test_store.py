@@ -168,3 +168,9 @@ def test_outbox_retries_give_up_and_replay(url):
     scores.delivered(entry.id)
     (done,) = scores.outbox_entries("delivered")
     assert done.attempts == 3 and done.delivered_at is not None and scores.due() == []
+
+
+def test_an_in_memory_sqlite_store_is_migrated_on_its_own_connection():
+    scores = ScoreStore("sqlite://")  # one connection's database: migrated there, not elsewhere
+    scores.record([_score(0, 40)])
+    assert scores.latest("L1").score == 40 and _revision(scores) == HEAD

@@ -129,9 +129,11 @@ def migrate(engine: sa.Engine) -> None:
     once (two service workers) migrate it once: the second waits, then finds it done."""
     from alembic import command
 
-    if engine.dialect.name == "sqlite":
+    own = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+    if own:
         # pysqlite runs DDL outside any transaction and takes no lock before the first write;
-        # a connection of our own that leaves transactions to us and begins with the lock
+        # a connection of our own that leaves transactions to us and begins with the lock (an
+        # in-memory database is one connection's own: no one to race, and no other to use)
         engine = sa.create_engine(engine.url, poolclass=sa.NullPool)
         sa.event.listen(engine, "connect", _driver_leaves_transactions_to_us)
         sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
@@ -141,7 +143,7 @@ def migrate(engine: sa.Engine) -> None:
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
             command.upgrade(alembic_config(conn), "head")
     finally:
-        if engine.dialect.name == "sqlite":
+        if own:
             engine.dispose()
 
 
