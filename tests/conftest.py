@@ -23,6 +23,11 @@ Integration tests (slow, named for a subject, no module of their own): test_inpu
 (real-world exports), test_reasons.py (reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
 test_notebooks.py (notebooks/). test_architecture.py (fast) keeps docs/architecture.md naming
 every module.
+
+PostgreSQL: `postgresql_server` starts one throwaway server per session (tests/pg.py: initdb
+in a temp folder, a unix socket, as the `postgres` user when run as root);
+`postgresql_url` is an empty database of it for one test. Where no server binary exists, the
+tests that need one are skipped, with the reason and what to install.
 """
 
 from __future__ import annotations
@@ -60,6 +65,24 @@ XEDU = SHARED / "xeducation_leads.csv"
 XEDU_CONFIG = Path(__file__).resolve().parents[1] / "data" / "configs" / "xeducation.yaml"
 # the id first, then the columns a fair model leaves out: the one list is the config file's
 XEDU_DROP = [(_flat := TrainConfig.from_yaml(XEDU_CONFIG).flat).id_column, *_flat.drop]
+
+
+@pytest.fixture(scope="session")
+def postgresql_server():
+    """A real PostgreSQL server for the session (tests/pg.py), stopped and deleted after."""
+    from tests import pg
+
+    try:
+        with pg.server() as server:
+            yield server
+    except pg.Unavailable as e:  # raised before the server starts, never after the yield
+        pytest.skip(f"no PostgreSQL server for the PostgreSQL tests: {e}")
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server) -> str:
+    """A `postgresql+psycopg://` URL of an empty database of its own."""
+    return postgresql_server.new_database()
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,10 @@ The only module that talks to the score database, as `tracking.py` is for MLflow
 Core, so the same code runs on SQLite (the default, a file under the home) and PostgreSQL
 (`LEADML_STORE_URL=postgresql+psycopg://...`). Rows hold ids, scores, reason points and a
 rounded feature fingerprint only: never personal data.
+
+The tables are declared once, here; the Alembic revisions in `leadml/migrations/versions/`
+create them, and `ScoreStore` brings a database to the newest revision when it opens it. A
+test compares the migrated database with this metadata, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -12,8 +16,15 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, overload
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 metadata = sa.MetaData()
 scores = sa.Table(
@@ -100,12 +111,55 @@ def fingerprint(features: dict[str, float], digits: int = 3) -> tuple[tuple[str,
     return tuple((name, float(f"{value:.{digits}g}")) for name, value in sorted(features.items()))
 
 
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """Alembic's settings without an ini file: the revisions shipped in the package and, when
+    given, the connection to migrate (env.py takes it from `attributes`)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the database to the newest revision (nothing to do when it is there), in one
+    transaction that holds the database's write lock, so two processes opening a new store at
+    once (two service workers) migrate it once: the second waits, then finds it done."""
+    from alembic import command
+
+    own = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+    if own:
+        # pysqlite runs DDL outside any transaction and takes no lock before the first write;
+        # a connection of our own that leaves transactions to us and begins with the lock (an
+        # in-memory database is one connection's own: no one to race, and no other to use)
+        engine = sa.create_engine(engine.url, poolclass=sa.NullPool)
+        sa.event.listen(engine, "connect", _driver_leaves_transactions_to_us)
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # held until this transaction ends
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            command.upgrade(alembic_config(conn), "head")
+    finally:
+        if own:
+            engine.dispose()
+
+
+_MIGRATION_LOCK = 0x1EAD_0016  # any constant: the advisory lock that serialises migrations
+
+
+def _driver_leaves_transactions_to_us(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None
+
+
 class ScoreStore:
-    """Write and read scores; the schema is created on open."""
+    """Write and read scores; the database is brought to the newest schema on open."""
 
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url, future=True)
-        metadata.create_all(self.engine)
+        migrate(self.engine)
 
     def record(self, records: list[ScoreRecord], webhook_urls: tuple[str, ...] = ()) -> int:
         """Insert many scores in one transaction. Where a lead's band differs from its last
@@ -266,11 +320,16 @@ def _band_changes(conn: sa.Connection, records: list[ScoreRecord]) -> list[dict]
     return events
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: datetime | None) -> datetime | None:
-    """SQLite keeps no zone; everything stored is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+    """Times read back in UTC: SQLite keeps no zone (everything stored is UTC), PostgreSQL
+    answers in the session's zone, which is the server's unless told otherwise."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _entry(row: sa.RowMapping) -> OutboxEntry:
