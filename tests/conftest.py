@@ -112,6 +112,13 @@ def flat_csv(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _no_score_store(monkeypatch) -> None:
+    """Tests keep no scores unless they ask for a store (LEADML_STORE_URL or create_app's
+    `store`): the default, a SQLite file under the home, would land in the working folder."""
+    monkeypatch.setenv("LEADML_STORE_URL", "off")
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """An isolated LEADML_HOME with its own sqlite tracking store."""

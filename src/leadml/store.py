@@ -12,6 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 import sqlalchemy as sa
 
@@ -104,7 +105,10 @@ class ScoreStore:
     """Write and read scores; the schema is created on open."""
 
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url, future=True)
+        # errors never quote the rows (lead ids, reasons) they were writing: they reach logs
+        self.engine = sa.create_engine(url, future=True, hide_parameters=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
 
     def record(self, records: list[ScoreRecord], webhook_urls: tuple[str, ...] = ()) -> int:
@@ -229,6 +233,16 @@ class ScoreStore:
             return conn.execute(scores.delete().where(scores.c.scored_at < cutoff)).rowcount
 
 
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Several service workers (each with its own writer thread) and the CLI share one SQLite
+    file: WAL lets readers go on while one writes, and a writer waits up to 10 s for the lock
+    instead of failing at once."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 10000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+
+
 def _band_changes(conn: sa.Connection, records: list[ScoreRecord]) -> list[dict]:
     """Band-change events for these records against each lead's last stored band (and the
     records before it in the same batch). A lead's first score is no change."""
@@ -266,6 +280,10 @@ def _band_changes(conn: sa.Connection, records: list[ScoreRecord]) -> list[dict]
     return events
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: datetime | None) -> datetime | None:
     """SQLite keeps no zone; everything stored is UTC."""
     if value is not None and value.tzinfo is None:
