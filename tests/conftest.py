@@ -113,10 +113,10 @@ def flat_csv(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _no_score_store(monkeypatch) -> None:
-    """Tests keep no scores unless they ask for a store (LEADML_STORE_URL or create_app's
-    `store`): the default, a SQLite file under the home, would land in the working folder."""
-    monkeypatch.setenv("LEADML_STORE_URL", "off")
+def _score_store_in_tmp(tmp_path, monkeypatch) -> None:
+    """Each test's scores go to a SQLite file of its own: the default, a file under the
+    home, would land in the working folder for the tests that build the service with no home."""
+    monkeypatch.setenv("LEADML_STORE_URL", f"sqlite:///{tmp_path / 'store.db'}")
 
 
 @pytest.fixture

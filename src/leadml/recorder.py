@@ -89,6 +89,17 @@ def records(scored: Scored) -> list[ScoreRecord]:
     return rows
 
 
+def record_now(
+    store: ScoreStore, scored: Scored, webhook_urls: tuple[str, ...] = (), chunk: int = 10_000
+) -> int:
+    """Write one scoring pass at once, a transaction per `chunk` rows (`leadml score`: no
+    queue, it is not in a hurry). Returns how many scores were kept."""
+    rows = records(scored)
+    for start in range(0, len(rows), chunk):
+        store.record(rows[start : start + chunk], webhook_urls)
+    return len(rows)
+
+
 def _grade(value) -> str | bool | None:
     if value is None:
         return None
@@ -187,7 +198,7 @@ class Recorder:
                 try:
                     self._store = self.open_store()
                 except Exception as exc:
-                    raise StoreUnavailable(_why(exc)) from None
+                    raise StoreUnavailable(error_words(exc)) from None
             return self._store
 
     # ---- the writer thread ----------------------------------------------------------------
@@ -226,11 +237,10 @@ class Recorder:
                 self.queue.extendleft(reversed(taken))
                 self.taken -= len(taken)
                 self.queued += sum(len(s.lead_ids) for s in taken)
-                queued = self.queued
+                self.metrics.scores_queued(self.queued)
                 self.failures += 1
                 self.urgent = False
                 self.cond.notify_all()  # a reader waiting in flush() stops waiting
-            self.metrics.scores_queued(queued)
             with self.cond:  # new scores do not wake this wait: only close() and flush() do
                 self.cond.wait_for(lambda: self.closing or self.urgent, wait)
             wait = min(wait * 2, self.backoff[1])
@@ -262,7 +272,9 @@ class Recorder:
             try:
                 rows.extend(records(scored))
             except Exception as exc:  # a bug, not an outage: this pass is not retried
-                log.error("scores not recorded: %s turning a scoring pass into rows", _why(exc))
+                log.error(
+                    "scores not recorded: %s turning a scoring pass into rows", error_words(exc)
+                )
                 self.metrics.scores_not_recorded("error", len(scored.lead_ids))
         try:
             self.store().record(rows, self.webhook_urls)
@@ -273,7 +285,7 @@ class Recorder:
                 log.warning(
                     "score store unavailable (%s): scores are kept in memory (up to %d) and "
                     "written when it is back",
-                    _why(exc),
+                    error_words(exc),
                     self.capacity,
                 )
             return False
@@ -292,7 +304,7 @@ class Recorder:
         return True
 
 
-def _why(exc: BaseException) -> str:
+def error_words(exc: BaseException) -> str:
     """An error in a few words that never quote data: the driver's message for a database
     error (SQLAlchemy hides the parameters), the type alone otherwise."""
     orig = getattr(exc, "orig", None)

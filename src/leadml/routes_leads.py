@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from leadml import history, schemas
 from leadml.deps import error_responses, require_key
+from leadml.errors import NotFoundError
 from leadml.recorder import Recorder, StoreUnavailable
 from leadml.store import GRADE_FIELDS, ScoreRecord
 
@@ -55,9 +56,7 @@ async def lead_history(
 async def _read(request: Request, lead_id: str, limit: int) -> list[ScoreRecord]:
     recorder: Recorder | None = request.app.state.recorder
     if recorder is None:
-        raise schemas.RequestError(
-            404, "the score store is off (LEADML_STORE_URL=off): no scores are kept"
-        )
+        raise NotFoundError("the score store is off (LEADML_STORE_URL=off): no scores are kept")
 
     def read() -> list[ScoreRecord]:
         recorder.flush(timeout=1.0)
