@@ -351,8 +351,8 @@ def test_score_keeps_its_scores_and_history_prints_them(home, crm_model, crm_dir
 
     for as_of in ("2026-05-31", "2026-06-30"):
         argv = ["-q", "score", "--data", str(crm_dir), "--out", str(home / "s.csv")]
-        assert main([*argv, "--model", crm_model.uri, "--as-of", as_of]) == 0
-        assert "scores kept (leadml history LEAD_ID)" in capsys.readouterr().out
+        assert main([*argv, "--model", crm_model.uri, "--as-of", as_of, "--reasons"]) == 0
+        assert "scores kept, with their reasons" in capsys.readouterr().out
     scores = pd.read_csv(home / "s.csv", dtype={"lead_id": str})
     lead = scores["lead_id"].iloc[0]
     kept = ScoreStore(f"sqlite:///{home / 'store.db'}").history(lead)

@@ -234,6 +234,13 @@ def add_score(sub: argparse._SubParsersAction) -> None:
         help="CRM: cut-off time for engagement features, ISO 8601 such as 2026-06-30 or "
         "2026-06-30T09:00 (default: the latest activity in the data, never later than now)",
     )
+    c.add_argument(
+        "--reasons",
+        action="store_true",
+        help="also work out each lead's reasons and keep them in the score store, so "
+        "`leadml history` says which reasons moved (LightGBM's SHAP pass: about 3x slower); "
+        "without it the store keeps the scores, grades and features",
+    )
     _name_option(c)
     _engine_options(c)
     c.set_defaults(func=commands.score)

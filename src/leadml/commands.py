@@ -142,7 +142,17 @@ def score(args: argparse.Namespace) -> int:
     kept: list[int] = []
     with _engine(args) as engine:
         keep = _keeper(settings, kept) if engine is None else None
-        s = score_file(args.data, args.out, settings, args.model, options, args.as_of, engine, keep)
+        s = score_file(
+            args.data,
+            args.out,
+            settings,
+            args.model,
+            options,
+            args.as_of,
+            engine,
+            keep,
+            args.reasons,
+        )
     print(
         f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s"
         + (f" (as of {s.as_of})" if s.as_of else "")
@@ -151,7 +161,8 @@ def score(args: argparse.Namespace) -> int:
     print("bands: " + ", ".join(f"{b} {n:,}" for b, n in sorted(s.bands.items())))
     print(f"output: {s.out_path}")
     if kept:
-        print(f"score store: {kept[0]:,} scores kept (leadml history LEAD_ID)")
+        what = "with their reasons" if args.reasons else "without reasons (--reasons)"
+        print(f"score store: {kept[0]:,} scores kept, {what} (leadml history LEAD_ID)")
     elif engine is not None:
         print("score store: the Dask engine's scores are not kept (score with the local engine)")
     return 0

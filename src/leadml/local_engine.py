@@ -232,10 +232,11 @@ def training_rows(data_path: Path, config: TrainConfig, steps: Stages) -> Traini
 
 class LocalEngine:
     """The in-memory engine (see the module docstring). `keep`, when given, is handed what
-    `score_file` scored (`scoring.Scored`, with the score's reasons) for the score store."""
+    `score_file` scored (`scoring.Scored`; with the score's reasons when `keep_reasons`) for
+    the score store."""
 
-    def __init__(self, keep: Keep | None = None) -> None:
-        self.keep = keep
+    def __init__(self, keep: Keep | None = None, keep_reasons: bool = False) -> None:
+        self.keep, self.keep_reasons = keep, keep_reasons
 
     def prepare(
         self, data_path: Path, config: TrainConfig, steps: Stages, progress: bool
@@ -296,7 +297,9 @@ class LocalEngine:
         write_frame(result, out)
         write_frame(data.rejects.frame, rpath)
         if self.keep is not None:  # after the files: a store problem never costs the scores
-            self.keep(score_io.scored(scorer, frame, feats.X, settings.model_name))
+            self.keep(
+                score_io.scored(scorer, frame, feats.X, settings.model_name, self.keep_reasons)
+            )
         return score_io.ScoreSummary(
             out_path=out,
             rejects_path=rpath,

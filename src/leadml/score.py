@@ -45,6 +45,7 @@ def score_file(
     as_of: str | None = None,
     engine: Engine | None = None,
     keep: Keep | None = None,
+    keep_reasons: bool = False,
 ) -> ScoreSummary:
     """Score a CRM folder or a flat export with a trained model; write output and rejects.
 
@@ -58,12 +59,13 @@ def score_file(
     `leadml.dask_engine.DaskEngine`, which writes `out` as a folder of Parquet parts, or as
     one CSV when it ends in .csv.
 
-    `keep` (the in-memory engine only) is handed what was scored, with its reasons, for the
-    score store (`recorder.record_now`); the Dask engine keeps nothing."""
+    `keep` (the in-memory engine only) is handed what was scored for the score store
+    (`recorder.record_now`), with the score's reasons when `keep_reasons`; the Dask engine
+    keeps nothing."""
     data_path, out = Path(data_path), Path(out)
     check_paths(data_path, out)
     options = options or dataset.ReadOptions()
     cut = values.timestamp(as_of, "--as-of") if as_of else None
-    return (engine or LocalEngine(keep)).score_file(
+    return (engine or LocalEngine(keep, keep_reasons)).score_file(
         data_path, out, settings, model_uri, options, cut
     )
