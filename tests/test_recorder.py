@@ -12,7 +12,7 @@ import pytest
 
 from leadml.recorder import Recorder, StoreUnavailable, records
 from leadml.scoring import Scored
-from leadml.store import ScoreStore
+from leadml.store import ScoreStore, fingerprint
 
 FEATURES = ["visits_7d", "seniority"]
 
@@ -76,6 +76,14 @@ def test_records_keep_ids_scores_grades_reason_points_and_a_fingerprint():
     assert (r.fit, r.pql, r.grid) == ("B", False, None)
     assert r.reasons == (("Seniority", 4.2), ("Industry", -1.5))
     assert dict(r.fingerprint) == {"visits_7d": 3.0, "seniority": 0.123}  # rounded
+    assert r.fingerprint == fingerprint({"visits_7d": 3.0, "seniority": 0.123456})
+
+
+def test_a_missing_feature_is_left_out_of_the_fingerprint():
+    lead = scored("L-1")
+    lead.X[0, 1] = np.nan
+    (r,) = records(lead)
+    assert r.fingerprint == (("visits_7d", 3.0),)
 
 
 def test_queued_scores_are_written_in_batches(tmp_path):

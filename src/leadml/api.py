@@ -3,8 +3,11 @@
 `create_app()` reads the environment once (`config.Environment`) into `Settings` and
 `ServeSettings`, or takes them, and optionally an already loaded model, from tests. The
 model is loaded in the lifespan and held by `serving.ModelHolder`; the routes live in
-`routes_predict` (scoring), `routes_model` (the card), `routes_admin` (health, readiness,
-metrics, reload) and `routes_pages` (HTML), and get what they need through `deps`.
+`routes_predict` (scoring), `routes_leads` (the score store: a lead's latest score and
+history), `routes_model` (the card), `routes_admin` (health, readiness, metrics, reload) and
+`routes_pages` (HTML), and get what they need through `deps`. Every score is handed to the
+score store's `recorder.Recorder` (`StoreSettings`; none when LEADML_STORE_URL=off), whose
+writer thread the lifespan starts and, after the last request, flushes and stops.
 
 The request schema is made from the loaded model's feature spec (`schemas.py`), so `/docs`
 shows the fields this model reads. Every `LeadmlError` becomes its 4xx (or 503) answer in

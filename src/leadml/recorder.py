@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import numpy as np
 from leadml.grades import LABELS
 from leadml.privacy import looks_personal
 from leadml.scoring import Scored
-from leadml.store import ScoreRecord, ScoreStore, fingerprint
+from leadml.store import ScoreRecord, ScoreStore
 
 log = logging.getLogger("leadml.recorder")
 
@@ -57,10 +58,18 @@ class _NoMetrics:
 
 def records(scored: Scored) -> list[ScoreRecord]:
     """Store rows for the leads of one scoring pass that have an id of their own. No personal
-    data: the rows hold ids, scores, grades, reason points and the derived features (rounded);
-    a lead whose id itself looks like an email address or a phone number is left out."""
+    data: the rows hold ids, scores, grades, reason points and the derived features (as
+    `store.fingerprint` rounds them); a lead whose id itself looks like an email address or a
+    phone number is left out. Runs on the writer thread, which shares the interpreter with
+    the requests: columns are turned into Python lists once per pass, not per lead."""
     out = scored.out
-    grades = [name for name in LABELS if name in out]
+    order = sorted(range(len(scored.features)), key=scored.features.__getitem__)
+    names = [scored.features[j] for j in order]
+    features = scored.X[:, order].tolist()
+    probability = np.round(np.asarray(out["probability"], np.float64), 6).tolist()
+    score = np.asarray(out["score"]).astype(int).tolist()
+    band = [str(b) for b in out["band"]]
+    grades = {name: [_grade(v) for v in out[name]] for name in LABELS if name in out}
     rows = []
     for k, lead_id in enumerate(scored.lead_ids):
         if lead_id is None or looks_personal(lead_id):
@@ -71,22 +80,30 @@ def records(scored: Scored) -> list[ScoreRecord]:
             if why
             else ()
         )
-        values = dict(zip(scored.features, scored.X[k].tolist(), strict=True))
         rows.append(
             ScoreRecord(
                 lead_id=lead_id,
                 scored_at=scored.scored_at,
                 model_name=scored.model,
                 model_version=scored.model_version,
-                probability=round(float(out["probability"][k]), 6),
-                score=int(out["score"][k]),
-                band=str(out["band"][k]),
+                probability=probability[k],
+                score=score[k],
+                band=band[k],
                 reasons=points,
-                fingerprint=fingerprint({n: v for n, v in values.items() if np.isfinite(v)}),
-                **{name: _grade(out[name][k]) for name in grades},  # type: ignore[arg-type]
+                fingerprint=_rounded(names, features[k]),
+                **{name: values[k] for name, values in grades.items()},  # type: ignore[arg-type]
             )
         )
     return rows
+
+
+def _rounded(names: list[str], values: list[float]) -> tuple[tuple[str, float], ...]:
+    """`store.fingerprint` of features already in name order (missing values left out)."""
+    return tuple(
+        (name, float(f"{value:.3g}"))
+        for name, value in zip(names, values, strict=True)
+        if math.isfinite(value)
+    )
 
 
 def record_now(

@@ -24,7 +24,11 @@ _NOT_FOUND = {
     "description": "No score kept for this lead (or the score store is off)",
 }
 _DOWN = {"model": schemas.ErrorResponse, "description": "The score store cannot be read now"}
-_RESPONSES: dict[int | str, dict] = {**error_responses(401), 404: _NOT_FOUND, 503: _DOWN}
+_RESPONSES: dict[int | str, dict] = {
+    **error_responses(401, 422),  # 422: a `limit` out of range
+    404: _NOT_FOUND,
+    503: _DOWN,
+}
 
 
 @router.get("/leads/{lead_id}", response_model=schemas.StoredScore, responses=_RESPONSES)
