@@ -178,3 +178,17 @@ def test_webhook_urls_are_passed_to_the_store(tmp_path):
     (entry,) = store.outbox_entries()
     assert entry.url == "http://crm.example/hook" and '"new_band": "SQL"' in entry.body
     recorder.close()
+
+
+def test_passes_are_joined_each_lead_keeping_its_own_time_and_model():
+    first, second = scored("L-1", p=0.2), scored("L-2", "L-3", p=0.6, band="SQL")
+    other = Scored(**{**vars(scored("L-4")), "model_version": "8"})
+    rows = records(first, second, other)
+    assert [(r.lead_id, r.band, r.model_version) for r in rows] == [
+        ("L-1", "MQL", "7"),
+        ("L-2", "SQL", "7"),
+        ("L-3", "SQL", "7"),
+        ("L-4", "MQL", "8"),
+    ]
+    assert [r.scored_at for r in rows[:2]] == [first.scored_at, second.scored_at]
+    assert rows[2].fingerprint == (("seniority", 0.123), ("visits_7d", 4.0))

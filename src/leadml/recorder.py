@@ -56,25 +56,45 @@ class _NoMetrics:
         pass
 
 
-def records(scored: Scored) -> list[ScoreRecord]:
-    """Store rows for the leads of one scoring pass that have an id of their own. No personal
+def records(*passes: Scored) -> list[ScoreRecord]:
+    """Store rows for the leads of scoring passes that have an id of their own. No personal
     data: the rows hold ids, scores, grades, reason points and the derived features (as
     `store.fingerprint` rounds them); a lead whose id itself looks like an email address or a
     phone number is left out. Runs on the writer thread, which shares the interpreter with
-    the requests: columns are turned into Python lists once per pass, not per lead."""
-    out = scored.out
-    order = sorted(range(len(scored.features)), key=scored.features.__getitem__)
-    names = [scored.features[j] for j in order]
-    features = scored.X[:, order].tolist()
+    the requests: consecutive passes of one model are joined (most are of one lead), and
+    columns are turned into Python lists once per group, not per lead."""
+    rows: list[ScoreRecord] = []
+    start = 0
+    for end in range(1, len(passes) + 1):
+        if end == len(passes) or not _same_model(passes[start], passes[end]):
+            rows.extend(_rows(passes[start:end]))
+            start = end
+    return rows
+
+
+def _same_model(a: Scored, b: Scored) -> bool:
+    return (a.model, a.model_version, a.features) == (b.model, b.model_version, b.features)
+
+
+def _rows(group: tuple[Scored, ...]) -> list[ScoreRecord]:
+    first = group[0]
+    X = first.X if len(group) == 1 else np.vstack([s.X for s in group])
+    out = {name: np.concatenate([np.asarray(s.out[name]) for s in group]) for name in first.out}
+    ids = [lead_id for s in group for lead_id in s.lead_ids]
+    times = [s.scored_at for s in group for _ in s.lead_ids]
+    reasons = [why for s in group for why in s.reasons]
+    order = sorted(range(len(first.features)), key=first.features.__getitem__)
+    names = [first.features[j] for j in order]
+    features = X[:, order].tolist()
     probability = np.round(np.asarray(out["probability"], np.float64), 6).tolist()
     score = np.asarray(out["score"]).astype(int).tolist()
     band = [str(b) for b in out["band"]]
     grades = {name: [_grade(v) for v in out[name]] for name in LABELS if name in out}
     rows = []
-    for k, lead_id in enumerate(scored.lead_ids):
+    for k, lead_id in enumerate(ids):
         if lead_id is None or looks_personal(lead_id):
             continue
-        why = scored.reasons[k]
+        why = reasons[k]
         points = (
             tuple((r["field"], float(r["points"])) for r in why["positive"] + why["negative"])
             if why
@@ -83,9 +103,9 @@ def records(scored: Scored) -> list[ScoreRecord]:
         rows.append(
             ScoreRecord(
                 lead_id=lead_id,
-                scored_at=scored.scored_at,
-                model_name=scored.model,
-                model_version=scored.model_version,
+                scored_at=times[k],
+                model_name=first.model,
+                model_version=first.model_version,
                 probability=probability[k],
                 score=score[k],
                 band=band[k],
@@ -138,7 +158,7 @@ class Recorder:
         metrics: RecorderMetrics | None = None,
         capacity: int = 100_000,
         batch: int = 1000,
-        linger: float = 0.05,
+        linger: float = 0.2,
         backoff: tuple[float, float] = (0.5, 10.0),
     ) -> None:
         self.open_store, self.webhook_urls = open_store, webhook_urls
@@ -146,8 +166,8 @@ class Recorder:
         self.capacity, self.batch, self.linger, self.backoff = capacity, batch, linger, backoff
         self.queue: collections.deque[Scored] = collections.deque()
         self.queued = 0  # leads waiting (with or without an id; counted as they came)
-        self.written = 0  # passes taken so far, and passes done (written or given up)
-        self.taken = 0
+        self.taken = 0  # passes taken from the queue by the writer (less those put back)
+        self.written = 0  # passes done with: written, or given up at shutdown
         self.recorded = 0  # rows written since start
         self.lost = 0  # leads dropped: queue full, or the store still down at shutdown
         self.down_since: float | None = None
@@ -182,6 +202,7 @@ class Recorder:
 
     def start(self) -> None:
         if self.thread is None:
+            self.metrics.store_up(True)  # until a write says otherwise
             self.thread = threading.Thread(target=self._run, name="leadml-recorder", daemon=True)
             self.thread.start()
 
@@ -284,15 +305,19 @@ class Recorder:
 
     def _write(self, taken: list[Scored]) -> bool:
         """One transaction for the taken passes; False (logged once per outage) on failure."""
-        rows = []
-        for scored in taken:
-            try:
-                rows.extend(records(scored))
-            except Exception as exc:  # a bug, not an outage: this pass is not retried
-                log.error(
-                    "scores not recorded: %s turning a scoring pass into rows", error_words(exc)
-                )
-                self.metrics.scores_not_recorded("error", len(scored.lead_ids))
+        try:
+            rows = records(*taken)
+        except Exception:  # a bug, not an outage: find the pass, write the others
+            rows = []
+            for scored in taken:
+                try:
+                    rows.extend(records(scored))
+                except Exception as exc:
+                    log.error(
+                        "scores not recorded: %s turning a scoring pass into rows",
+                        error_words(exc),
+                    )
+                    self.metrics.scores_not_recorded("error", len(scored.lead_ids))
         try:
             self.store().record(rows, self.webhook_urls)
         except Exception as exc:
