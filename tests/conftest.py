@@ -4,6 +4,7 @@ Which tests cover which module. tests/test_<module>.py are a module's own tests;
 module has none of its own, or a test file is named for a subject, it is listed here.
   commands.py                          test_cli.py (every command through cli.main)
   batcher.py, metrics.py, deps.py      test_serving.py (fakes), test_api.py (slow)
+  history.py                           test_routes_leads.py (slow), test_cli.py (history)
   parsing.py                           test_schemas.py
   routes_pages.py                      test_routes_pages.py (the card page); in a browser:
                                        test_ledger_page.py (slow)
