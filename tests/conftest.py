@@ -4,6 +4,7 @@ Which tests cover which module. tests/test_<module>.py are a module's own tests;
 module has none of its own, or a test file is named for a subject, it is listed here.
   commands.py                          test_cli.py (every command through cli.main)
   batcher.py, metrics.py, deps.py      test_serving.py (fakes), test_api.py (slow)
+  history.py                           test_routes_leads.py (slow), test_cli.py (history)
   parsing.py                           test_schemas.py
   routes_pages.py                      test_routes_pages.py (the card page); in a browser:
                                        test_ledger_page.py (slow)
@@ -133,6 +134,13 @@ def flat_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("flat") / "export.csv"
     make_flat().to_csv(path, sep=";", index=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _score_store_in_tmp(tmp_path, monkeypatch) -> None:
+    """Each test's scores go to a SQLite file of its own: the default, a file under the
+    home, would land in the working folder for the tests that build the service with no home."""
+    monkeypatch.setenv("LEADML_STORE_URL", f"sqlite:///{tmp_path / 'store.db'}")
 
 
 @pytest.fixture

@@ -27,9 +27,12 @@ EPILOG = """examples:
   leadml promote --version 3
   leadml serve --port 8000
   leadml rules compare --rules data/rules/sample_rules.yaml
+  leadml history 100042
+  leadml store prune --days 365
 
 settings come from the environment: LEADML_HOME (project folder, default: here),
-MLFLOW_TRACKING_URI (default: sqlite file under LEADML_HOME/mlruns), LEADML_MODEL_NAME.
+MLFLOW_TRACKING_URI (default: sqlite file under LEADML_HOME/mlruns), LEADML_MODEL_NAME,
+LEADML_STORE_URL (the score store; default: LEADML_HOME/store.db; off: keep no scores).
 """
 
 
@@ -231,6 +234,13 @@ def add_score(sub: argparse._SubParsersAction) -> None:
         help="CRM: cut-off time for engagement features, ISO 8601 such as 2026-06-30 or "
         "2026-06-30T09:00 (default: the latest activity in the data, never later than now)",
     )
+    c.add_argument(
+        "--reasons",
+        action="store_true",
+        help="also work out each lead's reasons and keep them in the score store, so "
+        "`leadml history` says which reasons moved (LightGBM's SHAP pass: about 3x slower); "
+        "without it the store keeps the scores, grades and features",
+    )
     _name_option(c)
     _engine_options(c)
     c.set_defaults(func=commands.score)
@@ -326,6 +336,55 @@ def add_rules(sub: argparse._SubParsersAction) -> None:
     rf.set_defaults(func=commands.rules_fields)
 
 
+def add_history(sub: argparse._SubParsersAction) -> None:
+    h = sub.add_parser(
+        "history",
+        help="a lead's kept scores, their trend and what changed between them",
+        description="Print a lead's scores from the score store, newest first (time, score, "
+        "band, grid, model version), the trend over the newest five (rising / falling / flat, "
+        "with its slope) and what moved between each score and the one before: the model, "
+        "the features, the reasons. The same as GET /leads/LEAD_ID/history. The store is "
+        "LEADML_STORE_URL (default: store.db under LEADML_HOME).",
+        formatter_class=FMT,
+    )
+    h.add_argument(
+        "lead_id",
+        metavar="LEAD_ID",
+        help="the lead's id, as sent to /predict or in the scored file",
+    )
+    h.add_argument(
+        "--limit",
+        type=_count(1, "--limit"),
+        default=20,
+        help="how many of the newest scores (default 20)",
+    )
+    h.set_defaults(func=commands.history)
+
+
+def add_store(sub: argparse._SubParsersAction) -> None:
+    st = sub.add_parser(
+        "store",
+        help="look after the score store (retention)",
+        description="The score store keeps every score the service and leadml score give "
+        "(ids, scores, grades, reason points, a feature fingerprint; never personal data).",
+        formatter_class=FMT,
+    )
+    ssub = st.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    pr = ssub.add_parser(
+        "prune",
+        help="delete scores older than the retention",
+        description="Delete the scores older than --days, else LEADML_STORE_RETENTION_DAYS; "
+        "prints how many went. Run it from cron (e.g. daily) to apply the retention.",
+        formatter_class=FMT,
+    )
+    pr.add_argument(
+        "--days",
+        type=_count(1, "--days"),
+        help="keep this many days of scores (default: LEADML_STORE_RETENTION_DAYS)",
+    )
+    pr.set_defaults(func=commands.store_prune)
+
+
 def add_config(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "config",
@@ -337,7 +396,17 @@ def add_config(sub: argparse._SubParsersAction) -> None:
 
 
 # The commands, in the order `leadml --help` lists them.
-COMMANDS = (add_synth, add_train, add_score, add_promote, add_serve, add_rules, add_config)
+COMMANDS = (
+    add_synth,
+    add_train,
+    add_score,
+    add_history,
+    add_promote,
+    add_serve,
+    add_rules,
+    add_store,
+    add_config,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

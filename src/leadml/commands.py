@@ -10,13 +10,14 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from leadml.errors import ConfigError, ModelError, PromotionError
+from leadml.errors import ConfigError, ModelError, NotFoundError, PromotionError
 
 if TYPE_CHECKING:
     from leadml.engine import Engine
@@ -138,8 +139,20 @@ def score(args: argparse.Namespace) -> int:
     share = MAX_REJECT_SHARE if args.max_reject_share is None else args.max_reject_share
     options = ReadOptions(sep=args.sep, date_format=args.date_format, max_reject_share=share)
     t0 = time.perf_counter()
+    kept: list[int] = []
     with _engine(args) as engine:
-        s = score_file(args.data, args.out, settings, args.model, options, args.as_of, engine)
+        keep = _keeper(settings, kept) if engine is None else None
+        s = score_file(
+            args.data,
+            args.out,
+            settings,
+            args.model,
+            options,
+            args.as_of,
+            engine,
+            keep,
+            args.reasons,
+        )
     print(
         f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s"
         + (f" (as of {s.as_of})" if s.as_of else "")
@@ -147,6 +160,77 @@ def score(args: argparse.Namespace) -> int:
     report.print_input(s.tables, s.notes, s.rejects_path)
     print("bands: " + ", ".join(f"{b} {n:,}" for b, n in sorted(s.bands.items())))
     print(f"output: {s.out_path}")
+    if kept:
+        what = "with their reasons" if args.reasons else "without reasons (--reasons)"
+        print(f"score store: {kept[0]:,} scores kept, {what} (leadml history LEAD_ID)")
+    elif engine is not None:
+        print("score store: the Dask engine's scores are not kept (score with the local engine)")
+    return 0
+
+
+def _keeper(settings: Any, kept: list[int]) -> Any:
+    """`leadml score`'s hook into the score store: written at once, after the output file;
+    None when the store is off. A store that cannot take the scores is one warning line:
+    the scores file is written already."""
+    from leadml.config import StoreSettings
+
+    store_settings = StoreSettings.from_env(settings.home)
+    url = store_settings.store_url
+    if url is None:
+        return None
+
+    def keep(scored: Any) -> None:
+        from leadml.recorder import error_words, record_now
+        from leadml.store import ScoreStore
+
+        try:
+            store = ScoreStore(url)
+            kept.append(record_now(store, scored, store_settings.webhook_urls))
+        except Exception as exc:
+            print(
+                f"warning: scores not kept in the score store ({error_words(exc)})", file=sys.stderr
+            )
+
+    return keep
+
+
+def _open_store(settings: Any) -> Any:
+    """The score store of these settings; ConfigError when it is off."""
+    from leadml.config import StoreSettings
+    from leadml.store import ScoreStore
+
+    url = StoreSettings.from_env(settings.home).store_url
+    if url is None:
+        raise ConfigError("the score store is off (LEADML_STORE_URL=off): no scores are kept")
+    return ScoreStore(url)
+
+
+def history(args: argparse.Namespace) -> int:
+    from leadml import history, report
+
+    store = _open_store(_settings(args))
+    entries = store.history(args.lead_id, args.limit)
+    if not entries:
+        raise NotFoundError(
+            f"no score kept for lead {args.lead_id!r}: it was never scored with an id, or its "
+            "scores were pruned (LEADML_STORE_RETENTION_DAYS)"
+        )
+    report.print_history(history.describe(args.lead_id, entries))
+    return 0
+
+
+def store_prune(args: argparse.Namespace) -> int:
+    from leadml.config import StoreSettings
+
+    settings = _settings(args)
+    days = args.days or StoreSettings.from_env(settings.home).store_retention_days
+    if days is None:
+        raise ConfigError(
+            "no retention set: pass --days N or set LEADML_STORE_RETENTION_DAYS (scores older "
+            "than that many days are deleted)"
+        )
+    gone = _open_store(settings).prune(days)
+    print(f"score store: {gone:,} scores older than {days} days deleted")
     return 0
 
 

@@ -158,7 +158,10 @@ class ScoreStore:
     """Write and read scores; the database is brought to the newest schema on open."""
 
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url, future=True)
+        # errors never quote the rows (lead ids, reasons) they were writing: they reach logs
+        self.engine = sa.create_engine(url, future=True, hide_parameters=True)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         migrate(self.engine)
 
     def record(self, records: list[ScoreRecord], webhook_urls: tuple[str, ...] = ()) -> int:
@@ -281,6 +284,16 @@ class ScoreStore:
         cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
         with self.engine.begin() as conn:
             return conn.execute(scores.delete().where(scores.c.scored_at < cutoff)).rowcount
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Several service workers (each with its own writer thread) and the CLI share one SQLite
+    file: WAL lets readers go on while one writes, and a writer waits up to 10 s for the lock
+    instead of failing at once."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 10000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
 
 
 def _band_changes(conn: sa.Connection, records: list[ScoreRecord]) -> list[dict]:
