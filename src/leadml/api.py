@@ -30,8 +30,8 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from leadml import routes_admin, routes_model, routes_pages, routes_predict, schemas
-from leadml.config import Environment, ServeSettings, Settings
+from leadml import routes_admin, routes_model, routes_pages, routes_predict, schemas, webhooks
+from leadml.config import Environment, ServeSettings, Settings, StoreSettings
 from leadml.errors import LeadmlError
 from leadml.metrics import ServiceMetrics
 from leadml.serving import LoadedModel, ModelHolder, ModelSource
@@ -49,6 +49,7 @@ def create_app(
     env = Environment() if settings is None or serve is None else None
     settings = settings or Settings.from_env(env=env)
     serve = serve or ServeSettings.from_env(env)
+    hooks = StoreSettings.from_env(settings.home, env)  # band-change webhooks (issue 16)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +59,8 @@ def create_app(
         _freeze_heap()
         task = asyncio.create_task(holder.poll())
         try:
-            yield
+            async with webhooks.background(hooks):
+                yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
