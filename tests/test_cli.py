@@ -10,7 +10,7 @@ from leadml.cli import build_parser, main
 from tests.conftest import make_flat
 
 
-@pytest.mark.parametrize("command", ["synth", "train", "score", "promote", "config"])
+@pytest.mark.parametrize("command", ["synth", "train", "score", "promote", "config", "webhooks"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -144,10 +144,22 @@ def test_personal_data_never_reaches_logs_or_the_mlflow_run(home, capsys, caplog
     assert "@example.com" not in logged + stored
 
 
-HEAVY = {"pandas", "numpy", "sklearn", "lightgbm", "mlflow", "fastapi", "uvicorn", "dask"}
+HEAVY = {
+    "pandas",
+    "numpy",
+    "sklearn",
+    "lightgbm",
+    "mlflow",
+    "fastapi",
+    "uvicorn",
+    "dask",
+    "sqlalchemy",
+}
 
 
-@pytest.mark.parametrize("argv", [[], ["train"], ["score"], ["serve"], ["rules", "compare"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["train"], ["score"], ["serve"], ["rules", "compare"], ["webhooks"]]
+)
 def test_help_imports_no_heavy_library(argv):
     """`leadml --help` answers at once: building the parser imports none of the big libraries."""
     import subprocess
