@@ -11,7 +11,7 @@ from tests.conftest import make_flat
 
 
 @pytest.mark.parametrize(
-    "command", ["synth", "train", "score", "history", "promote", "store", "config"]
+    "command", ["synth", "train", "score", "history", "promote", "store", "config", "webhooks"]
 )
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -169,7 +169,16 @@ HEAVY = {
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["train"], ["score"], ["serve"], ["rules", "compare"], ["history"], ["store", "prune"]],
+    [
+        [],
+        ["train"],
+        ["score"],
+        ["serve"],
+        ["rules", "compare"],
+        ["history"],
+        ["store", "prune"],
+        ["webhooks"],
+    ],
 )
 def test_help_imports_no_heavy_library(argv):
     """`leadml --help` answers at once: building the parser imports none of the big libraries."""

@@ -33,7 +33,15 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from leadml import routes_admin, routes_leads, routes_model, routes_pages, routes_predict, schemas
+from leadml import (
+    routes_admin,
+    routes_leads,
+    routes_model,
+    routes_pages,
+    routes_predict,
+    schemas,
+    webhooks,
+)
 from leadml.config import Environment, ServeSettings, Settings, StoreSettings
 from leadml.errors import LeadmlError
 from leadml.metrics import ServiceMetrics
@@ -67,7 +75,8 @@ def create_app(
         if recorder is not None:
             recorder.start()
         try:
-            yield
+            async with webhooks.background(store):  # band-change webhooks
+                yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -29,6 +29,7 @@ EPILOG = """examples:
   leadml rules compare --rules data/rules/sample_rules.yaml
   leadml history 100042
   leadml store prune --days 365
+  leadml webhooks --status failed
 
 settings come from the environment: LEADML_HOME (project folder, default: here),
 MLFLOW_TRACKING_URI (default: sqlite file under LEADML_HOME/mlruns), LEADML_MODEL_NAME,
@@ -395,6 +396,65 @@ def add_config(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=commands.config)
 
 
+WEBHOOKS_HELP = """\
+The band-change webhooks in the score store's outbox: how many are pending, delivered and
+failed, and the latest entries (id, event id = Idempotency-Key, receiver, lead, old -> new
+band, attempts, next try or delivery time, last error). Receiver URLs are shown without
+credentials or query; the secret is never printed.
+
+The service delivers pending entries every second while LEADML_WEBHOOK_URLS is set; retries
+back off from seconds up to a minute, for 48 h after the event, then the entry is failed.
+Without a running service, --send makes one delivery pass now (after `leadml score`, say).
+--replay puts failed entries (or the ids given) back to pending with the same event id, so a
+receiver that dedupes on Idempotency-Key still sees each event once.
+
+settings: LEADML_STORE_URL (default: sqlite under LEADML_HOME), LEADML_WEBHOOK_SECRET
+(needed by --send).
+
+examples:
+  leadml webhooks                         # counts and the 20 latest entries
+  leadml webhooks --status failed --limit 100
+  leadml webhooks --replay --send         # all failed ones, sent now
+  leadml webhooks --replay 12 13          # these entries, at the service's next pass
+"""
+
+
+def add_webhooks(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser(
+        "webhooks",
+        help="list band-change webhook deliveries; replay failed ones; send what is due",
+        description=WEBHOOKS_HELP,
+        formatter_class=FMT,
+    )
+    w.add_argument(
+        "--status",
+        choices=["pending", "failed", "delivered", "all"],
+        default="all",
+        help="which entries to list (default all)",
+    )
+    w.add_argument(
+        "--limit",
+        type=_count(1, "--limit"),
+        default=20,
+        help="how many of the latest entries to list (default 20)",
+    )
+    w.add_argument(
+        "--replay",
+        nargs="*",
+        type=_count(1, "an entry id"),
+        metavar="ID",
+        help="put entries back to pending, due now: the ids given (from the listing), else "
+        "every failed one",
+    )
+    w.add_argument(
+        "--send",
+        action="store_true",
+        help="make one delivery pass now, signed with LEADML_WEBHOOK_SECRET (for when no "
+        "service runs)",
+    )
+    w.set_defaults(func=commands.webhooks)
+
+
 # The commands, in the order `leadml --help` lists them.
 COMMANDS = (
     add_synth,
@@ -406,6 +466,7 @@ COMMANDS = (
     add_rules,
     add_store,
     add_config,
+    add_webhooks,
 )
 
 

@@ -387,3 +387,54 @@ def config(args: argparse.Namespace) -> int:
     print("# leadml training config: every key with its default. Pass the file to --config.")
     print(yaml.safe_dump(TrainConfig().model_dump(), sort_keys=False), end="")
     return 0
+
+
+def webhooks(args: argparse.Namespace) -> int:
+    from leadml import webhooks
+    from leadml.config import Environment, StoreSettings
+    from leadml.store import ScoreStore
+
+    env = Environment()
+    hooks = StoreSettings.from_env(_settings(args).home, env)
+    if hooks.store_url is None:
+        raise ConfigError("the score store is off (LEADML_STORE_URL=off): there is no outbox")
+    if args.send and not hooks.webhook_secret:
+        raise ConfigError(
+            "--send signs each event: set LEADML_WEBHOOK_SECRET to the receivers' secret"
+        )
+    store = ScoreStore(hooks.store_url)
+    if args.replay is not None:
+        count = store.replay(args.replay or None)
+        which = "failed entries" if not args.replay else f"of {len(args.replay)} entries given"
+        print(f"replay: {count} {which} pending again, due now")
+    if args.send:
+        sender = webhooks.Sender(store, str(hooks.webhook_secret))
+        done = sender.deliver_due(limit=1000)
+        print(
+            f"send: {done.delivered} delivered, {done.retried} to retry, {done.failed} failed"
+            + (f", {done.skipped} left for the next pass" if done.skipped else "")
+        )
+        for receiver, error in sorted(done.errors.items()):
+            print(f"  {receiver}: {error}")
+    _print_outbox(store, webhooks, args.status, args.limit)
+    return 0
+
+
+def _print_outbox(store: Any, webhooks: Any, status: str, limit: int) -> None:
+    counts = store.outbox_counts()
+    print(
+        "webhooks: "
+        + ", ".join(f"{counts.get(s, 0):,} {s}" for s in ("pending", "failed", "delivered"))
+    )
+    entries = store.outbox_entries(None if status == "all" else status, limit)
+    if not entries:
+        return
+    rows = [webhooks.describe(e) for e in entries]
+    when = {"delivered": "delivered at"}.get(status, "next try / delivered (UTC)")
+    columns = ["id", "status", "event", "receiver", "lead", "change", "attempts", "when", "error"]
+    titles = dict(zip(columns, columns, strict=True)) | {"when": when, "error": "last error"}
+    table = [titles] + [row | {"status": e.status} for row, e in zip(rows, entries, strict=True)]
+    widths = {c: max(len(r[c]) for r in table) for c in columns}
+    print(f"latest {len(entries)}{'' if status == 'all' else ' ' + status}:")
+    for r in table:
+        print("  " + "  ".join(r[c].ljust(widths[c]) for c in columns).rstrip())

@@ -228,6 +228,32 @@ class ScoreStore:
         with self.engine.connect() as conn:
             return [_entry(row) for row in conn.execute(query).mappings()]
 
+    def claim(self, entry_id: int, now: datetime, lease_s: float) -> bool:
+        """Take one due delivery for `lease_s` seconds; False when another sender took it first.
+
+        Atomic on any database: the one UPDATE moves `next_at` past `now` only while the entry
+        is still pending and due, so of several senders on one store (service workers, `leadml
+        webhooks --send`) exactly one sees its row change. A sender that dies holding a claim
+        leaves the entry due again when the lease ends; the attempt is then counted by
+        `delivered` or `retry`, never by the claim."""
+        query = (
+            outbox.update()
+            .where(
+                outbox.c.id == entry_id,
+                outbox.c.status == "pending",
+                outbox.c.next_at <= now,
+            )
+            .values(next_at=now + timedelta(seconds=lease_s))
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount == 1
+
+    def outbox_counts(self) -> dict[str, int]:
+        """How many deliveries each status (pending / delivered / failed) holds."""
+        query = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)
+        with self.engine.connect() as conn:
+            return {status: count for status, count in conn.execute(query)}
+
     def delivered(self, entry_id: int, now: datetime | None = None) -> None:
         """Mark one delivery done."""
         self._update(
@@ -337,6 +363,8 @@ def _band_changes(conn: sa.Connection, records: list[ScoreRecord]) -> list[dict]
 def _utc(value: datetime) -> datetime: ...
 @overload
 def _utc(value: None) -> None: ...
+@overload
+def _utc(value: datetime | None) -> datetime | None: ...
 def _utc(value: datetime | None) -> datetime | None:
     """Times read back in UTC: SQLite keeps no zone (everything stored is UTC), PostgreSQL
     answers in the session's zone, which is the server's unless told otherwise."""
