@@ -23,10 +23,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install leadml with its dev tools
 
-demo: $(STAMP) ## synthetic sample -> train -> register -> score, with a summary
+demo: $(STAMP) ## synthetic sample -> train -> register -> score twice -> one lead's history
 	$(BIN)/leadml synth --out data/sample --leads $(LEADS) --seed $(SEED)
 	$(BIN)/leadml train --data data/sample
+	@# scored as of the sample's cut-off, then a month later (the default: its latest activity);
+	@# both go to the score store (store.db), and a lead that became SQL meanwhile is shown
+	$(BIN)/leadml score --data data/sample --out out/sample_scores_june.csv --as-of 2026-06-30
 	$(BIN)/leadml score --data data/sample --out out/sample_scores.csv
+	$(BIN)/leadml history $$(awk -F, 'NR == FNR { band[$$1] = $$4; next } FNR == 2 { first = $$1 } \
+		FNR > 1 && band[$$1] != "SQL" && $$4 == "SQL" { print $$1; found = 1; exit } \
+		END { if (!found) print first }' out/sample_scores_june.csv out/sample_scores.csv)
 
 serve: $(STAMP) ## serve the champion on http://127.0.0.1:8000 (docs at /docs; see serve/README.md)
 	$(BIN)/leadml serve --host $(HOST) --port $(PORT)
@@ -76,6 +82,6 @@ faults: $(STAMP) ## replay real-world faults (bad files, hostile requests, kills
 bench-scale: $(STAMP) ## in-memory engine vs a 2-worker local Dask cluster: 10M leads, ~100M events (about 20 GB of RAM, 15 min)
 	$(BIN)/python benchmarks/bench_dask.py
 
-clean: ## remove generated data, models, MLflow store and outputs (keeps .venv)
-	rm -rf data/sample mlruns out benchmarks/_work
+clean: ## remove generated data, models, MLflow store, score store and outputs (keeps .venv)
+	rm -rf data/sample mlruns out benchmarks/_work store.db store.db-wal store.db-shm
 	find models -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -29,6 +29,13 @@ reasons, with the default reasons (both held to the budget: p99 at most +25%, th
 most -20%), and with grade_reasons=true (an option); the report gives p99, throughput and
 the servers' CPU per request of both and their ratios.
 
+`--parts store` adds issue 16's paired comparison: the champion served twice, one server
+keeping every score in a SQLite score store of its own (write-behind, as deployed) and one
+with LEADML_STORE_URL=off; single-lead /predict with the default reasons is measured on both
+in turns (`--store-rounds`, the order swapped each round). The goal: throughput with the store
+at least 85% of without. After the load, the store must hold one row per answered request
+(nothing dropped, nothing left queued).
+
 Over ~400 lines on purpose: the payloads, the two servers, the checks that they agree and the
 report are one comparison; apart they would be read together anyway.
 """
@@ -91,6 +98,10 @@ GRADE_SCENARIOS = [  # (key, title, query, connections, held to the budget)
     ("single_c8_grade_reasons", "single lead, grade_reasons=true", "?grade_reasons=true", 8, False),
 ]
 BUDGET = {"p99_growth": 0.25, "throughput_fall": 0.20}
+# issue 16: the same champion with the score store on and off, single lead, in turns
+STORE_VARIANTS = {"on": "store on", "off": "store off"}
+STORE_SCENARIOS = [("single_c8_reasons", "single lead, default (reasons)", "", 8, True)]
+STORE_THROUGHPUT_FALL = 0.15
 
 
 def load_loadtest():
@@ -288,6 +299,8 @@ def table(results: dict) -> str:
     parts = [mlflow_table(results)] if "runs" in results else []
     if "grades" in results and results["grades"].get("runs"):
         parts.append(grades_table(results["grades"]))
+    if "store" in results and results["store"].get("runs"):
+        parts.append(store_table(results["store"]))
     return "\n\n".join(parts)
 
 
@@ -480,6 +493,146 @@ def grades_table(g: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- store pair
+
+
+def store_servers(args: argparse.Namespace, work: Path, env: dict) -> list[fixtures.Server]:
+    """The champion served with a fresh SQLite score store, and with the store off."""
+    folder = work / "store_pair"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    urls = {"on": f"sqlite:///{folder / 'store.db'}", "off": "off"}
+    servers = []
+    for name, port in zip(STORE_VARIANTS, args.store_ports, strict=True):
+        server = fixtures.leadml_server(
+            port,
+            {**env, "LEADML_STORE_URL": urls[name]},
+            work / "logs" / f"leadml-store-{name}.log",
+            "--workers",
+            str(args.workers),
+        )
+        server.name = f"leadml serve ({STORE_VARIANTS[name]})"
+        servers.append(server)
+    return servers
+
+
+def measure_store(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
+    body = payloads["files"]["leadml_single"]["path"]
+    runs = []
+    for turn in range(args.store_rounds):
+        order = list(STORE_VARIANTS) if turn % 2 == 0 else list(reversed(STORE_VARIANTS))
+        for key, title, query, conns, _ in STORE_SCENARIOS:
+            say(f"\nround {turn + 1}: {title}, {conns} connections, {args.duration} s each:")
+            measure.wait_for_quiet()
+            for name in order:
+                url = f"http://127.0.0.1:{ports['store_' + name]}/predict{query}"
+                measure.settle(pgids)
+                warm = 0
+                if args.warmup:
+                    w = loadtest.run(url, body, conns, args.warmup, args.threads, timeout=30)
+                    warm = w["requests"] - w["non_2xx"]
+                    measure.settle(pgids)
+                with measure.CpuMeter(pgids) as meter:
+                    r = loadtest.run(url, body, conns, args.duration, args.threads, timeout=30)
+                r |= {"scenario": key, "variant": name, "round": turn + 1, "cpu": meter.cores}
+                r["answered"] = warm + r["requests"] - r["non_2xx"]  # warm-up included
+                runs.append(r)
+                contended = "  (contended)" if meter.cores["others_cores"] >= 0.2 else ""
+                say(
+                    f"  {STORE_VARIANTS[name]:<10} {loadtest.summary_line(r)}; others "
+                    f"{meter.cores['others_cores']}{contended}"
+                )
+    return runs
+
+
+def store_ratios(runs: list[dict]) -> list[dict]:
+    """As `grade_ratios`, for the store pair: medians over the rounds, and the median of each
+    round's on/off ratio."""
+    out = []
+    for key, title, _, conns, _ in STORE_SCENARIOS:
+        by = {(r["round"], r["variant"]): r for r in runs if r["scenario"] == key}
+        rounds = sorted({turn for turn, _ in by})
+        if not rounds:
+            return out
+
+        def figures(r: dict) -> dict:
+            return {
+                "requests_per_s": r["requests_per_s"],
+                "p50_ms": r["p50_ms"],
+                "p99_ms": r["p99_ms"],
+                "server_cpu_ms": 1000 * r["cpu"]["server_cores"] / max(r["requests_per_s"], 1e-9),
+                "others_cores": r["cpu"]["others_cores"],
+            }
+
+        each = {(t, v): figures(r) for (t, v), r in by.items()}
+        row: dict = {"scenario": key, "title": f"{title}, {conns} connections"}
+        for name in STORE_VARIANTS:
+            row[name] = {
+                k: round(statistics.median(each[(t, name)][k] for t in rounds), 2)
+                for k in each[(rounds[0], name)]
+            }
+        for ratio, k in (
+            ("p99_ratio", "p99_ms"),
+            ("throughput_ratio", "requests_per_s"),
+            ("server_cpu_ratio", "server_cpu_ms"),
+        ):
+            per_round = [each[(t, "on")][k] / each[(t, "off")][k] for t in rounds]
+            row[f"{ratio}_per_round"] = [round(x, 3) for x in per_round]
+            row[ratio] = round(statistics.median(per_round), 3)
+        row["within_goal"] = row["throughput_ratio"] >= 1 - STORE_THROUGHPUT_FALL
+        out.append(row)
+    return out
+
+
+def store_rows(work: Path, env: dict) -> int:
+    """Rows in the 'store on' server's store (read after the servers stopped and flushed)."""
+    code = (
+        "import sys; from leadml.store import ScoreStore, scores; import sqlalchemy as sa\n"
+        "s = ScoreStore(sys.argv[1])\n"
+        "with s.engine.connect() as c: print(c.execute(sa.select(sa.func.count()).select_from(scores)).scalar())\n"
+    )
+    url = f"sqlite:///{work / 'store_pair' / 'store.db'}"
+    res = subprocess.run(
+        [sys.executable, "-c", code, url], env=env, capture_output=True, text=True, check=True
+    )
+    return int(res.stdout.strip())
+
+
+def store_table(g: dict) -> str:
+    head = (
+        f"{'scenario':<45} {'server':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'cpu ms/req':>10} {'others':>6}"
+    )
+    lines = [
+        f"same champion with the score store on (SQLite, write-behind) and off, median of "
+        f"{g['rounds']} rounds in turns ({g['duration_s']} s each); ratios: median of each "
+        "round's on/off",
+        head,
+        "-" * len(head),
+    ]
+    for q in g.get("ratios", []):
+        for name in STORE_VARIANTS:
+            m = q[name]
+            lines.append(
+                f"{q['title']:<45} {STORE_VARIANTS[name]:<10} {m['requests_per_s']:>8,.1f} "
+                f"{m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f} {m['server_cpu_ms']:>10.2f} "
+                f"{m['others_cores']:>6.2f}"
+            )
+        verdict = "within" if q["within_goal"] else "OUTSIDE"
+        lines.append(
+            f"{'':<45} on/off: throughput x{q['throughput_ratio']:.2f} "
+            f"(per round {q['throughput_ratio_per_round']}), p99 x{q['p99_ratio']:.2f}, server "
+            f"CPU per request x{q['server_cpu_ratio']:.2f} ({verdict} the goal: throughput "
+            f">= x{1 - STORE_THROUGHPUT_FALL:.2f})"
+        )
+    if "rows" in g:
+        lines.append(
+            f"store after the run: {g['rows']:,} rows for {g['answered']:,} answered requests "
+            "(warm-ups included; requests cut off by the end of a run may be answered and kept)"
+        )
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -508,7 +661,8 @@ def add_options(p: argparse._ArgumentGroup) -> None:
         "--parts",
         default="mlflow,grades",
         help="serving: what to compare, comma-separated: mlflow (leadml against mlflow models "
-        "serve), grades (the same model with and without grades, issue 15)",
+        "serve), grades (the same model with and without grades, issue 15), store (the "
+        "score store on and off, issue 16)",
     )
     p.add_argument(
         "--grades-rounds",
@@ -524,6 +678,19 @@ def add_options(p: argparse._ArgumentGroup) -> None:
         help="serving: ports of leadml serve with grades and without",
     )
     p.add_argument(
+        "--store-rounds",
+        type=int,
+        default=2,
+        help="serving: rounds of the store pair (each measures both, the order swapped)",
+    )
+    p.add_argument(
+        "--store-ports",
+        type=int,
+        nargs=2,
+        default=[8105, 8106],
+        help="serving: ports of leadml serve with the score store on and off",
+    )
+    p.add_argument(
         "--ready-timeout",
         type=float,
         default=120.0,
@@ -535,10 +702,10 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if args.duration < 1 or args.warmup < 0:
         parser.error("--duration must be at least 1 and --warmup at least 0 (whole seconds)")
     parts = set(args.parts.split(","))
-    if not parts or parts - {"mlflow", "grades"}:
-        parser.error("--parts: mlflow, grades or both, comma-separated")
-    if args.grades_rounds < 1:
-        parser.error("--grades-rounds must be at least 1")
+    if not parts or parts - {"mlflow", "grades", "store"}:
+        parser.error("--parts: some of mlflow, grades, store, comma-separated")
+    if args.grades_rounds < 1 or args.store_rounds < 1:
+        parser.error("--grades-rounds and --store-rounds must be at least 1")
 
 
 def measure_scenarios(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
@@ -619,6 +786,8 @@ def run(args: argparse.Namespace) -> dict:
         ports |= {"leadml": args.leadml_port, "mlflow": args.mlflow_port}
     if "grades" in parts:
         ports |= dict(zip(GRADE_VARIANTS, args.grades_ports, strict=True))
+    if "store" in parts:
+        ports |= {f"store_{n}": p for n, p in zip(STORE_VARIANTS, args.store_ports, strict=True)}
     for name, port in ports.items():
         if not fixtures.port_free(port):
             raise RuntimeError(f"port {port} ({name}) is in use; pass another port option")
@@ -655,6 +824,8 @@ def run(args: argparse.Namespace) -> dict:
     try:
         if "grades" in parts:
             servers += grade_servers(args, work, env)
+        if "store" in parts:
+            servers += store_servers(args, work, env)
         for s in servers:
             s.start(work)
         deadline = time.perf_counter() + args.ready_timeout
@@ -677,15 +848,32 @@ def run(args: argparse.Namespace) -> dict:
             if any(loadtest.failed(r) for r in g["runs"]):
                 say("\nWARNING: some requests failed (non-2xx or socket errors); see the runs")
                 results["failed"] = True
+        if "store" in parts:
+            st: dict = {"rounds": args.store_rounds, "duration_s": args.duration}
+            results["store"] = st
+            st["runs"] = measure_store(args, loadtest, payloads, ports, pgids)
+            st["ratios"] = store_ratios(st["runs"])
+            if any(loadtest.failed(r) for r in st["runs"]):
+                say("\nWARNING: some requests failed (non-2xx or socket errors); see the runs")
+                results["failed"] = True
     except Exception as exc:  # noqa: BLE001 - record it, stop the servers, exit non-zero
         results["error"] = f"{type(exc).__name__}: {exc}"
         say(f"\nerror: {results['error']}")
     finally:
         for s in servers:
             s.stop()
-    if "runs" in results or "grades" in results:
+    if "store" in results and "runs" in results["store"]:
+        _count_store_rows(work, env, results["store"])
+    if "runs" in results or "grades" in results or "store" in results:
         say("\n" + table(results))
     return results
+
+
+def _count_store_rows(work: Path, env: dict, st: dict) -> None:
+    """The 'store on' server kept one row per request it answered (warm-ups included)."""
+    st["answered"] = sum(r["answered"] for r in st["runs"] if r["variant"] == "on")
+    st["rows"] = store_rows(work, env)
+    say(f"store: {st['rows']:,} rows kept for {st['answered']:,} answered requests")
 
 
 def compare_with_mlflow(

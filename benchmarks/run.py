@@ -8,8 +8,8 @@
 Subjects, one script each (`benchmarks/bench_<subject>.py`, which also runs alone, with
 `--quick` and `--help`): demo, features, training, scoring, quality (X Education), grades
 (fit x engagement, temperature, stage, PQL against outcomes), and, only
-when named (or with `all`), contention, serving (needs wrk), dask (about 20 GB at full size)
-and input (two versions paired). The common options (sizes, --work, --quick, --quiet-wait,
+when named (or with `all`), contention, serving (needs wrk), dask (about 20 GB at full size),
+input (two versions paired) and store (history reads at 1M scores, SQLite and PostgreSQL). The common options (sizes, --work, --quick, --quiet-wait,
 ...) and the way of measuring live in benchmarks/runner.py; see benchmarks/README.md.
 Figures go to <work>/results.json and results.md (one subject: <work>/<subject>.json).
 """
@@ -33,6 +33,7 @@ SUBJECTS = (
     "serving",
     "dask",
     "input",
+    "store",
 )
 
 

@@ -4,6 +4,7 @@ Which tests cover which module. tests/test_<module>.py are a module's own tests;
 module has none of its own, or a test file is named for a subject, it is listed here.
   commands.py                          test_cli.py (every command through cli.main)
   batcher.py, metrics.py, deps.py      test_serving.py (fakes), test_api.py (slow)
+  history.py                           test_routes_leads.py (slow), test_cli.py (history)
   parsing.py                           test_schemas.py
   routes_pages.py                      test_routes_pages.py (the card page); in a browser:
                                        test_ledger_page.py (slow)
@@ -23,6 +24,11 @@ Integration tests (slow, named for a subject, no module of their own): test_inpu
 (real-world exports), test_reasons.py (reasons add up), test_xeducation.py, test_faults.py and test_benchmarks.py (benchmarks/),
 test_notebooks.py (notebooks/). test_architecture.py (fast) keeps docs/architecture.md naming
 every module.
+
+PostgreSQL: `postgresql_server` starts one throwaway server per session (tests/pg.py: initdb
+in a temp folder, a unix socket, as the `postgres` user when run as root);
+`postgresql_url` is an empty database of it for one test. Where no server binary exists, the
+tests that need one are skipped, with the reason and what to install.
 """
 
 from __future__ import annotations
@@ -60,6 +66,24 @@ XEDU = SHARED / "xeducation_leads.csv"
 XEDU_CONFIG = Path(__file__).resolve().parents[1] / "data" / "configs" / "xeducation.yaml"
 # the id first, then the columns a fair model leaves out: the one list is the config file's
 XEDU_DROP = [(_flat := TrainConfig.from_yaml(XEDU_CONFIG).flat).id_column, *_flat.drop]
+
+
+@pytest.fixture(scope="session")
+def postgresql_server():
+    """A real PostgreSQL server for the session (tests/pg.py), stopped and deleted after."""
+    from tests import pg
+
+    try:
+        with pg.server() as server:
+            yield server
+    except pg.Unavailable as e:  # raised before the server starts, never after the yield
+        pytest.skip(f"no PostgreSQL server for the PostgreSQL tests: {e}")
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server) -> str:
+    """A `postgresql+psycopg://` URL of an empty database of its own."""
+    return postgresql_server.new_database()
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +134,13 @@ def flat_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("flat") / "export.csv"
     make_flat().to_csv(path, sep=";", index=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _score_store_in_tmp(tmp_path, monkeypatch) -> None:
+    """Each test's scores go to a SQLite file of its own: the default, a file under the
+    home, would land in the working folder for the tests that build the service with no home."""
+    monkeypatch.setenv("LEADML_STORE_URL", f"sqlite:///{tmp_path / 'store.db'}")
 
 
 @pytest.fixture

@@ -97,3 +97,20 @@ def test_the_grades_subject_prints_the_ordering_checks(tmp_path):
     assert checks and all({"check", "observed", "ok"} <= set(c) for c in checks)
     assert "fit pooled: A > B > C > D" in done.stdout
     assert "### grades" in (tmp_path / "grades.md").read_text()
+
+
+def test_the_store_subject_times_history_reads_on_both_databases(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bench_store.py"), "--quick", "--work", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    figures = json.loads((tmp_path / "store.json").read_text())["sections"]["store"]
+    sqlite = figures["sqlite"]
+    assert sqlite["scores"] == 20_000 and sqlite["history"]["n"] == 200
+    assert sqlite["history"]["entries_per_read"] == 10  # every lead found with all its scores
+    postgresql = figures["postgresql"]  # measured, or left out with the reason
+    assert "skipped" in postgresql or postgresql["history"]["entries_per_read"] == 10
+    assert "### store" in (tmp_path / "store.md").read_text()

@@ -10,7 +10,9 @@ from leadml.cli import build_parser, main
 from tests.conftest import make_flat
 
 
-@pytest.mark.parametrize("command", ["synth", "train", "score", "promote", "config"])
+@pytest.mark.parametrize(
+    "command", ["synth", "train", "score", "history", "promote", "store", "config", "webhooks"]
+)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -20,6 +22,14 @@ def test_every_command_has_help(command, capsys):
     for action in build_parser()._subparsers._group_actions[0].choices[command]._actions:
         for opt in action.option_strings:
             assert opt in text
+
+
+def test_store_prune_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["store", "prune", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "--days" in text and "LEADML_STORE_RETENTION_DAYS" in text
 
 
 @pytest.mark.slow
@@ -144,10 +154,32 @@ def test_personal_data_never_reaches_logs_or_the_mlflow_run(home, capsys, caplog
     assert "@example.com" not in logged + stored
 
 
-HEAVY = {"pandas", "numpy", "sklearn", "lightgbm", "mlflow", "fastapi", "uvicorn", "dask"}
+HEAVY = {
+    "pandas",
+    "numpy",
+    "sklearn",
+    "lightgbm",
+    "mlflow",
+    "fastapi",
+    "uvicorn",
+    "dask",
+    "sqlalchemy",
+}
 
 
-@pytest.mark.parametrize("argv", [[], ["train"], ["score"], ["serve"], ["rules", "compare"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["train"],
+        ["score"],
+        ["serve"],
+        ["rules", "compare"],
+        ["history"],
+        ["store", "prune"],
+        ["webhooks"],
+    ],
+)
 def test_help_imports_no_heavy_library(argv):
     """`leadml --help` answers at once: building the parser imports none of the big libraries."""
     import subprocess
@@ -318,3 +350,50 @@ def test_a_bug_keeps_its_traceback(home, monkeypatch):
     monkeypatch.setattr(commands, "config", broken)
     with pytest.raises(KeyError, match="a bug"):
         main(["config"])
+
+
+@pytest.mark.slow
+def test_score_keeps_its_scores_and_history_prints_them(home, crm_model, crm_dir, capsys):
+    """`leadml score` twice (as of two dates): `leadml history` shows both, the trend and
+    what changed; an unknown lead is one line and exit 2."""
+    from leadml.store import ScoreStore
+
+    for as_of in ("2026-05-31", "2026-06-30"):
+        argv = ["-q", "score", "--data", str(crm_dir), "--out", str(home / "s.csv")]
+        assert main([*argv, "--model", crm_model.uri, "--as-of", as_of, "--reasons"]) == 0
+        assert "scores kept, with their reasons" in capsys.readouterr().out
+    scores = pd.read_csv(home / "s.csv", dtype={"lead_id": str})
+    lead = scores["lead_id"].iloc[0]
+    kept = ScoreStore(f"sqlite:///{home / 'store.db'}").history(lead)
+    assert [r.score for r in kept][0] == scores["score"].iloc[0] and len(kept) == 2
+    assert kept[0].reasons and kept[0].fingerprint  # reasons and features, for "what changed"
+    assert main(["history", lead]) == 0
+    out = capsys.readouterr().out
+    assert f"lead {lead}: 2 score(s), newest first" in out
+    assert out.count(f"v{kept[0].model_version}") == 2 and "trend: " in out
+    assert "feature " in out  # engagement as of another date: features moved
+    assert_one_line_exit_2(["history", "no-such-lead"], capsys, "no score kept for lead")
+
+
+def test_store_prune_applies_the_retention(home, monkeypatch, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from leadml.store import ScoreRecord, ScoreStore
+
+    store = ScoreStore(f"sqlite:///{home / 'store.db'}")
+    now = datetime.now(UTC)
+    store.record(
+        [
+            ScoreRecord("L1", now - timedelta(days=days), "leadml", "1", 0.2, 20, "MQL")
+            for days in (400, 100, 1)
+        ]
+    )
+    assert_one_line_exit_2(["store", "prune"], capsys, "LEADML_STORE_RETENTION_DAYS")
+    assert main(["store", "prune", "--days", "365"]) == 0
+    assert "1 scores older than 365 days deleted" in capsys.readouterr().out
+    monkeypatch.setenv("LEADML_STORE_RETENTION_DAYS", "30")
+    assert main(["store", "prune"]) == 0
+    assert "1 scores older than 30 days deleted" in capsys.readouterr().out
+    assert [r.scored_at.date() for r in store.history("L1")] == [(now - timedelta(days=1)).date()]
+    monkeypatch.setenv("LEADML_STORE_URL", "off")
+    assert_one_line_exit_2(["store", "prune"], capsys, "LEADML_STORE_URL=off")

@@ -54,3 +54,24 @@ def test_settings_default_to_an_embedded_store(tmp_path, monkeypatch):
     assert s.export_dir == tmp_path.resolve() / "models"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
     assert Settings.from_env(tmp_path).tracking_uri == "http://mlflow.example:5000"
+
+
+def test_store_settings_default_off_and_bad_values(tmp_path):
+    from leadml.config import Environment, StoreSettings
+    from leadml.errors import ConfigError
+
+    def read(**env):
+        return StoreSettings.from_env(tmp_path, Environment.model_validate(env))
+
+    assert read().store_url == f"sqlite:///{tmp_path / 'store.db'}"  # nothing to start
+    assert read(LEADML_STORE_URL="off").store_url is None
+    assert read(
+        LEADML_WEBHOOK_URLS=" http://a/x ,, http://b/y", LEADML_WEBHOOK_SECRET="s"
+    ).webhook_urls == (
+        "http://a/x",
+        "http://b/y",
+    )
+    with pytest.raises(ConfigError, match="LEADML_STORE_RETENTION_DAYS='0'"):
+        read(LEADML_STORE_RETENTION_DAYS="0")
+    with pytest.raises(ConfigError, match="LEADML_WEBHOOK_SECRET"):
+        read(LEADML_WEBHOOK_URLS="http://a/x")

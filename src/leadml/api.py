@@ -3,8 +3,11 @@
 `create_app()` reads the environment once (`config.Environment`) into `Settings` and
 `ServeSettings`, or takes them, and optionally an already loaded model, from tests. The
 model is loaded in the lifespan and held by `serving.ModelHolder`; the routes live in
-`routes_predict` (scoring), `routes_model` (the card), `routes_admin` (health, readiness,
-metrics, reload) and `routes_pages` (HTML), and get what they need through `deps`.
+`routes_predict` (scoring), `routes_leads` (the score store: a lead's latest score and
+history), `routes_model` (the card), `routes_admin` (health, readiness, metrics, reload) and
+`routes_pages` (HTML), and get what they need through `deps`. Every score is handed to the
+score store's `recorder.Recorder` (`StoreSettings`; none when LEADML_STORE_URL=off), whose
+writer thread the lifespan starts and, after the last request, flushes and stops.
 
 The request schema is made from the loaded model's feature spec (`schemas.py`), so `/docs`
 shows the fields this model reads. Every `LeadmlError` becomes its 4xx (or 503) answer in
@@ -30,10 +33,19 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from leadml import routes_admin, routes_model, routes_pages, routes_predict, schemas
-from leadml.config import Environment, ServeSettings, Settings
+from leadml import (
+    routes_admin,
+    routes_leads,
+    routes_model,
+    routes_pages,
+    routes_predict,
+    schemas,
+    webhooks,
+)
+from leadml.config import Environment, ServeSettings, Settings, StoreSettings
 from leadml.errors import LeadmlError
 from leadml.metrics import ServiceMetrics
+from leadml.recorder import Recorder
 from leadml.serving import LoadedModel, ModelHolder, ModelSource
 
 log = logging.getLogger("leadml.api")
@@ -44,11 +56,13 @@ def create_app(
     settings: Settings | None = None,
     serve: ServeSettings | None = None,
     model: LoadedModel | None = None,
+    store: StoreSettings | None = None,
 ) -> FastAPI:
     """The service. Without arguments everything comes from the environment (LEADML_*)."""
-    env = Environment() if settings is None or serve is None else None
+    env = Environment() if settings is None or serve is None or store is None else None
     settings = settings or Settings.from_env(env=env)
     serve = serve or ServeSettings.from_env(env)
+    store = store or StoreSettings.from_env(settings.home, env)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,13 +71,19 @@ def create_app(
             await holder.load()
         _freeze_heap()
         task = asyncio.create_task(holder.poll())
+        recorder: Recorder | None = app.state.recorder  # the score store's writer thread
+        if recorder is not None:
+            recorder.start()
         try:
-            yield
+            async with webhooks.background(store):  # band-change webhooks
+                yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await app.state.batcher.close()
+            if recorder is not None:  # after the last score: what is queued is written
+                await asyncio.to_thread(recorder.close)
             app.state.metrics.close()
 
     app = FastAPI(
@@ -86,16 +106,35 @@ def create_app(
     app.state.settings = settings
     app.state.serve = serve
     app.state.metrics = metrics
-    app.state.batcher = routes_predict.make_batcher()
+    app.state.store_settings = store
+    app.state.recorder = _recorder(store, metrics)
+    app.state.batcher = routes_predict.make_batcher(
+        app.state.recorder.keep if app.state.recorder else None
+    )
     app.state.holder = ModelHolder(ModelSource(settings, serve.model_uri), serve, model, swapped)
     if model is not None:
         metrics.model_loaded(model, None)
-    for routes in (routes_admin, routes_predict, routes_model, routes_pages):
+    for routes in (routes_admin, routes_predict, routes_leads, routes_model, routes_pages):
         app.include_router(routes.router)
     _error_handlers(app)
     app.add_middleware(_Guard, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _recorder(store: StoreSettings, metrics: ServiceMetrics) -> Recorder | None:
+    """The score store's write-behind recorder; None when the store is off. Nothing is
+    opened here: the writer opens the store when it starts (and again after an outage)."""
+    url = store.store_url
+    if url is None:
+        return None
+
+    def open_store():
+        from leadml.store import ScoreStore
+
+        return ScoreStore(url)
+
+    return Recorder(open_store, store.webhook_urls, metrics)
 
 
 def _freeze_heap(refresh: bool = False) -> None:

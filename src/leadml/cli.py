@@ -27,9 +27,13 @@ EPILOG = """examples:
   leadml promote --version 3
   leadml serve --port 8000
   leadml rules compare --rules data/rules/sample_rules.yaml
+  leadml history 100042
+  leadml store prune --days 365
+  leadml webhooks --status failed
 
 settings come from the environment: LEADML_HOME (project folder, default: here),
-MLFLOW_TRACKING_URI (default: sqlite file under LEADML_HOME/mlruns), LEADML_MODEL_NAME.
+MLFLOW_TRACKING_URI (default: sqlite file under LEADML_HOME/mlruns), LEADML_MODEL_NAME,
+LEADML_STORE_URL (the score store; default: LEADML_HOME/store.db; off: keep no scores).
 """
 
 
@@ -231,6 +235,13 @@ def add_score(sub: argparse._SubParsersAction) -> None:
         help="CRM: cut-off time for engagement features, ISO 8601 such as 2026-06-30 or "
         "2026-06-30T09:00 (default: the latest activity in the data, never later than now)",
     )
+    c.add_argument(
+        "--reasons",
+        action="store_true",
+        help="also work out each lead's reasons and keep them in the score store, so "
+        "`leadml history` says which reasons moved (LightGBM's SHAP pass: about 3x slower); "
+        "without it the store keeps the scores, grades and features",
+    )
     _name_option(c)
     _engine_options(c)
     c.set_defaults(func=commands.score)
@@ -326,6 +337,55 @@ def add_rules(sub: argparse._SubParsersAction) -> None:
     rf.set_defaults(func=commands.rules_fields)
 
 
+def add_history(sub: argparse._SubParsersAction) -> None:
+    h = sub.add_parser(
+        "history",
+        help="a lead's kept scores, their trend and what changed between them",
+        description="Print a lead's scores from the score store, newest first (time, score, "
+        "band, grid, model version), the trend over the newest five (rising / falling / flat, "
+        "with its slope) and what moved between each score and the one before: the model, "
+        "the features, the reasons. The same as GET /leads/LEAD_ID/history. The store is "
+        "LEADML_STORE_URL (default: store.db under LEADML_HOME).",
+        formatter_class=FMT,
+    )
+    h.add_argument(
+        "lead_id",
+        metavar="LEAD_ID",
+        help="the lead's id, as sent to /predict or in the scored file",
+    )
+    h.add_argument(
+        "--limit",
+        type=_count(1, "--limit"),
+        default=20,
+        help="how many of the newest scores (default 20)",
+    )
+    h.set_defaults(func=commands.history)
+
+
+def add_store(sub: argparse._SubParsersAction) -> None:
+    st = sub.add_parser(
+        "store",
+        help="look after the score store (retention)",
+        description="The score store keeps every score the service and leadml score give "
+        "(ids, scores, grades, reason points, a feature fingerprint; never personal data).",
+        formatter_class=FMT,
+    )
+    ssub = st.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    pr = ssub.add_parser(
+        "prune",
+        help="delete scores older than the retention",
+        description="Delete the scores older than --days, else LEADML_STORE_RETENTION_DAYS; "
+        "prints how many went. Run it from cron (e.g. daily) to apply the retention.",
+        formatter_class=FMT,
+    )
+    pr.add_argument(
+        "--days",
+        type=_count(1, "--days"),
+        help="keep this many days of scores (default: LEADML_STORE_RETENTION_DAYS)",
+    )
+    pr.set_defaults(func=commands.store_prune)
+
+
 def add_config(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "config",
@@ -336,8 +396,78 @@ def add_config(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=commands.config)
 
 
+WEBHOOKS_HELP = """\
+The band-change webhooks in the score store's outbox: how many are pending, delivered and
+failed, and the latest entries (id, event id = Idempotency-Key, receiver, lead, old -> new
+band, attempts, next try or delivery time, last error). Receiver URLs are shown without
+credentials or query; the secret is never printed.
+
+The service delivers pending entries every second while LEADML_WEBHOOK_URLS is set; retries
+back off from seconds up to a minute, for 48 h after the event, then the entry is failed.
+Without a running service, --send makes one delivery pass now (after `leadml score`, say).
+--replay puts failed entries (or the ids given) back to pending with the same event id, so a
+receiver that dedupes on Idempotency-Key still sees each event once.
+
+settings: LEADML_STORE_URL (default: sqlite under LEADML_HOME), LEADML_WEBHOOK_SECRET
+(needed by --send).
+
+examples:
+  leadml webhooks                         # counts and the 20 latest entries
+  leadml webhooks --status failed --limit 100
+  leadml webhooks --replay --send         # all failed ones, sent now
+  leadml webhooks --replay 12 13          # these entries, at the service's next pass
+"""
+
+
+def add_webhooks(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser(
+        "webhooks",
+        help="list band-change webhook deliveries; replay failed ones; send what is due",
+        description=WEBHOOKS_HELP,
+        formatter_class=FMT,
+    )
+    w.add_argument(
+        "--status",
+        choices=["pending", "failed", "delivered", "all"],
+        default="all",
+        help="which entries to list (default all)",
+    )
+    w.add_argument(
+        "--limit",
+        type=_count(1, "--limit"),
+        default=20,
+        help="how many of the latest entries to list (default 20)",
+    )
+    w.add_argument(
+        "--replay",
+        nargs="*",
+        type=_count(1, "an entry id"),
+        metavar="ID",
+        help="put entries back to pending, due now: the ids given (from the listing), else "
+        "every failed one",
+    )
+    w.add_argument(
+        "--send",
+        action="store_true",
+        help="make one delivery pass now, signed with LEADML_WEBHOOK_SECRET (for when no "
+        "service runs)",
+    )
+    w.set_defaults(func=commands.webhooks)
+
+
 # The commands, in the order `leadml --help` lists them.
-COMMANDS = (add_synth, add_train, add_score, add_promote, add_serve, add_rules, add_config)
+COMMANDS = (
+    add_synth,
+    add_train,
+    add_score,
+    add_history,
+    add_promote,
+    add_serve,
+    add_rules,
+    add_store,
+    add_config,
+    add_webhooks,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

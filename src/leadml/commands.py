@@ -10,13 +10,14 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from leadml.errors import ConfigError, ModelError, PromotionError
+from leadml.errors import ConfigError, ModelError, NotFoundError, PromotionError
 
 if TYPE_CHECKING:
     from leadml.engine import Engine
@@ -138,8 +139,20 @@ def score(args: argparse.Namespace) -> int:
     share = MAX_REJECT_SHARE if args.max_reject_share is None else args.max_reject_share
     options = ReadOptions(sep=args.sep, date_format=args.date_format, max_reject_share=share)
     t0 = time.perf_counter()
+    kept: list[int] = []
     with _engine(args) as engine:
-        s = score_file(args.data, args.out, settings, args.model, options, args.as_of, engine)
+        keep = _keeper(settings, kept) if engine is None else None
+        s = score_file(
+            args.data,
+            args.out,
+            settings,
+            args.model,
+            options,
+            args.as_of,
+            engine,
+            keep,
+            args.reasons,
+        )
     print(
         f"scored {s.scored:,} of {s.rows_in:,} leads with {s.model} in {time.perf_counter() - t0:.1f}s"
         + (f" (as of {s.as_of})" if s.as_of else "")
@@ -147,6 +160,77 @@ def score(args: argparse.Namespace) -> int:
     report.print_input(s.tables, s.notes, s.rejects_path)
     print("bands: " + ", ".join(f"{b} {n:,}" for b, n in sorted(s.bands.items())))
     print(f"output: {s.out_path}")
+    if kept:
+        what = "with their reasons" if args.reasons else "without reasons (--reasons)"
+        print(f"score store: {kept[0]:,} scores kept, {what} (leadml history LEAD_ID)")
+    elif engine is not None:
+        print("score store: the Dask engine's scores are not kept (score with the local engine)")
+    return 0
+
+
+def _keeper(settings: Any, kept: list[int]) -> Any:
+    """`leadml score`'s hook into the score store: written at once, after the output file;
+    None when the store is off. A store that cannot take the scores is one warning line:
+    the scores file is written already."""
+    from leadml.config import StoreSettings
+
+    store_settings = StoreSettings.from_env(settings.home)
+    url = store_settings.store_url
+    if url is None:
+        return None
+
+    def keep(scored: Any) -> None:
+        from leadml.recorder import error_words, record_now
+        from leadml.store import ScoreStore
+
+        try:
+            store = ScoreStore(url)
+            kept.append(record_now(store, scored, store_settings.webhook_urls))
+        except Exception as exc:
+            print(
+                f"warning: scores not kept in the score store ({error_words(exc)})", file=sys.stderr
+            )
+
+    return keep
+
+
+def _open_store(settings: Any) -> Any:
+    """The score store of these settings; ConfigError when it is off."""
+    from leadml.config import StoreSettings
+    from leadml.store import ScoreStore
+
+    url = StoreSettings.from_env(settings.home).store_url
+    if url is None:
+        raise ConfigError("the score store is off (LEADML_STORE_URL=off): no scores are kept")
+    return ScoreStore(url)
+
+
+def history(args: argparse.Namespace) -> int:
+    from leadml import history, report
+
+    store = _open_store(_settings(args))
+    entries = store.history(args.lead_id, args.limit)
+    if not entries:
+        raise NotFoundError(
+            f"no score kept for lead {args.lead_id!r}: it was never scored with an id, or its "
+            "scores were pruned (LEADML_STORE_RETENTION_DAYS)"
+        )
+    report.print_history(history.describe(args.lead_id, entries))
+    return 0
+
+
+def store_prune(args: argparse.Namespace) -> int:
+    from leadml.config import StoreSettings
+
+    settings = _settings(args)
+    days = args.days or StoreSettings.from_env(settings.home).store_retention_days
+    if days is None:
+        raise ConfigError(
+            "no retention set: pass --days N or set LEADML_STORE_RETENTION_DAYS (scores older "
+            "than that many days are deleted)"
+        )
+    gone = _open_store(settings).prune(days)
+    print(f"score store: {gone:,} scores older than {days} days deleted")
     return 0
 
 
@@ -303,3 +387,54 @@ def config(args: argparse.Namespace) -> int:
     print("# leadml training config: every key with its default. Pass the file to --config.")
     print(yaml.safe_dump(TrainConfig().model_dump(), sort_keys=False), end="")
     return 0
+
+
+def webhooks(args: argparse.Namespace) -> int:
+    from leadml import webhooks
+    from leadml.config import Environment, StoreSettings
+    from leadml.store import ScoreStore
+
+    env = Environment()
+    hooks = StoreSettings.from_env(_settings(args).home, env)
+    if hooks.store_url is None:
+        raise ConfigError("the score store is off (LEADML_STORE_URL=off): there is no outbox")
+    if args.send and not hooks.webhook_secret:
+        raise ConfigError(
+            "--send signs each event: set LEADML_WEBHOOK_SECRET to the receivers' secret"
+        )
+    store = ScoreStore(hooks.store_url)
+    if args.replay is not None:
+        count = store.replay(args.replay or None)
+        which = "failed entries" if not args.replay else f"of {len(args.replay)} entries given"
+        print(f"replay: {count} {which} pending again, due now")
+    if args.send:
+        sender = webhooks.Sender(store, str(hooks.webhook_secret))
+        done = sender.deliver_due(limit=1000)
+        print(
+            f"send: {done.delivered} delivered, {done.retried} to retry, {done.failed} failed"
+            + (f", {done.skipped} left for the next pass" if done.skipped else "")
+        )
+        for receiver, error in sorted(done.errors.items()):
+            print(f"  {receiver}: {error}")
+    _print_outbox(store, webhooks, args.status, args.limit)
+    return 0
+
+
+def _print_outbox(store: Any, webhooks: Any, status: str, limit: int) -> None:
+    counts = store.outbox_counts()
+    print(
+        "webhooks: "
+        + ", ".join(f"{counts.get(s, 0):,} {s}" for s in ("pending", "failed", "delivered"))
+    )
+    entries = store.outbox_entries(None if status == "all" else status, limit)
+    if not entries:
+        return
+    rows = [webhooks.describe(e) for e in entries]
+    when = {"delivered": "delivered at"}.get(status, "next try / delivered (UTC)")
+    columns = ["id", "status", "event", "receiver", "lead", "change", "attempts", "when", "error"]
+    titles = dict(zip(columns, columns, strict=True)) | {"when": when, "error": "last error"}
+    table = [titles] + [row | {"status": e.status} for row, e in zip(rows, entries, strict=True)]
+    widths = {c: max(len(r[c]) for r in table) for c in columns}
+    print(f"latest {len(entries)}{'' if status == 'all' else ' ' + status}:")
+    for r in table:
+        print("  " + "  ".join(r[c].ljust(widths[c]) for c in columns).rstrip())

@@ -65,6 +65,15 @@ class Environment(BaseSettings):
     metrics_dir: str | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
     # the CLI: a running Dask cluster to train and score on (as Dask itself names it)
     dask_scheduler: str | None = Field(default=None, validation_alias="DASK_SCHEDULER_ADDRESS")
+    # the score store (issue 16): a SQLAlchemy URL (default: sqlite under the home) and how
+    # many days of scores `leadml store prune` keeps
+    store_url: str | None = Field(default=None, validation_alias="LEADML_STORE_URL")
+    store_retention_days: str | None = Field(
+        default=None, validation_alias="LEADML_STORE_RETENTION_DAYS"
+    )
+    # band-change webhooks: comma-separated receiver URLs and the HMAC-SHA256 secret
+    webhook_urls: str | None = Field(default=None, validation_alias="LEADML_WEBHOOK_URLS")
+    webhook_secret: str | None = Field(default=None, validation_alias="LEADML_WEBHOOK_SECRET")
 
 
 class Settings(BaseModel):
@@ -139,17 +148,55 @@ class ServeSettings(BaseModel):
             "reload_token": env.reload_token,
             "metrics_dir": env.metrics_dir or None,
         }
-        try:
-            return cls.model_validate({k: v for k, v in values.items() if v is not None})
-        except ValidationError as exc:
-            problems = [
-                f"{Environment.model_fields[str(e['loc'][0])].validation_alias}={e['input']!r}: "
-                f"{e['msg'].lower()}"
-                for e in exc.errors()
-            ]
+        return _from_values(cls, values)
+
+
+def _from_values(cls, values: dict):
+    """Settings from the environment's raw text; a bad value is named by its variable."""
+    try:
+        return cls.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        problems = [
+            f"{Environment.model_fields[str(e['loc'][0])].validation_alias}={e['input']!r}: "
+            f"{e['msg'].lower()}"
+            for e in exc.errors()
+        ]
+        raise ConfigError(f"invalid setting in the environment: {'; '.join(problems)}") from None
+
+
+class StoreSettings(BaseModel):
+    """The score store and its band-change webhooks (issue 16).
+
+    `url` is a SQLAlchemy URL: by default a SQLite file `<home>/store.db`, nothing to start;
+    `LEADML_STORE_URL=postgresql+psycopg://...` for a team's server, `off` to keep nothing.
+    Field names are the Environment's, so a bad value is reported with its variable.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    store_url: str | None = None  # None: the store is off
+    store_retention_days: int | None = Field(None, ge=1)  # None: keep everything
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+
+    @classmethod
+    def from_env(cls, home: Path, env: Environment | None = None) -> StoreSettings:
+        env = env or Environment()
+        url = (env.store_url or "").strip() or f"sqlite:///{Path(home) / 'store.db'}"
+        urls = tuple(u.strip() for u in (env.webhook_urls or "").split(",") if u.strip())
+        values = {
+            "store_url": None if url.lower() == "off" else url,
+            "store_retention_days": env.store_retention_days or None,
+            "webhook_urls": urls,
+            "webhook_secret": env.webhook_secret or None,
+        }
+        settings = _from_values(cls, values)
+        if settings.webhook_urls and not settings.webhook_secret:
             raise ConfigError(
-                f"invalid service setting in the environment: {'; '.join(problems)}"
-            ) from None
+                "LEADML_WEBHOOK_URLS is set but LEADML_WEBHOOK_SECRET is not: set a secret so "
+                "receivers can check each event's signature"
+            )
+        return settings
 
 
 class FeatureConfig(BaseModel):

@@ -44,3 +44,9 @@ class PromotionError(LeadmlError, ValueError):
     """A promotion leadml refuses; the message says why and what to do."""
 
     status = 409
+
+
+class NotFoundError(LeadmlError, LookupError):
+    """Something asked for by its id that leadml does not have (a lead with no kept score)."""
+
+    status = 404

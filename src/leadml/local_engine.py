@@ -29,6 +29,8 @@ from leadml.split import STRATIFIED, split
 if TYPE_CHECKING:
     import lightgbm as lgb
 
+    from leadml.scoring import Keep
+
 log = logging.getLogger(__name__)
 
 
@@ -229,7 +231,12 @@ def training_rows(data_path: Path, config: TrainConfig, steps: Stages) -> Traini
 
 
 class LocalEngine:
-    """The in-memory engine (see the module docstring)."""
+    """The in-memory engine (see the module docstring). `keep`, when given, is handed what
+    `score_file` scored (`scoring.Scored`; with the score's reasons when `keep_reasons`) for
+    the score store."""
+
+    def __init__(self, keep: Keep | None = None, keep_reasons: bool = False) -> None:
+        self.keep, self.keep_reasons = keep, keep_reasons
 
     def prepare(
         self, data_path: Path, config: TrainConfig, steps: Stages, progress: bool
@@ -289,6 +296,10 @@ class LocalEngine:
             )
         write_frame(result, out)
         write_frame(data.rejects.frame, rpath)
+        if self.keep is not None:  # after the files: a store problem never costs the scores
+            self.keep(
+                score_io.scored(scorer, frame, feats.X, settings.model_name, self.keep_reasons)
+            )
         return score_io.ScoreSummary(
             out_path=out,
             rejects_path=rpath,

@@ -1,4 +1,5 @@
-"""The service's Prometheus metrics: requests and latency per route, leads per band."""
+"""The service's Prometheus metrics: requests and latency per route, leads per band, and
+how the score store keeps up (scores queued, recorded, not recorded and why, store up)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ ROUTES = {
     "/ledger",
     "/",
 }
+LEAD_ROUTES = ("/leads/{lead_id}", "/leads/{lead_id}/history")  # one series each, not per lead
 
 
 class ServiceMetrics:
@@ -61,9 +63,31 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        self.queued = Gauge(
+            "leadml_scores_queued",
+            "Scores waiting to be written to the score store",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.recorded = Counter(
+            "leadml_scores_recorded", "Scores written to the score store", registry=r
+        )
+        self.not_recorded = Counter(
+            "leadml_scores_not_recorded",
+            "Scores the store will not have: queue_full (the store was down too long), "
+            "store_down_at_shutdown, shutdown, no_lead_id (a lead without an id of its own)",
+            ["reason"],
+            registry=r,
+        )
+        self.store = Gauge(
+            "leadml_store_up",
+            "1 while the score store takes writes, 0 during an outage",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
 
     def request(self, path: str, status: int, seconds: float) -> None:
-        route = path if path in ROUTES else "other"
+        route = path if path in ROUTES else _lead_route(path)
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
@@ -75,6 +99,18 @@ class ServiceMetrics:
             self.leads.labels(band).inc(n)
         if out["rejected"]:
             self.rejected.inc(len(out["rejected"]))
+
+    def scores_queued(self, n: int) -> None:
+        self.queued.set(n)
+
+    def scores_recorded(self, n: int) -> None:
+        self.recorded.inc(n)
+
+    def scores_not_recorded(self, reason: str, n: int) -> None:
+        self.not_recorded.labels(reason).inc(n)
+
+    def store_up(self, up: bool) -> None:
+        self.store.set(1 if up else 0)
 
     def model_loaded(self, new: LoadedModel, old: LoadedModel | None) -> None:
         if old is not None:
@@ -98,3 +134,9 @@ class ServiceMetrics:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(os.getpid())
+
+
+def _lead_route(path: str) -> str:
+    if path.startswith("/leads/"):
+        return LEAD_ROUTES[1] if path.endswith("/history") else LEAD_ROUTES[0]
+    return "other"

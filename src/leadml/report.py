@@ -82,3 +82,24 @@ def print_grades(tables: dict, notes: dict) -> None:
             print(f"{name}: {cells}")
     for name, note in notes.items():
         print(f"{name}: {note}")
+
+
+def print_history(view: Any) -> None:
+    """A lead's history (`history.LeadHistory`): one line per score, newest first, the trend,
+    and what changed between consecutive scores."""
+    print(f"lead {view.lead_id}: {len(view.entries)} score(s), newest first")
+    print(f"  {'scored at (UTC)':<20} {'score':>5}  {'band':<12}{'grid':<6}{'p':>9}  model")
+    for r in view.entries:
+        grid = r.grid or "-"
+        print(
+            f"  {r.scored_at:%Y-%m-%d %H:%M:%S}  {r.score:>5}  {r.band:<12}{grid:<6}"
+            f"{r.probability:>9.4f}  {r.model_name} v{r.model_version}"
+        )
+    print(f"trend: {view.trend} ({view.slope:+g} points per score over the last {view.trend_over})")
+    for c in view.changes:
+        band = f"{c.band_from} -> {c.band_to}" if c.band_from != c.band_to else c.band_to
+        print(
+            f"{c.since:%Y-%m-%d %H:%M} -> {c.at:%Y-%m-%d %H:%M}: score {c.score_from} -> {c.score_to}, {band}"
+        )
+        for what in c.what or ["nothing the store keeps moved"]:
+            print(f"    {what}")

@@ -14,7 +14,7 @@ from leadml.batcher import Batcher
 from leadml.config import ServeSettings
 from leadml.deps import Holder, Serve, error_responses, require_key
 from leadml.parsing import ParsedRequest, parse_predict_body
-from leadml.scoring import Wanted
+from leadml.scoring import Keep, Wanted
 from leadml.serving import LoadedModel, ModelHolder
 
 BATCH_ALONE = 64  # requests with this many leads are scored on their own thread, not merged
@@ -28,13 +28,18 @@ _scoring: dict[str, Any] = {
 }
 
 
-def _score_many(model: LoadedModel, items: list[tuple[ParsedRequest, Wanted]]) -> list[dict]:
-    return scoring.score_requests(model, items)  # looked up per call: tests replace it
+def _score_many(
+    model: LoadedModel, items: list[tuple[ParsedRequest, Wanted]], keep: Keep | None = None
+) -> list[dict]:
+    return scoring.score_requests(model, items, keep)  # looked up per call: tests replace it
 
 
-def make_batcher() -> Batcher[LoadedModel, tuple[ParsedRequest, Wanted], dict]:
-    """The batcher of the predict routes: requests grouped by the model that validated them."""
-    return Batcher(_score_many)
+def make_batcher(
+    keep: Keep | None = None,
+) -> Batcher[LoadedModel, tuple[ParsedRequest, Wanted], dict]:
+    """The batcher of the predict routes: requests grouped by the model that validated them.
+    `keep` (the score store's recorder) is handed each scoring pass."""
+    return Batcher(lambda model, items: _score_many(model, items, keep))
 
 
 @router.post("/predict", **_scoring)
@@ -90,7 +95,9 @@ async def _predict(
     finally:
         batcher.arriving -= 1
     if len(parsed.leads) >= BATCH_ALONE:
-        out = await asyncio.to_thread(scoring.score_request, model, parsed, wanted)
+        recorder = request.app.state.recorder
+        keep = recorder.keep if recorder is not None else None
+        out = await asyncio.to_thread(scoring.score_request, model, parsed, wanted, keep)
     else:
         out = await batcher.score(model, (parsed, wanted))
     request.app.state.metrics.scored(out)

@@ -280,6 +280,66 @@ class PredictResponse(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class ReasonPoints(BaseModel):
+    field: str = Field(description="A reason of the score, in business terms")
+    points: float = Field(description="Its contribution to the score, in score points")
+
+
+class StoredScore(BaseModel):
+    """One score as the score store kept it (ids, scores, grades and reason points only)."""
+
+    lead_id: str
+    scored_at: datetime = Field(description="When the lead was scored (UTC)")
+    model: str = Field(description="Registered model name")
+    model_version: str
+    probability: float = Field(ge=0, le=1, description="Calibrated chance of converting")
+    score: int = Field(ge=1, le=99, description="The probability in percent, 1-99")
+    band: str = Field(description="SQL, MQL or Unqualified")
+    fit: str | None = Field(None, description=MEANING["fit"] + _OLD)
+    engagement: str | None = Field(None, description=MEANING["engagement"] + _OLD)
+    grid: str | None = Field(None, description=MEANING["grid"] + _OLD)
+    temperature: str | None = Field(None, description=MEANING["temperature"] + _OLD)
+    stage: str | None = Field(None, description=MEANING["stage"] + _OLD)
+    pql: bool | None = Field(None, description=MEANING["pql"] + _OLD)
+    reasons: list[ReasonPoints] = Field(
+        default_factory=list,
+        description="The listed reasons of the score, positive then negative (empty when the "
+        "score was asked for without reasons)",
+    )
+
+
+class Trend(BaseModel):
+    direction: Literal["rising", "falling", "flat"] = Field(
+        description="Where the score is heading over the newest scores"
+    )
+    slope: float = Field(description="Score points per score (least squares over `over` scores)")
+    over: int = Field(description="How many of the newest scores the trend is read over")
+
+
+class ScoreChange(BaseModel):
+    """What moved between two consecutive scores of the lead."""
+
+    since: datetime = Field(description="The older score's time")
+    at: datetime = Field(description="The newer score's time")
+    score_from: int
+    score_to: int
+    band_from: str
+    band_to: str
+    what: list[str] = Field(
+        description="In words: a model change, the features whose value changed, the reasons "
+        "whose points moved"
+    )
+
+
+class LeadHistoryResponse(BaseModel):
+    lead_id: str
+    entries: list[StoredScore] = Field(description="The lead's scores, newest first")
+    trend: Trend
+    changes: list[ScoreChange] = Field(
+        description="Between each pair of consecutive entries, newest first"
+    )
+
+
 class ErrorResponse(BaseModel):
     error: str
     errors: list[LeadError] = Field(default_factory=list)

@@ -8,12 +8,16 @@ Every input row ends up in the output or in the rejects file next to it, with it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from leadml import dataset, errors, values
 from leadml.config import Settings
 from leadml.engine import Engine
 from leadml.local_engine import LocalEngine
 from leadml.score_io import ScoreSummary, rejects_path_for
+
+if TYPE_CHECKING:
+    from leadml.scoring import Keep
 
 
 def check_paths(data_path: Path, out: Path) -> None:
@@ -40,6 +44,8 @@ def score_file(
     options: dataset.ReadOptions | None = None,
     as_of: str | None = None,
     engine: Engine | None = None,
+    keep: Keep | None = None,
+    keep_reasons: bool = False,
 ) -> ScoreSummary:
     """Score a CRM folder or a flat export with a trained model; write output and rejects.
 
@@ -51,9 +57,15 @@ def score_file(
 
     `engine`: None to score in memory (`local_engine.LocalEngine`), or a
     `leadml.dask_engine.DaskEngine`, which writes `out` as a folder of Parquet parts, or as
-    one CSV when it ends in .csv."""
+    one CSV when it ends in .csv.
+
+    `keep` (the in-memory engine only) is handed what was scored for the score store
+    (`recorder.record_now`), with the score's reasons when `keep_reasons`; the Dask engine
+    keeps nothing."""
     data_path, out = Path(data_path), Path(out)
     check_paths(data_path, out)
     options = options or dataset.ReadOptions()
     cut = values.timestamp(as_of, "--as-of") if as_of else None
-    return (engine or LocalEngine()).score_file(data_path, out, settings, model_uri, options, cut)
+    return (engine or LocalEngine(keep, keep_reasons)).score_file(
+        data_path, out, settings, model_uri, options, cut
+    )

@@ -8,7 +8,9 @@ lead's answer carries (values the model never saw, fields the lead left out).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -33,15 +35,39 @@ class Wanted:
     grade_reasons: bool = False
 
 
-def score_request(model: LoadedModel, parsed: ParsedRequest, wanted: Wanted) -> dict:
+@dataclass(frozen=True)
+class Scored:
+    """One scoring pass as the score store keeps it: what the pass computed anyway, handed
+    over as it is (no copy, no formatting), so that keeping it costs a request nothing.
+    `recorder.records` turns it into store rows, off the request path."""
+
+    model: str
+    model_version: str
+    scored_at: datetime
+    lead_ids: list[str | None]  # per scored row; None where the lead sent no id of its own
+    features: list[str]
+    X: np.ndarray  # the derived features, one row per scored lead
+    out: dict[str, np.ndarray]  # probability, score, band and the grades (Scorer.score_features)
+    reasons: list[dict | None]  # the score's reasons where asked for
+
+
+Keep = Callable[[Scored], None]
+
+
+def score_request(
+    model: LoadedModel, parsed: ParsedRequest, wanted: Wanted, keep: Keep | None = None
+) -> dict:
     """Score one request's validated leads; the response body (see schemas.PredictResponse)."""
-    return score_requests(model, [(parsed, wanted)])[0]
+    return score_requests(model, [(parsed, wanted)], keep)[0]
 
 
-def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, Wanted]]) -> list[dict]:
+def score_requests(
+    model: LoadedModel, requests: list[tuple[ParsedRequest, Wanted]], keep: Keep | None = None
+) -> list[dict]:
     """Score the leads of several requests in one pass of the feature function and the model.
 
-    Leads are told apart by position, so ids may repeat across the requests.
+    Leads are told apart by position, so ids may repeat across the requests. `keep`, when
+    given, is handed the pass (`Scored`) for the score store.
     """
     scorer, spec = model.scorer, model.scorer.spec
     owner = [(r, i) for r, (parsed, _) in enumerate(requests) for i in parsed.indices]
@@ -107,7 +133,21 @@ def score_requests(model: LoadedModel, requests: list[tuple[ParsedRequest, Wante
         )
     for result in results:
         result["rejected"].sort(key=lambda e: e["lead"])
+    if keep is not None:
+        ids = [_own_id(spec, leads[row], feats.ids[k]) for k, row in enumerate(rows)]
+        names = list(feats.X.columns)
+        keep(
+            Scored(model.name, model.version, datetime.now(UTC), ids, names, X, out, why["reasons"])
+        )
     return results
+
+
+def _own_id(spec, lead: dict, feature_id) -> str | None:
+    """The lead's id as it sent it; None for a flat model without an id column when the lead
+    sent no row_id (its id is then its place in the request, nothing to keep a history of)."""
+    if spec.kind != "crm" and spec.id_column == "row_id" and not lead.get("row_id"):
+        return None
+    return _lead_id(spec, lead, feature_id)
 
 
 def _label(value: Any) -> str | bool | None:
