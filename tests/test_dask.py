@@ -231,6 +231,31 @@ def test_cli_scores_a_flat_export_on_the_cluster(engine, small_flat, flat_model,
     assert len(pd.read_csv(out)) == 298
 
 
+def test_cli_keeps_the_clusters_scores_in_the_store(
+    engine, parts_dir, crm_model, home, tmp_path, capsys
+):
+    """Scores made on the workers reach the score store like the in-memory engine's: every
+    scored lead, the output's score and band, with reasons and features; nothing left behind."""
+    import os
+
+    from leadml.store import ScoreStore
+
+    address = engine.client.scheduler.address
+    out = home / "out" / "scores.csv"
+    argv = ["-q", "score", "--data", str(parts_dir), "--out", str(out), "--model", crm_model.uri]
+    assert main([*argv, "--engine", "dask", "--scheduler", address, "--reasons"]) == 0
+    assert "2,998 scores kept, with their reasons" in capsys.readouterr().out
+    scores = pd.read_csv(out, dtype={"lead_id": str}).set_index("lead_id")
+    store = ScoreStore(os.environ["LEADML_STORE_URL"])
+    for lead in scores.index[::500]:
+        (entry,) = store.history(lead)
+        assert (entry.score, entry.band) == (scores.loc[lead, "score"], scores.loc[lead, "band"])
+        assert entry.reasons and entry.fingerprint
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from scores").scalar() == 2998
+    assert sorted(p.name for p in out.parent.iterdir()) == ["scores.csv", "scores.rejects.csv"]
+
+
 def test_cli_scores_on_a_given_scheduler(engine, parts_dir, crm_model, home, capsys):
     address = engine.client.scheduler.address
     out = home / "out" / "scores.csv"

@@ -141,7 +141,6 @@ def score(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     kept: list[int] = []
     with _engine(args) as engine:
-        keep = _keeper(settings, kept) if engine is None else None
         s = score_file(
             args.data,
             args.out,
@@ -150,7 +149,7 @@ def score(args: argparse.Namespace) -> int:
             options,
             args.as_of,
             engine,
-            keep,
+            _keeper(settings, kept),
             args.reasons,
         )
     print(
@@ -162,33 +161,39 @@ def score(args: argparse.Namespace) -> int:
     print(f"output: {s.out_path}")
     if kept:
         what = "with their reasons" if args.reasons else "without reasons (--reasons)"
-        print(f"score store: {kept[0]:,} scores kept, {what} (leadml history LEAD_ID)")
-    elif engine is not None:
-        print("score store: the Dask engine's scores are not kept (score with the local engine)")
+        print(f"score store: {sum(kept):,} scores kept, {what} (leadml history LEAD_ID)")
     return 0
 
 
 def _keeper(settings: Any, kept: list[int]) -> Any:
-    """`leadml score`'s hook into the score store: written at once, after the output file;
-    None when the store is off. A store that cannot take the scores is one warning line:
-    the scores file is written already."""
+    """`leadml score`'s hook into the score store, called after the output file is written
+    (by the Dask engine once per partition); None when the store is off. A store that cannot
+    take the scores is one warning line and the rest are not tried: the scores file is
+    written already."""
     from leadml.config import StoreSettings
 
     store_settings = StoreSettings.from_env(settings.home)
     url = store_settings.store_url
     if url is None:
         return None
+    opened: list[Any] = []  # the store, opened (and migrated) once; False after a failure
 
     def keep(scored: Any) -> None:
         from leadml.recorder import error_words, record_now
         from leadml.store import ScoreStore
 
+        if opened == [False]:
+            return
         try:
-            store = ScoreStore(url)
-            kept.append(record_now(store, scored, store_settings.webhook_urls))
+            if not opened:
+                opened.append(ScoreStore(url))
+            kept.append(record_now(opened[0], scored, store_settings.webhook_urls))
         except Exception as exc:
+            opened[:] = [False]
             print(
-                f"warning: scores not kept in the score store ({error_words(exc)})", file=sys.stderr
+                f"warning: scores not kept in the score store ({error_words(exc)})"
+                + (f"; {sum(kept):,} were kept before that" if kept else ""),
+                file=sys.stderr,
             )
 
     return keep

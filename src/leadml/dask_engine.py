@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -33,6 +33,9 @@ from leadml.dask_tables import CrmTables
 from leadml.engine import Prepared, TestLeads
 from leadml.errors import EngineError
 from leadml.score_io import ScoreSummary
+
+if TYPE_CHECKING:
+    from leadml.scoring import Keep
 
 CONNECT_TIMEOUT = "10s"
 
@@ -169,11 +172,22 @@ class DaskEngine:
         model_uri: str | None,
         options: dataset.ReadOptions,
         as_of: pd.Timestamp | None,
+        keep: Keep | None = None,
+        keep_reasons: bool = False,
     ) -> ScoreSummary:
         """`score.score_file` on the cluster, for CRM folders and flat exports
         (`dask_scoring.score_file`)."""
         return dask_scoring.score_file(
-            self.client, self.partitions, data_path, out, settings, model_uri, options, as_of
+            self.client,
+            self.partitions,
+            data_path,
+            out,
+            settings,
+            model_uri,
+            options,
+            as_of,
+            keep,
+            keep_reasons,
         )
 
     # ---- training ---------------------------------------------------------------------

@@ -12,12 +12,17 @@ Both kinds reach the features the way the in-memory engine does: the model's
 
 Each partition writes its part of the output (Parquet, or header-less CSV); the parts take
 the output's name only once all are written, so a failed run never leaves a partial output
-that looks complete.
+that looks complete. When the scores are kept, each partition also leaves what it scored
+(`score_io.scored`, a pickle in a folder beside the output, like the parts on storage the
+workers and the client share); the client hands them to the score store one partition at a
+time once the output is in place, and removes them.
 """
 
 from __future__ import annotations
 
+import pickle
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +36,20 @@ from leadml.model import LeadScorer
 
 if TYPE_CHECKING:
     from leadml.score_io import ScoreSummary
+    from leadml.scoring import Keep
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Where a partition writes: the output part (CSV or Parquet) and, when the scores are
+    kept, what it scored (`kept`: a folder; `name`: the model's name without a registry
+    entry; `reasons`: work out each score's reasons)."""
+
+    folder: str
+    csv: bool
+    kept: str | None = None
+    name: str = ""
+    reasons: bool = False
 
 
 def score_file(
@@ -42,26 +61,31 @@ def score_file(
     model_uri: str | None,
     options: dataset.ReadOptions,
     as_of: pd.Timestamp | None,
+    keep: Keep | None = None,
+    keep_reasons: bool = False,
 ) -> ScoreSummary:
     """`score.score_file` on the cluster: `out` is a folder of Parquet parts (one per
-    partition), or one CSV file when it ends in .csv; rejects are written next to it."""
+    partition), or one CSV file when it ends in .csv; rejects are written next to it; `keep`
+    is handed each partition's scores after that."""
     data_path, out = Path(data_path), Path(out).resolve()  # the workers write there
     scorer, uri = score_io.load_model(settings, model_uri)
     score_io.check_kind(data_path, scorer)
     rpath = score_io.rejects_path_for(out)
     csv = out.suffix.lower() == ".csv"
     parts = out.with_name(out.name + ".partial")
-    shutil.rmtree(parts, ignore_errors=True)
-    parts.mkdir(parents=True)
+    kept = out.with_name(out.name + ".kept") if keep is not None else None
+    for folder in (parts, kept):
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+    where = _Parts(str(parts), csv, str(kept) if kept else None, settings.model_name, keep_reasons)
     try:
         if scorer.spec.kind == "crm":
             data, bands, as_of = _score_crm(
-                client, partitions, data_path, scorer, options, as_of, rpath, parts, csv
+                client, partitions, data_path, scorer, options, as_of, rpath, where
             )
         else:
-            data, bands = _score_flat(
-                client, partitions, data_path, scorer, options, rpath, parts, csv
-            )
+            data, bands = _score_flat(client, partitions, data_path, scorer, options, rpath, where)
             as_of = None
         counts = score_io.check_share(data, options, rpath)  # with the features' rejects
         scored = int(sum(bands.values()))
@@ -71,7 +95,9 @@ def score_file(
                 f"bookkeeping error: {leads.read} rows in, {scored} scored, {leads.rejected_rows} rejected"
             )
     except BaseException:
-        shutil.rmtree(parts, ignore_errors=True)
+        for folder in (parts, kept):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
         raise
     if csv:
         with files.atomic_path(out) as tmp:
@@ -80,6 +106,10 @@ def score_file(
     else:
         _replace_folder(parts, out)
     files.write_frame(data.rejects.frame, rpath)
+    if (
+        keep is not None and kept is not None
+    ):  # after the files: a store problem never costs the scores
+        _hand_over(kept, keep)
     return score_io.ScoreSummary(
         out_path=out,
         rejects_path=rpath,
@@ -102,8 +132,7 @@ def _score_crm(
     options: dataset.ReadOptions,
     as_of: pd.Timestamp | None,
     rpath: Path,
-    parts: Path,
-    csv: bool,
+    where: _Parts,
 ) -> tuple[dataset.LeadData, dict[str, int], pd.Timestamp]:
     """A CRM folder, read on the workers and scored per aligned pair of partitions."""
     import dask.dataframe as dd
@@ -120,8 +149,7 @@ def _score_crm(
         tables.events,
         model,
         as_of,
-        str(parts),
-        csv,
+        where,
         align_dataframes=False,
         meta={"band": object, "leads": np.int64},
     ).compute()
@@ -135,8 +163,7 @@ def _score_flat(
     scorer: LeadScorer,
     options: dataset.ReadOptions,
     rpath: Path,
-    parts: Path,
-    csv: bool,
+    where: _Parts,
 ) -> tuple[dataset.LeadData, dict[str, int]]:
     """A flat export, read and checked on the client, scored per partition on the workers;
     the rows a feature rejects (an unusable number) join the file's rejects."""
@@ -145,7 +172,7 @@ def _score_flat(
     chunks = scatter_rows(client, data.leads, partitions)
     model = client.scatter(scorer, broadcast=True)
     futures = [
-        client.submit(_flat_part, chunk, model, source, str(parts), csv, number, pure=False)
+        client.submit(_flat_part, chunk, model, source, where, number, pure=False)
         for number, chunk in enumerate(chunks)
     ]
     results = client.gather(futures)
@@ -159,26 +186,48 @@ def _crm_part(
     events: pd.DataFrame,
     scorer: LeadScorer,
     cut: pd.Timestamp,
-    out: str,
-    csv: bool,
+    where: _Parts,
     partition_info: dict | None = None,
 ) -> pd.DataFrame:
-    """Score one partition's leads at `cut`, write them to `out`/part-NNNNN, return how many
-    per band."""
+    """Score one partition's leads at `cut`, write them to part-NNNNN, return how many per
+    band."""
     leads = leads.drop(columns=BUCKET).reset_index(drop=True)
-    frame, _ = scorer.score_leads(leads, aligned(leads, events), as_of=cut)
+    frame, feats = scorer.score_leads(leads, aligned(leads, events), as_of=cut)
     number = partition_info["number"] if partition_info else 0
-    return _write_part(score_io.output_frame(frame, scorer.spec.id_column), out, number, csv)
+    return _finish_part(scorer, frame, feats.X, where, number)
 
 
 def _flat_part(
-    leads: pd.DataFrame, scorer: LeadScorer, source: str, out: str, csv: bool, number: int
+    leads: pd.DataFrame, scorer: LeadScorer, source: str, where: _Parts, number: int
 ) -> tuple[pd.DataFrame, accounting.Rejects]:
     """Score one partition of a flat export (rows keep the file's index, so rejects name the
-    file's rows); write it to `out`/part-NNNNN; return how many per band and the rejects."""
+    file's rows); write it to part-NNNNN; return how many per band and the rejects."""
     frame, feats = scorer.score_leads(leads, None, source=source)
-    counts = _write_part(score_io.output_frame(frame, scorer.spec.id_column), out, number, csv)
-    return counts, feats.rejects
+    return _finish_part(scorer, frame, feats.X, where, number), feats.rejects
+
+
+def _finish_part(
+    scorer: LeadScorer, frame: pd.DataFrame, X: pd.DataFrame, where: _Parts, number: int
+) -> pd.DataFrame:
+    """Write one partition's output part (and, when kept, what it scored); how many per band."""
+    if where.kept is not None:
+        scored = score_io.scored(scorer, frame, X, where.name, where.reasons)
+        target = Path(where.kept) / f"kept-{number:05d}.pickle"
+        with files.atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            pickle.dump(scored, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    output = score_io.output_frame(frame, scorer.spec.id_column)
+    return _write_part(output, where.folder, number, where.csv)
+
+
+def _hand_over(kept: Path, keep: Keep) -> None:
+    """Each partition's scores to `keep`, one partition in memory at a time; the folder is
+    removed afterwards, whatever `keep` did."""
+    try:
+        for path in sorted(kept.glob("kept-*.pickle")):
+            with open(path, "rb") as fh:
+                keep(pickle.load(fh))  # noqa: S301 - written by this run's own workers
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
 
 
 def _write_part(result: pd.DataFrame, out: str, number: int, csv: bool) -> pd.DataFrame:

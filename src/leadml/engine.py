@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from leadml.model import LeadScorer
     from leadml.progress import Stages
     from leadml.score_io import ScoreSummary
+    from leadml.scoring import Keep
 
 
 @dataclass(frozen=True)
@@ -88,4 +89,10 @@ class Engine(Protocol):
         model_uri: str | None,
         options: dataset.ReadOptions,
         as_of: pd.Timestamp | None,
-    ) -> ScoreSummary: ...
+        keep: Keep | None = None,
+        keep_reasons: bool = False,
+    ) -> ScoreSummary:
+        """Score `data_path` into `out` (rejects next to it); `keep`, when given, is handed
+        what was scored (`scoring.Scored`, with the score's reasons when `keep_reasons`) for
+        the score store, once the files are written."""
+        ...

@@ -231,12 +231,7 @@ def training_rows(data_path: Path, config: TrainConfig, steps: Stages) -> Traini
 
 
 class LocalEngine:
-    """The in-memory engine (see the module docstring). `keep`, when given, is handed what
-    `score_file` scored (`scoring.Scored`; with the score's reasons when `keep_reasons`) for
-    the score store."""
-
-    def __init__(self, keep: Keep | None = None, keep_reasons: bool = False) -> None:
-        self.keep, self.keep_reasons = keep, keep_reasons
+    """The in-memory engine (see the module docstring)."""
 
     def prepare(
         self, data_path: Path, config: TrainConfig, steps: Stages, progress: bool
@@ -275,6 +270,8 @@ class LocalEngine:
         model_uri: str | None,
         options: dataset.ReadOptions,
         as_of: pd.Timestamp | None,
+        keep: Keep | None = None,
+        keep_reasons: bool = False,
     ) -> score_io.ScoreSummary:
         """`score.score_file` in memory: every row scored into `out` or rejected next to it."""
         scorer, uri = score_io.load_model(settings, model_uri)
@@ -296,10 +293,8 @@ class LocalEngine:
             )
         write_frame(result, out)
         write_frame(data.rejects.frame, rpath)
-        if self.keep is not None:  # after the files: a store problem never costs the scores
-            self.keep(
-                score_io.scored(scorer, frame, feats.X, settings.model_name, self.keep_reasons)
-            )
+        if keep is not None:  # after the files: a store problem never costs the scores
+            keep(score_io.scored(scorer, frame, feats.X, settings.model_name, keep_reasons))
         return score_io.ScoreSummary(
             out_path=out,
             rejects_path=rpath,

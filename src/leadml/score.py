@@ -59,13 +59,13 @@ def score_file(
     `leadml.dask_engine.DaskEngine`, which writes `out` as a folder of Parquet parts, or as
     one CSV when it ends in .csv.
 
-    `keep` (the in-memory engine only) is handed what was scored for the score store
-    (`recorder.record_now`), with the score's reasons when `keep_reasons`; the Dask engine
-    keeps nothing."""
+    `keep` is handed what was scored for the score store (`recorder.record_now`), with the
+    score's reasons when `keep_reasons`, once the output is written: by the Dask engine once
+    per partition."""
     data_path, out = Path(data_path), Path(out)
     check_paths(data_path, out)
     options = options or dataset.ReadOptions()
     cut = values.timestamp(as_of, "--as-of") if as_of else None
-    return (engine or LocalEngine(keep, keep_reasons)).score_file(
-        data_path, out, settings, model_uri, options, cut
+    return (engine or LocalEngine()).score_file(
+        data_path, out, settings, model_uri, options, cut, keep, keep_reasons
     )
