@@ -390,56 +390,61 @@ def check_grade_pair(payloads: dict, ports: dict) -> dict:
     }
 
 
-def measure_grades(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
+def measure_pair(
+    args,
+    loadtest,
+    payloads: dict,
+    pgids: set[int],
+    pair: dict,
+    scenarios: list,
+    urls: dict,
+    rounds: int,
+) -> list[dict]:
+    """`rounds` rounds of each scenario on both servers of a pair (`pair`: variant -> title,
+    `urls`: variant -> base URL), in turns (the first variant first in odd rounds), each after
+    a warm-up; each run's figures with the CPU the servers and their neighbours used."""
     body = payloads["files"]["leadml_single"]["path"]
     runs = []
-    for turn in range(args.grades_rounds):
-        order = list(GRADE_VARIANTS) if turn % 2 == 0 else list(reversed(GRADE_VARIANTS))
-        for key, title, query, conns, _ in GRADE_SCENARIOS:
+    for turn in range(rounds):
+        order = list(pair) if turn % 2 == 0 else list(reversed(pair))
+        for key, title, query, conns, _ in scenarios:
             say(f"\nround {turn + 1}: {title}, {conns} connections, {args.duration} s each:")
             measure.wait_for_quiet()  # --quiet-wait: a pair is better measured on a calm machine
             for name in order:
-                url = f"http://127.0.0.1:{ports[name]}/predict{query}"
+                url = f"{urls[name]}/predict{query}"
                 measure.settle(pgids)
+                warm = 0
                 if args.warmup:
-                    loadtest.run(url, body, conns, args.warmup, args.threads, timeout=30)
+                    w = loadtest.run(url, body, conns, args.warmup, args.threads, timeout=30)
+                    warm = w["requests"] - w["non_2xx"]
                     measure.settle(pgids)
                 with measure.CpuMeter(pgids) as meter:
                     r = loadtest.run(url, body, conns, args.duration, args.threads, timeout=30)
                 r |= {"scenario": key, "variant": name, "round": turn + 1, "cpu": meter.cores}
+                r["answered"] = warm + r["requests"] - r["non_2xx"]  # warm-up included
                 runs.append(r)
                 contended = "  (contended)" if meter.cores["others_cores"] >= 0.2 else ""
                 say(
-                    f"  {GRADE_VARIANTS[name]:<15} {loadtest.summary_line(r)}; others "
+                    f"  {pair[name]:<15} {loadtest.summary_line(r)}; others "
                     f"{meter.cores['others_cores']}{contended}"
                 )
     return runs
 
 
-def grade_ratios(runs: list[dict]) -> list[dict]:
+def pair_ratios(runs: list[dict], pair: dict, scenarios: list) -> list[dict]:
     """Per scenario: the median over the rounds of each variant's figures, and the median of
-    each round's with/without ratio (the pair measured back to back, so a neighbour that
-    loads the machine for a while weighs on both sides of a ratio, not on one)."""
+    each round's first/second variant ratio (the pair measured back to back, so a neighbour
+    that loads the machine for a while weighs on both sides of a ratio, not on one)."""
+    first, second = pair
     out = []
-    for key, title, _, conns, budget in GRADE_SCENARIOS:
+    for key, title, _, conns, budget in scenarios:
         by = {(r["round"], r["variant"]): r for r in runs if r["scenario"] == key}
         rounds = sorted({turn for turn, _ in by})
         if not rounds:
             return out
-
-        def figures(r: dict) -> dict:
-            return {
-                "requests_per_s": r["requests_per_s"],
-                "p50_ms": r["p50_ms"],
-                "p99_ms": r["p99_ms"],
-                # the servers' CPU per request: less sensitive to neighbours than latency
-                "server_cpu_ms": 1000 * r["cpu"]["server_cores"] / max(r["requests_per_s"], 1e-9),
-                "others_cores": r["cpu"]["others_cores"],
-            }
-
-        each = {(t, v): figures(r) for (t, v), r in by.items()}
+        each = {(t, v): _figures(r) for (t, v), r in by.items()}
         row: dict = {"scenario": key, "title": f"{title}, {conns} connections", "budget": budget}
-        for name in GRADE_VARIANTS:
+        for name in pair:
             row[name] = {
                 k: round(statistics.median(each[(t, name)][k] for t in rounds), 2)
                 for k in each[(rounds[0], name)]
@@ -449,14 +454,32 @@ def grade_ratios(runs: list[dict]) -> list[dict]:
             ("throughput_ratio", "requests_per_s"),
             ("server_cpu_ratio", "server_cpu_ms"),
         ):
-            per_round = [each[(t, "with")][k] / each[(t, "without")][k] for t in rounds]
+            per_round = [each[(t, first)][k] / each[(t, second)][k] for t in rounds]
             row[f"{ratio}_per_round"] = [round(x, 3) for x in per_round]
             row[ratio] = round(statistics.median(per_round), 3)
+        out.append(row)
+    return out
+
+
+def _figures(r: dict) -> dict:
+    return {
+        "requests_per_s": r["requests_per_s"],
+        "p50_ms": r["p50_ms"],
+        "p99_ms": r["p99_ms"],
+        # the servers' CPU per request: less sensitive to neighbours than latency
+        "server_cpu_ms": 1000 * r["cpu"]["server_cores"] / max(r["requests_per_s"], 1e-9),
+        "others_cores": r["cpu"]["others_cores"],
+    }
+
+
+def grade_ratios(runs: list[dict]) -> list[dict]:
+    """`pair_ratios` of the grades pair, each held to `BUDGET`."""
+    out = pair_ratios(runs, GRADE_VARIANTS, GRADE_SCENARIOS)
+    for row in out:
         row["within_budget"] = (
             row["p99_ratio"] <= 1 + BUDGET["p99_growth"]
             and row["throughput_ratio"] >= 1 - BUDGET["throughput_fall"]
         )
-        out.append(row)
     return out
 
 
@@ -516,71 +539,11 @@ def store_servers(args: argparse.Namespace, work: Path, env: dict) -> list[fixtu
     return servers
 
 
-def measure_store(args, loadtest, payloads: dict, ports: dict, pgids: set[int]) -> list[dict]:
-    body = payloads["files"]["leadml_single"]["path"]
-    runs = []
-    for turn in range(args.store_rounds):
-        order = list(STORE_VARIANTS) if turn % 2 == 0 else list(reversed(STORE_VARIANTS))
-        for key, title, query, conns, _ in STORE_SCENARIOS:
-            say(f"\nround {turn + 1}: {title}, {conns} connections, {args.duration} s each:")
-            measure.wait_for_quiet()
-            for name in order:
-                url = f"http://127.0.0.1:{ports['store_' + name]}/predict{query}"
-                measure.settle(pgids)
-                warm = 0
-                if args.warmup:
-                    w = loadtest.run(url, body, conns, args.warmup, args.threads, timeout=30)
-                    warm = w["requests"] - w["non_2xx"]
-                    measure.settle(pgids)
-                with measure.CpuMeter(pgids) as meter:
-                    r = loadtest.run(url, body, conns, args.duration, args.threads, timeout=30)
-                r |= {"scenario": key, "variant": name, "round": turn + 1, "cpu": meter.cores}
-                r["answered"] = warm + r["requests"] - r["non_2xx"]  # warm-up included
-                runs.append(r)
-                contended = "  (contended)" if meter.cores["others_cores"] >= 0.2 else ""
-                say(
-                    f"  {STORE_VARIANTS[name]:<10} {loadtest.summary_line(r)}; others "
-                    f"{meter.cores['others_cores']}{contended}"
-                )
-    return runs
-
-
 def store_ratios(runs: list[dict]) -> list[dict]:
-    """As `grade_ratios`, for the store pair: medians over the rounds, and the median of each
-    round's on/off ratio."""
-    out = []
-    for key, title, _, conns, _ in STORE_SCENARIOS:
-        by = {(r["round"], r["variant"]): r for r in runs if r["scenario"] == key}
-        rounds = sorted({turn for turn, _ in by})
-        if not rounds:
-            return out
-
-        def figures(r: dict) -> dict:
-            return {
-                "requests_per_s": r["requests_per_s"],
-                "p50_ms": r["p50_ms"],
-                "p99_ms": r["p99_ms"],
-                "server_cpu_ms": 1000 * r["cpu"]["server_cores"] / max(r["requests_per_s"], 1e-9),
-                "others_cores": r["cpu"]["others_cores"],
-            }
-
-        each = {(t, v): figures(r) for (t, v), r in by.items()}
-        row: dict = {"scenario": key, "title": f"{title}, {conns} connections"}
-        for name in STORE_VARIANTS:
-            row[name] = {
-                k: round(statistics.median(each[(t, name)][k] for t in rounds), 2)
-                for k in each[(rounds[0], name)]
-            }
-        for ratio, k in (
-            ("p99_ratio", "p99_ms"),
-            ("throughput_ratio", "requests_per_s"),
-            ("server_cpu_ratio", "server_cpu_ms"),
-        ):
-            per_round = [each[(t, "on")][k] / each[(t, "off")][k] for t in rounds]
-            row[f"{ratio}_per_round"] = [round(x, 3) for x in per_round]
-            row[ratio] = round(statistics.median(per_round), 3)
+    """`pair_ratios` of the store pair, each held to the issue's goal (throughput)."""
+    out = pair_ratios(runs, STORE_VARIANTS, STORE_SCENARIOS)
+    for row in out:
         row["within_goal"] = row["throughput_ratio"] >= 1 - STORE_THROUGHPUT_FALL
-        out.append(row)
     return out
 
 
@@ -843,7 +806,16 @@ def run(args: argparse.Namespace) -> dict:
                 f"both answer the single lead with p = {g['answer']['probability']}; with grades: "
                 f"{g['answer']['grid']}, {g['answer']['temperature']}, {g['answer']['stage']}"
             )
-            g["runs"] = measure_grades(args, loadtest, payloads, ports, pgids)
+            g["runs"] = measure_pair(
+                args,
+                loadtest,
+                payloads,
+                pgids,
+                GRADE_VARIANTS,
+                GRADE_SCENARIOS,
+                {v: f"http://127.0.0.1:{ports[v]}" for v in GRADE_VARIANTS},
+                args.grades_rounds,
+            )
             g["ratios"] = grade_ratios(g["runs"])
             if any(loadtest.failed(r) for r in g["runs"]):
                 say("\nWARNING: some requests failed (non-2xx or socket errors); see the runs")
@@ -851,7 +823,16 @@ def run(args: argparse.Namespace) -> dict:
         if "store" in parts:
             st: dict = {"rounds": args.store_rounds, "duration_s": args.duration}
             results["store"] = st
-            st["runs"] = measure_store(args, loadtest, payloads, ports, pgids)
+            st["runs"] = measure_pair(
+                args,
+                loadtest,
+                payloads,
+                pgids,
+                STORE_VARIANTS,
+                STORE_SCENARIOS,
+                {v: f"http://127.0.0.1:{ports['store_' + v]}" for v in STORE_VARIANTS},
+                args.store_rounds,
+            )
             st["ratios"] = store_ratios(st["runs"])
             if any(loadtest.failed(r) for r in st["runs"]):
                 say("\nWARNING: some requests failed (non-2xx or socket errors); see the runs")

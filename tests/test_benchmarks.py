@@ -114,3 +114,35 @@ def test_the_store_subject_times_history_reads_on_both_databases(tmp_path):
     postgresql = figures["postgresql"]  # measured, or left out with the reason
     assert "skipped" in postgresql or postgresql["history"]["entries_per_read"] == 10
     assert "### store" in (tmp_path / "store.md").read_text()
+
+
+def test_paired_ratios_are_medians_of_each_rounds_ratio(bench_path):
+    """A neighbour that loads the machine in one round weighs on both sides of that round's
+    ratio: the pair's ratio is the median of the per-round ratios, not a ratio of medians."""
+    serving = importlib.import_module("bench_serving")
+
+    def run(turn, variant, rps, p99):
+        cpu = {"server_cores": rps / 1000, "others_cores": 0.0}
+        return {
+            "scenario": "single_c8_reasons",
+            "round": turn,
+            "variant": variant,
+            "requests_per_s": rps,
+            "p50_ms": p99 / 2,
+            "p99_ms": p99,
+            "cpu": cpu,
+        }
+
+    rounds = [(1, 900, 1000, 10, 10), (2, 450, 500, 20, 16), (3, 800, 1000, 12, 10)]
+    runs = [run(t, "on", a, pa) for t, a, _, pa, _ in rounds]
+    runs += [run(t, "off", b, pb) for t, _, b, _, pb in rounds]
+    (row,) = serving.store_ratios(runs)
+    assert row["throughput_ratio_per_round"] == [0.9, 0.9, 0.8]
+    assert row["throughput_ratio"] == 0.9 and row["p99_ratio"] == 1.2
+    assert row["on"]["requests_per_s"] == 800 and row["off"]["requests_per_s"] == 1000
+    assert row["within_goal"] is True  # x0.90 >= x0.85
+    runs = [
+        dict(r, requests_per_s=r["requests_per_s"] * 0.8) if r["variant"] == "on" else r
+        for r in runs
+    ]
+    assert serving.store_ratios(runs)[0]["within_goal"] is False
