@@ -405,6 +405,26 @@ class GradeConfig(BaseModel):
         return mapping
 
 
+class MonitorConfig(BaseModel):
+    """`leadml monitor` and `leadml retrain`: how much matured data is enough to judge or
+    retrain (the readiness gate), and where drift and calibration turn into warn / alert."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_leads: int = Field(default=1000, ge=1)  # matured leads in the window
+    min_conversions: int = Field(default=100, ge=1)  # conversions among them
+    window_days: int = Field(default=90, ge=1)  # default period: the last N matured days
+    psi_warn: float = Field(default=0.1, gt=0)  # population stability index per feature
+    psi_alert: float = Field(default=0.25, gt=0)
+    auc_tolerance: float = Field(default=0.02, ge=0)  # retrain: challenger may be this much worse
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitorConfig:
+        if self.psi_alert <= self.psi_warn:
+            raise ValueError("monitor: need psi_warn < psi_alert")
+        return self
+
+
 class InputConfig(BaseModel):
     """How input files are read (see README, "What leadml accepts")."""
 
@@ -436,6 +456,7 @@ class TrainConfig(BaseModel):
     bands: BandConfig = Field(default_factory=BandConfig)
     flat: FlatConfig = Field(default_factory=FlatConfig)
     grades: GradeConfig = Field(default_factory=GradeConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     leakage_auc: float = Field(
         default=0.95, gt=0.5, le=1, description="warn when one column alone reaches this AUC"
     )
