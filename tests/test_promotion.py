@@ -402,6 +402,33 @@ def _wait_for(condition, seconds: float = 120) -> None:
         time.sleep(0.05)
 
 
+# ---- rollback ----------------------------------------------------------------------------
+
+
+def test_rollback_without_a_previous_champion_is_refused_in_one_line(copied, capsys):
+    assert main(["-q", "rollback"]) == 2
+    assert "no previous champion" in _one_line_error(capsys)
+    assert tracking.alias_version(copied, tracking.CHAMPION) == "1" == _export_version(copied)
+
+
+def test_rollback_moves_alias_and_export_together_and_the_running_service_follows(copied, capsys):
+    assert main(["-q", "promote", "--version", "3", "--force"]) == 0
+    assert tracking.alias_version(copied, tracking.PREVIOUS) == "1"
+    serve = ServeSettings(reload_seconds=0.2, model_uri=str(copied.export_dir / "champion"))
+    with TestClient(create_app(copied, serve)) as c:
+        assert c.get("/model").json()["version"] == "3"
+        assert main(["-q", "rollback"]) == 0
+        assert "v1 is champion again (was v3)" in capsys.readouterr().out
+        _wait_for(lambda: c.get("/model").json()["version"] == "1", seconds=30)
+        assert c.get("/model").json()["version"] == "1"  # the service's own reload, no restart
+    assert assert_one_champion(copied, {"1"}) == "1"
+    # a second rollback undoes the first
+    assert tracking.alias_version(copied, tracking.PREVIOUS) == "3"
+    assert main(["-q", "rollback"]) == 0
+    assert assert_one_champion(copied, {"3"}) == "3"
+    assert tracking.alias_version(copied, tracking.PREVIOUS) == "1"
+
+
 # ---- runs of killed trainings ------------------------------------------------------------
 
 

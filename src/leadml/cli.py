@@ -25,6 +25,7 @@ EPILOG = """examples:
   leadml train --data data/big --engine dask --scheduler tcp://scheduler:8786
   leadml score --data data/big --out out/scores.parquet --engine dask
   leadml promote --version 3
+  leadml rollback
   leadml serve --port 8000
   leadml rules compare --rules data/rules/sample_rules.yaml
   leadml history 100042
@@ -267,6 +268,31 @@ def add_promote(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=commands.promote)
 
 
+ROLLBACK_HELP = """\
+Make the previous champion champion again, in one command: the registry alias, the export
+(models/champion) and a running service (at its next reload poll) follow together.
+
+Every promotion (leadml promote, leadml train, leadml retrain) records the champion it
+replaced as the registry alias `previous`. A rollback swaps the two, so a second rollback
+returns to where you were. Refused, exit 2, when no champion was ever replaced.
+
+examples:
+  leadml rollback
+  leadml rollback --name xeducation
+"""
+
+
+def add_rollback(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "rollback",
+        help="return to the previous champion (registry alias, export and service together)",
+        description=ROLLBACK_HELP,
+        formatter_class=FMT,
+    )
+    _name_option(r)
+    r.set_defaults(func=commands.rollback)
+
+
 def add_serve(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "serve",
@@ -462,6 +488,7 @@ COMMANDS = (
     add_score,
     add_history,
     add_promote,
+    add_rollback,
     add_serve,
     add_rules,
     add_store,

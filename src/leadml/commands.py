@@ -254,6 +254,18 @@ def promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def rollback(args: argparse.Namespace) -> int:
+    from leadml import tracking
+
+    settings = _settings(args)
+    was, now, path = tracking.rollback(settings)
+    print(
+        f"{settings.model_name} v{now} is champion again (was v{was}); exported to {path}. "
+        f"A running service picks it up at its next reload; `leadml rollback` again returns to v{was}"
+    )
+    return 0
+
+
 def _workers(args: argparse.Namespace) -> int:
     """--workers, else LEADML_WORKERS, else 2 (one per core here)."""
     from leadml.config import ServeSettings

@@ -42,7 +42,7 @@ from leadml.model import LeadScorer
 from leadml.records import to_tables
 
 log = logging.getLogger(__name__)
-CHALLENGER, CHAMPION = "challenger", "champion"
+CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous"
 LEAKAGE_TAG = "leadml.leakage"  # on a registry version: why it is never promoted automatically
 HOST_TAG, PID_TAG, STARTED_TAG = "leadml.host", "leadml.pid", "leadml.process_started"
 
@@ -501,5 +501,29 @@ def promote(settings: Settings, version: str, *, force: bool = False) -> Path:
         if why:
             raise PromotionError(f"not promoted: {why}")
         folder = _build_export(settings, version)
+        current = alias_version(settings, CHAMPION)
+        if current is not None and current != version:
+            set_alias(settings, PREVIOUS, current)  # where `leadml rollback` goes back to
         set_alias(settings, CHAMPION, version)
         return _switch(settings, folder)
+
+
+def rollback(settings: Settings) -> tuple[str, str, Path]:
+    """Make the previous champion champion again: (the version rolled back from, the version
+    now champion, the export path). Alias and export move together under the champion lock
+    (`promote`), and a running service follows the export on its next reload poll.
+
+    `previous` then names the version rolled back from, so a second rollback undoes the
+    first. Raises PromotionError when no version was ever replaced as champion."""
+    with champion.locked(settings):
+        reconcile(settings)
+        before = alias_version(settings, PREVIOUS)
+        current = alias_version(settings, CHAMPION)
+        if before is None or current is None or before == current:
+            raise PromotionError(
+                f"no previous champion of model {settings.model_name!r} to roll back to "
+                "(rollback needs a champion replaced by a later promotion); see "
+                "`leadml promote --version N` to pick a version by hand"
+            )
+        # the previous champion served before, so its input contract is not re-checked
+        return current, before, promote(settings, before, force=True)
