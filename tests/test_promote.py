@@ -197,3 +197,18 @@ def test_version_tags_are_empty_without_findings_and_cut_at_1000_characters():
     many = [LeakFinding(f"column number {i}", 0.99) for i in range(40)]
     tag = promote.version_tags(many)["leadml.leakage"]
     assert len(tag) == 1000 and tag.startswith("column 'column number 0'")
+
+
+def test_auc_guard_passes_a_better_or_equal_challenger_and_refuses_a_clearly_worse_one():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 2000)
+    good = y + rng.normal(0, 0.6, len(y))
+    noise = rng.normal(0, 1, len(y))
+    ok, note = promote.auc_guard(y, good, good, tolerance=0.02)
+    assert ok and "+0.0000" in note and "within" in note
+    ok, note = promote.auc_guard(y, noise, good, tolerance=0.02)
+    assert not ok and "worse beyond the tolerance 0.020" in note
+    # a small loss inside a wide tolerance passes, outside a zero tolerance does not
+    slightly = good + rng.normal(0, 0.15, len(y))
+    assert promote.auc_guard(y, slightly, good, tolerance=0.05)[0]
+    assert not promote.auc_guard(y, slightly, good, tolerance=0.0)[0]

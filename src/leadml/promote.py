@@ -98,3 +98,37 @@ def promote_if_better(
         if not (mine >= theirs if metric == "roc_auc" else mine <= theirs):
             return Promotion(False, note)
         return Promotion(True, note, tracking.promote(settings, version, force=True))
+
+
+def auc_guard(
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    tolerance: float,
+    rounds: int = 200,
+    seed: int = 0,
+) -> tuple[bool, str]:
+    """The retrain rule, in one place: the challenger passes when it is not worse than the
+    champion beyond `tolerance` in AUC on the same leads, taking chance into account: the
+    lower end of the paired bootstrap 90 % interval of (challenger - champion) must be at
+    least -tolerance. Returns (passes, the sentence that says why)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    diff = float(roc_auc_score(y, challenger) - roc_auc_score(y, champion))
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(rounds):
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() == y[rows].max():
+            continue
+        boot.append(
+            roc_auc_score(y[rows], challenger[rows]) - roc_auc_score(y[rows], champion[rows])
+        )
+    low, high = (float(q) for q in np.quantile(boot, [0.05, 0.95])) if boot else (diff, diff)
+    passes = low >= -tolerance
+    note = (
+        f"AUC challenger - champion {diff:+.4f} (90% interval {low:+.4f} to {high:+.4f}) on "
+        f"{len(y):,} leads; {'within' if passes else 'worse beyond'} the tolerance {tolerance:.3f}"
+    )
+    return passes, note
