@@ -225,6 +225,10 @@ class DaskTestLeads:
 
         return self.X.map_partitions(apply, meta=(None, float)).compute().to_numpy()
 
+    def features(self) -> pd.DataFrame:
+        names = lgb_names(self.spec)
+        return self.X[names].compute().set_axis(self.spec.feature_names, axis=1)
+
     def score_test(self, scorer: LeadScorer) -> np.ndarray | None:
         import dask.dataframe as dd
 

@@ -64,6 +64,11 @@ class TestLeads(Protocol):
         """`fn` over the test rows' features (columns `spec.feature_names`), in test order."""
         ...
 
+    def features(self) -> pd.DataFrame:
+        """The test rows' features (columns `spec.feature_names`): the reference profile's
+        population (`profile.build`)."""
+        ...
+
     def score_test(self, scorer: LeadScorer) -> np.ndarray | None:
         """Another model's probabilities on the test leads (from their raw fields), or None
         when it cannot score every one of them."""

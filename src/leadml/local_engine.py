@@ -95,6 +95,9 @@ class LocalTestLeads:
     def predict_test(self, fn: Callable[[pd.DataFrame], np.ndarray]) -> np.ndarray:
         return fn(self.X)
 
+    def features(self) -> pd.DataFrame:
+        return self.X
+
     def score_test(self, scorer: LeadScorer) -> np.ndarray | None:
         out, _ = scorer.score_leads(self.leads, self.events, as_of=self.as_of)
         return out["probability"].to_numpy() if len(out) == len(self.leads) else None

@@ -23,6 +23,8 @@ from leadml.calibration import Calibrator
 from leadml.errors import ModelError
 from leadml.features import ColumnSpec, FeatureSpec, build_features
 from leadml.grades import LABELS, Grades
+from leadml.profile import Profile
+from leadml.profile import load as load_profile
 from leadml.reasons import reason_lists, split_points
 
 FORMAT_VERSION = 1
@@ -45,6 +47,7 @@ class LeadScorer:
     thresholds: BandThresholds
     card: dict = field(default_factory=dict)
     grades: Grades | None = None  # None: a model trained before grades existed
+    profile: Profile | None = None  # the inputs at training time (None: trained before profiles)
 
     def raw_score(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         X = X.to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X
@@ -135,6 +138,8 @@ class LeadScorer:
             "grades": None if self.grades is None else self.grades.save(path),
         }
         (path / "scorer.json").write_text(json.dumps(meta, indent=1, default=str))
+        if self.profile is not None:
+            self.profile.save(path)
         return path
 
     @classmethod
@@ -162,4 +167,5 @@ class LeadScorer:
             BandThresholds(t["sql"], t["mql"], t["policy"]),
             meta.get("card", {}),
             None if grades is None else Grades.load(path, grades, spec.feature_names),
+            load_profile(path),
         )

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from leadml import accounting, bands, errors, evaluate, grades_backtest, grades_fit, synth
+from leadml import accounting, bands, errors, evaluate, grades_backtest, grades_fit, profile, synth
 from leadml.boosting import fit_baseline
 from leadml.calibration import Calibrator
 from leadml.config import Settings, TrainConfig
@@ -138,7 +138,9 @@ def finish(
     spec, booster = prep.spec, prep.booster
     cal = Calibrator(config.model.calibration, sc.seed).fit(prep.raw_cal, prep.y_cal)
     thresholds = bands.fit_thresholds(config.bands, cal.transform(prep.raw_cal))
-    scorer = LeadScorer(spec, booster, cal, thresholds)
+    scorer = LeadScorer(
+        spec, booster, cal, thresholds, profile=profile.build(test.features(), spec)
+    )
     y_test = prep.y_test
     p_test = cal.transform(prep.raw_test)
     band_test = bands.to_band(p_test, thresholds)
