@@ -1,7 +1,17 @@
 """Monitor: how the kept scores did against what really happened, and whether to act.
 
-The readiness gate (`readiness`) is shared by `leadml monitor` (never judge too little
-data) and `leadml retrain` (never retrain on too little).
+`judge` takes the period's scores from the score store, the outcomes, and the sampled
+leads' features, and returns every figure `leadml monitor` reports, as one JSON-safe dict:
+ranking (AUC with a bootstrap interval) and calibration (observed vs predicted per band and
+grid cell) against the model's own test-slice figures (its card, logged with it in MLflow),
+band shares per week, input drift against the reference profile saved with the model
+(`drift`), and a verdict, ok / warn / alert, with the reasons in words and the actions.
+`monitor_report` draws it, `tracking.log_monitor` logs it, the service's /metrics exports it.
+
+Chance is weighed everywhere, so an undrifted period raises no alarm: an AUC drop counts
+beyond the tolerance and beyond both figures' noise, a band's rate beyond a Bonferroni
+bound over all bands and cells judged. The readiness gate (`readiness`) is shared with
+`leadml retrain`: never judge, nor retrain on, too little matured data.
 """
 
 from __future__ import annotations
