@@ -251,17 +251,9 @@ def test_the_tables_have_headers_and_carry_the_figures(result, tmp_path):
         page.tables
     )
     assert all(page.tables.values())  # every table has its <th> row
-    assert page.tables["drift"] == [
-        "feature",
-        "label",
-        "kind",
-        "PSI",
-        "missing then",
-        "missing now",
-        "new categories",
-        "status",
-        "reason",
-    ]
+    drift_headers = set(page.tables["drift"])  # what the brief asks each drifted field to show
+    assert {"feature", "label", "kind", "PSI", "status", "reason"} <= drift_headers
+    assert {"missing then", "missing now", "new categories"} <= drift_headers
     # the SQL band's shortfall is on the page in figures, in a highlighted row
     assert re.search(
         r'<tr class="alert"><td>SQL</td><td>150</td><td>55.0%</td><td>31.0%</td>'
