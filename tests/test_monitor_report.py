@@ -281,8 +281,9 @@ def test_sections_without_figures_say_so_in_words(drift_only, tmp_path):
     assert "No action needed." in text and "not ready to judge" in text
     assert len(page.images) == 1 and _png(page.images[0]).startswith(b"\x89PNG")  # drift only
     bare = {k: None for k in ("discrimination", "calibration", "score_drift", "drift")}
-    text, page = _page({"verdict": "not_ready"} | bare, tmp_path)
-    assert page.images == [] and "no training profile" in text
+    unregistered = {"name": None, "version": None, "trained_at": None, "horizon_days": 30}
+    text, page = _page({"verdict": "not_ready", "model": unregistered} | bare, tmp_path)
+    assert page.images == [] and "no training profile" in text and "None" not in text
 
 
 def test_the_drift_chart_shows_at_most_the_top_fields(result, tmp_path):

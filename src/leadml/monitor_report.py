@@ -133,7 +133,7 @@ def _model_period(result: dict) -> str:
     model, period = result.get("model") or {}, result.get("period") or {}
     counts = result.get("counts") or {}
     rows = [
-        ("Model", f"{model.get('name', '-')} version {model.get('version', '-')}"),
+        ("Model", f"{model.get('name') or '-'} version {model.get('version') or '-'}"),
         ("Trained at", model.get("trained_at") or "-"),
         ("Horizon", f"{model.get('horizon_days', '-')} days to convert"),
         ("Scores from", period.get("since") or "-"),
