@@ -44,7 +44,7 @@ from leadml import (
 )
 from leadml.config import Environment, ServeSettings, Settings, StoreSettings
 from leadml.errors import LeadmlError
-from leadml.metrics import ServiceMetrics
+from leadml.metrics import ServiceMetrics, monitor_latest
 from leadml.recorder import Recorder
 from leadml.serving import LoadedModel, ModelHolder, ModelSource
 
@@ -95,7 +95,9 @@ def create_app(
         ),
         lifespan=lifespan,
     )
-    metrics = ServiceMetrics(multiprocess=bool(serve.metrics_dir))
+    metrics = ServiceMetrics(
+        multiprocess=bool(serve.metrics_dir), monitor_file=monitor_latest(settings.home)
+    )
 
     def swapped(new: LoadedModel, old: LoadedModel | None) -> None:
         app.openapi_schema = None  # /docs follows the new model's fields
