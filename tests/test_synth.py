@@ -351,3 +351,33 @@ def test_synth_help_states_the_later_period_and_every_drift(capsys):
     assert all(name in text for name in synth.DRIFTS)
     assert f"'{synth.NEW_SOURCE}'" in text and f"{synth.NEW_SOURCE_SHARE:.0%}" in text
     assert f"{synth.RATE_DRIFT['webinar']:g}x the rate" in text and "truth.json" in text
+
+
+def _model_on(scorer, result: synth.SynthResult, out) -> tuple[np.ndarray, np.ndarray]:
+    """The model's probabilities and the outcomes of the leads eligible at the period's cut-off."""
+    data = _load(result, out)
+    X = features.build_features(data.leads, data.events, scorer.spec, result.meta["as_of"])
+    p = pd.Series(scorer.probability(X.X), index=pd.Index(X.ids).astype(str))
+    truth = result.truth[result.truth["as_of"] == result.meta["as_of"]]
+    return truth["converted"].to_numpy(), p.loc[truth["lead_id"].astype(str)].to_numpy()
+
+
+@pytest.mark.slow
+def test_a_model_trained_today_loses_auc_and_its_top_leads_convert_less_after_a_concept_change(
+    tmp_path,
+):
+    from leadml.train import fit
+
+    synth.write_crm(synth.make_crm(LATER_N, seed=1), tmp_path / "ref", "csv")
+    trained, _ = fit(tmp_path / "ref", TrainConfig.model_validate({"model": {"baseline": False}}))
+    named = set(synth.DRIFT_DERIVED["webinar"]) | set(synth.DRIFT_AFFECTED["seniority"])
+    assert named <= set(trained.scorer.spec.feature_names)
+    plain = _model_on(trained.scorer, synth.make_crm(LATER_N, seed=2, later=True), tmp_path / "a")
+    changed = _model_on(
+        trained.scorer, synth.make_crm(LATER_N, seed=2, concept=True), tmp_path / "b"
+    )
+    (y0, p0), (y1, p1) = plain, changed
+    assert metrics(y1, p1)["roc_auc"] < metrics(y0, p0)["roc_auc"] - 0.03
+    top0, top1 = p0 >= np.quantile(p0, 0.8), p1 >= np.quantile(p1, 0.8)
+    assert abs(y1.mean() - y0.mean()) < 0.03  # the same conversion rate: the top just ranks worse
+    assert y1[top1].mean() < y0[top0].mean() - 0.04
