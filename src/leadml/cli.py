@@ -181,6 +181,34 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="write the events as a folder of this many Parquet files (default 1: one file)",
     )
+    s.add_argument(
+        "--later",
+        action="store_true",
+        help="the later period: the same world 91 days on (cut-off 2026-09-29, every date "
+        "shifted, new lead ids from 10000001), undrifted unless --drift or --concept; for "
+        "testing leadml monitor against a model trained on today's data",
+    )
+    s.add_argument(
+        "--drift",
+        type=lambda text: tuple(n.strip() for n in text.split(",") if n.strip()),
+        default=(),
+        metavar="F1,F2",
+        help="implies --later. Shift these by a known, large amount: profile fields "
+        "company_size (towards small companies), lead_source (30%% from a new source "
+        "'Partner', no effect on conversion), industry (towards Software), country (towards "
+        "APAC and LATAM; the model sees region), seniority (towards senior job titles); "
+        "engagement kind webinar (10x the rate). How conversion depends on the lead stays. "
+        "truth/truth.json 'drift' records the shares before and after and the derived "
+        "features a monitor must flag ('derived') or may see move ('affected')",
+    )
+    s.add_argument(
+        "--concept",
+        action="store_true",
+        help="implies --later. How conversion depends on the lead changes: lead_source "
+        "effects reversed, engagement weights halved, intercept re-fitted to the same "
+        "conversion rate, so a model trained on today's data loses AUC. truth/truth.json "
+        "'concept' records the effects before and after",
+    )
     s.set_defaults(func=commands.synth)
 
 

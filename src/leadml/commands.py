@@ -91,7 +91,9 @@ def synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     steps = Stages(2, progress=not args.quiet)
     steps.next("generating leads and events")
-    result = synth.make_crm(args.leads, args.seed)
+    result = synth.make_crm(
+        args.leads, args.seed, later=args.later, drift=args.drift, concept=args.concept
+    )
     steps.next("writing files")
     paths = synth.write_crm(result, args.out, args.format, args.parts)
     steps.close()
@@ -105,7 +107,34 @@ def synth(args: argparse.Namespace) -> int:
         f"{m['horizon_days']} days: {m['snapshot_conversion_rate']:.1%} of eligible leads"
     )
     print(f"  truth (true probabilities and effects): {paths['truth'].parent}")
+    if "drift" in m:
+        _print_drift(m)
     return 0
+
+
+def _print_drift(meta: dict) -> None:
+    """What the later period changed, in the words truth.json uses."""
+    drift = meta["drift"]
+    print(f"  later period: every date {drift['shift_days']} days on")
+    for name, field in drift["fields"].items():
+        if "rate_factor" in field:
+            moved = f"{field['rate_factor']:g}x the rate"
+        else:
+            before, after = field["before"], field["after"]
+            moved = ", ".join(
+                f"{v} {before.get(v, 0):.0%}->{after[v]:.0%}"
+                for v in after
+                if abs(after[v] - before.get(v, 0)) >= 0.05
+            )
+        print(f"  drifted {name}: {moved}; a monitor must flag {', '.join(field['derived'])}")
+    if not drift["fields"]:
+        print("  no drift: the same mix of leads as today")
+    if "concept" in meta:
+        factor = meta["concept"]["engagement_weight_factor"]
+        print(
+            f"  concept change: lead_source effects reversed, engagement weights x{factor:g}, "
+            "intercept re-fitted"
+        )
 
 
 def train(args: argparse.Namespace) -> int:

@@ -9,6 +9,12 @@ profile and its decayed engagement per event kind. That probability is written t
 file, so the Bayes-optimal AUC and log loss can be printed next to the model's, and the
 sign of every behaviour's true effect is recorded for the points ledger.
 
+A later period (`later=True`) is the same world a quarter on: every date shifted by
+`LATER_DAYS`, new leads. It can carry known drift (`drift`: a field's shares move by a recorded,
+large amount, or an engagement kind's rate) and a known concept change (`concept`: the way
+conversion depends on the profile and behaviour changes), recorded under "drift" and
+"concept" in truth.json, so `leadml monitor` can be tested against answers known in advance.
+
 Everything is vectorised NumPy, deterministic by seed, and fast enough for 1M+ leads.
 
 Longer than our ~400-line rule on purpose: one generative story (who the leads are, what
@@ -106,6 +112,49 @@ UNSUBSCRIBE_EFFECT = -1.5
 BOUNCE_EFFECT = -1.0
 TARGET_RATE = 0.17  # conversion within 30 days among leads eligible at a snapshot
 N_SNAPSHOTS = 12
+
+LATER_DAYS = 91  # the later period: the same world a quarter on (AS_OF 2026-09-29)
+LATER_FIRST_ID = 10_000_001  # its leads are new leads: ids apart from today's
+# Drift of a profile field in the later period: its shares there (population stability index
+# of its derived feature well above 0.25). lead_source instead gains a new source.
+DRIFT_SHARES = {
+    "company_size": [0.40, 0.30, 0.14, 0.08, 0.05, 0.03],  # towards small companies
+    "industry": [0.35, 0.2, 0.075, 0.075, 0.075, 0.075, 0.075, 0.075],  # towards software
+    "country": [0.12, 0.03, 0.05, 0.04, 0.03, 0.28, 0.14, 0.03, 0.07, 0.02, 0.07, 0.12],
+    "seniority": [0.15, 0.18, 0.20, 0.20, 0.20, 0.07],  # towards senior titles
+}
+NEW_SOURCE = "Partner"  # unseen in training; no effect on conversion
+NEW_SOURCE_SHARE = 0.3
+RATE_DRIFT = {"webinar": 10.0}  # engagement kind -> factor on its rate in the later period
+# Derived features of a trained CRM model that a drift MUST move (a monitor has to flag
+# them), and those it may move too.
+DRIFT_DERIVED = {
+    "company_size": ["company_size"],
+    "lead_source": ["lead_source"],
+    "industry": ["industry"],
+    "country": ["region"],
+    "seniority": ["seniority"],
+    "webinar": ["webinar_30d", "webinar_90d", "webinar_decayed"],
+}
+_INTENT_MOVES = ["engagement_decayed", "intent_decayed"]  # seniority and source shift intent
+DRIFT_AFFECTED = {
+    "company_size": [],
+    "lead_source": _INTENT_MOVES,
+    "industry": [],
+    "country": [],
+    "seniority": ["department", *_INTENT_MOVES],  # CEO, founder, owner: department Executive
+    # a week's count stays mostly zero, so it moves less
+    "webinar": ["webinar_7d", "engagement_decayed", "days_since_last_event", "velocity"],
+}
+DRIFTS = tuple(DRIFT_DERIVED)
+FIELD_VALUES = {
+    "seniority": SENIORITY,
+    "company_size": COMPANY_SIZES,
+    "industry": INDUSTRIES,
+    "country": COUNTRIES,
+    "lead_source": SOURCES,
+}
+CONCEPT_ENGAGEMENT_FACTOR = 0.5  # concept change: engagement weights halved, sources reversed
 
 _FIRST = [
     "Ana",
@@ -207,10 +256,70 @@ def _sample_times(rng, owner, start, tau, mass, end):
     return idx, t
 
 
-def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.0) -> SynthResult:
-    """Draw `n_leads` leads with their events and the true conversion probabilities."""
+def check_drift(names) -> tuple[str, ...]:
+    """The drift names, or a ConfigError naming the allowed ones."""
+    unknown = [name for name in names if name not in DRIFTS]
+    if unknown:
+        raise ConfigError(
+            f"unknown drift {', '.join(map(repr, unknown))}: choose from {', '.join(DRIFTS)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def _period_shares(drift: tuple[str, ...]) -> dict[str, list[float] | None]:
+    """Each profile field's shares in this period (None: uniform, drawn with integers)."""
+    shares: dict[str, list[float] | None] = {
+        "seniority": SENIORITY_P,
+        "company_size": SIZE_P,
+        "industry": None,
+        "country": COUNTRY_P,
+        "lead_source": SOURCE_P,
+    }
+    for name in drift:
+        if name in DRIFT_SHARES:
+            shares[name] = DRIFT_SHARES[name]
+    if "lead_source" in drift:
+        shares["lead_source"] = [(1 - NEW_SOURCE_SHARE) * p for p in SOURCE_P] + [NEW_SOURCE_SHARE]
+    return shares
+
+
+def _draw(rng: np.random.Generator, k: int, n: int, p: list[float] | None) -> np.ndarray:
+    return rng.integers(0, k, n) if p is None else rng.choice(k, n, p=p)
+
+
+def make_crm(
+    n_leads: int = 20_000,
+    seed: int = 42,
+    events_per_lead: float = 20.0,
+    *,
+    later: bool = False,
+    drift: tuple[str, ...] = (),
+    concept: bool = False,
+    intercept: float | None = None,
+) -> SynthResult:
+    """Draw `n_leads` leads with their events and the true conversion probabilities.
+
+    `later` (implied by `drift` or `concept`) draws the later period: dates shifted by
+    `LATER_DAYS`, ids from `LATER_FIRST_ID`. `drift` names fields or engagement kinds
+    (`DRIFTS`) to shift; `concept` changes the conversion relationship. `intercept` fixes the
+    conversion intercept instead of fitting it to TARGET_RATE: drift keeps the world's
+    intercept (fitted on the same period undrifted), so only the mix moves, not P(y | x).
+    """
     if n_leads < 100:
         raise ConfigError(f"n_leads must be at least 100, got {n_leads}")
+    drift = check_drift(drift)
+    later = later or bool(drift) or concept
+    if drift and intercept is None:
+        world = make_crm(n_leads, seed, events_per_lead, later=True, concept=concept)
+        intercept = world.meta["intercept"]
+    shares = _period_shares(drift)
+    sources = _values("lead_source", drift)
+    source_effect = np.asarray(SOURCE_EFFECT + [0.0] * (len(sources) - len(SOURCES)))
+    if concept:
+        source_effect = 0.0 - source_effect  # not -x: no -0.0 in truth.json
+    factor = CONCEPT_ENGAGEMENT_FACTOR if concept else 1.0
+    weights = {name: w * factor for name, (_r, _l, w) in KINDS.items()}
+    pricing_bonus = PRICING_LARGE_COMPANY_BONUS * factor
     rng = np.random.default_rng(seed)
     n = n_leads
     t_end = float(
@@ -219,12 +328,12 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     t_asof = float(HISTORY_DAYS)
     created = np.sort(rng.uniform(0, t_asof - 1, n))
 
-    seniority = rng.choice(len(SENIORITY), n, p=SENIORITY_P)
+    seniority = _draw(rng, len(SENIORITY), n, shares["seniority"])
     dept = rng.integers(0, len(DEPARTMENTS), n)
-    size = rng.choice(len(COMPANY_SIZES), n, p=SIZE_P)
-    industry = rng.integers(0, len(INDUSTRIES), n)
-    country = rng.choice(len(COUNTRIES), n, p=COUNTRY_P)
-    source = rng.choice(len(SOURCES), n, p=SOURCE_P)
+    size = _draw(rng, len(COMPANY_SIZES), n, shares["company_size"])
+    industry = _draw(rng, len(INDUSTRIES), n, shares["industry"])
+    country = _draw(rng, len(COUNTRIES), n, shares["country"])
+    source = _draw(rng, len(sources), n, shares["lead_source"])
     intent = rng.normal(0, 1, n) + 0.15 * (seniority <= 2) + 0.3 * (source == 2)
 
     # Expected lifetime volume is scaled so the average lead has ~events_per_lead events.
@@ -238,6 +347,8 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     first_trial = np.full(n, np.inf)
     for k, (name, (rate, load, _w)) in enumerate(KINDS.items()):
         mass = rate * scale * np.exp(load * intent - load**2 / 2)
+        if name in drift:
+            mass = mass * RATE_DRIFT[name]
         if name in USAGE:  # a trial user's product usage, from the first trial start on
             users = owners[np.isfinite(first_trial)]
             i1, t1 = _sample_times(
@@ -288,7 +399,7 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
         np.asarray(SENIORITY_EFFECT)[seniority]
         + np.asarray(SIZE_EFFECT)[size]
         + np.asarray(INDUSTRY_EFFECT)[industry]
-        + np.asarray(SOURCE_EFFECT)[source]
+        + source_effect[source]
     )
     logits = np.empty((N_SNAPSHOTS, n))
     for j, cut in enumerate(cutoffs):
@@ -297,16 +408,17 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
         decay = np.exp2(-age_e[before] / HALF_LIFE_DAYS)
         lj, kj = lead_ix[before], kind[before]
         logit = static.copy()
-        for k, (name, (_r, _l, w)) in enumerate(KINDS.items()):
+        for k, name in enumerate(KINDS):
             m = kj == k
             decayed = np.bincount(lj[m], weights=decay[m], minlength=n)
-            weight = w + PRICING_LARGE_COMPANY_BONUS * large if name == "page_view:pricing" else w
+            w = weights[name]
+            weight = w + pricing_bonus * large if name == "page_view:pricing" else w
             logit += weight * np.log1p(decayed)
         ever = age_e > 0
         unsub = np.bincount(lead_ix[ever & (kind == n_kinds)], minlength=n) > 0
         bounce_ = np.bincount(lead_ix[ever & (kind == n_kinds + 1)], minlength=n) > 0
         logits[j] = logit + UNSUBSCRIBE_EFFECT * unsub + BOUNCE_EFFECT * bounce_
-    effects = {name: w for name, (_r, _l, w) in KINDS.items()} | {
+    effects = weights | {
         "unsubscribe": UNSUBSCRIBE_EFFECT,
         "bounce": BOUNCE_EFFECT,
     }
@@ -325,12 +437,15 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
             alive &= ~hit
         return p, eligible, conv_snap
 
-    lo, hi = -12.0, 6.0
-    for _ in range(40):  # bisection: intercept giving TARGET_RATE per snapshot among eligible leads
-        b0 = (lo + hi) / 2
-        p, eligible, conv_snap = simulate(b0)
-        rate = p[eligible].mean()
-        lo, hi = (b0, hi) if rate < TARGET_RATE else (lo, b0)
+    if intercept is None:
+        lo, hi = -12.0, 6.0
+        for _ in range(40):  # bisection: intercept giving TARGET_RATE per snapshot among eligible
+            b0 = (lo + hi) / 2
+            p, eligible, conv_snap = simulate(b0)
+            rate = p[eligible].mean()
+            lo, hi = (b0, hi) if rate < TARGET_RATE else (lo, b0)
+    else:
+        b0 = intercept
     p, eligible, conv_snap = simulate(b0)
     y = conv_snap >= 0
     converted_at = np.full(n, np.nan)
@@ -346,12 +461,14 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     kind = np.concatenate([kind, np.full(late.size, list(KINDS).index("demo_request"))])
     snap_j, snap_i = np.nonzero(eligible)
 
-    start = AS_OF - pd.Timedelta(days=HISTORY_DAYS)
+    as_of = AS_OF + pd.Timedelta(days=LATER_DAYS if later else 0)
+    start = as_of - pd.Timedelta(days=HISTORY_DAYS)
 
     def to_ts(d):
         return (start + pd.to_timedelta(np.round(d * 86400), unit="s")).astype("datetime64[s]")
 
-    ids = np.arange(100_001, 100_001 + n)
+    first_id = LATER_FIRST_ID if later else 100_001
+    ids = np.arange(first_id, first_id + n)
     first = np.asarray(_FIRST)[rng.integers(0, len(_FIRST), n)]
     last = np.asarray(_LAST)[rng.integers(0, len(_LAST), n)]
     leads = pd.DataFrame(
@@ -369,7 +486,7 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
             "company_size": np.asarray(COMPANY_SIZES)[size],
             "industry": np.asarray(INDUSTRIES)[industry],
             "country": np.asarray(COUNTRIES)[country],
-            "lead_source": np.asarray(SOURCES)[source],
+            "lead_source": np.asarray(sources)[source],
             "converted": y.astype(int),
             "converted_at": to_ts(np.nan_to_num(converted_at)).where(~np.isnan(converted_at)),
         }
@@ -390,7 +507,7 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     truth = pd.DataFrame(
         {
             "lead_id": ids[snap_i],
-            "as_of": (AS_OF - pd.to_timedelta(snap_j * HORIZON_DAYS, unit="D")).strftime(
+            "as_of": (as_of - pd.to_timedelta(snap_j * HORIZON_DAYS, unit="D")).strftime(
                 "%Y-%m-%d"
             ),
             "true_probability": p[snap_j, snap_i],
@@ -400,7 +517,7 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
     meta = {
         "seed": seed,
         "n_leads": n,
-        "as_of": str(AS_OF.date()),
+        "as_of": str(as_of.date()),
         "horizon_days": HORIZON_DAYS,
         "half_life_days": HALF_LIFE_DAYS,
         "observation_days": OBSERVATION_DAYS,
@@ -413,10 +530,68 @@ def make_crm(n_leads: int = 20_000, seed: int = 42, events_per_lead: float = 20.
             for name, w in effects.items()
         },
         "interactions": {
-            "page_view:pricing": f"+{PRICING_LARGE_COMPANY_BONUS} weight when company_size is 201 or more"
+            "page_view:pricing": f"+{pricing_bonus} weight when company_size is 201 or more"
         },
     }
+    if later:
+        meta["drift"] = _drift_meta(drift, as_of, shares)
+    if concept:
+        meta["concept"] = _concept_meta(sources, source_effect, float(b0))
     return SynthResult(leads, events, truth, meta)
+
+
+def _named_shares(values: list[str], p: list[float] | None) -> dict[str, float]:
+    p = [1 / len(values)] * len(values) if p is None else p
+    return {v: round(float(s), 6) for v, s in zip(values, p, strict=True)}
+
+
+def _values(name: str, drift: tuple[str, ...]) -> list[str]:
+    """A profile field's values in a period: lead_source drift adds the new source."""
+    values = FIELD_VALUES[name]
+    return [*values, NEW_SOURCE] if name == "lead_source" and name in drift else values
+
+
+def _drift_meta(drift: tuple[str, ...], as_of: pd.Timestamp, shares: dict) -> dict:
+    """truth.json's "drift": what moved in this later period, and what a monitor must flag."""
+    today = _period_shares(())
+    fields: dict[str, dict] = {}
+    for name in drift:
+        if name in RATE_DRIFT:
+            fields[name] = {"rate_factor": RATE_DRIFT[name]}
+        else:
+            fields[name] = {
+                "before": _named_shares(FIELD_VALUES[name], today[name]),
+                "after": _named_shares(_values(name, drift), shares[name]),
+            }
+        fields[name] |= {"derived": DRIFT_DERIVED[name], "affected": DRIFT_AFFECTED[name]}
+    derived = sorted({f for name in drift for f in DRIFT_DERIVED[name]})
+    affected = sorted({f for name in drift for f in DRIFT_AFFECTED[name]} - set(derived))
+    return {
+        "period": "later",
+        "as_of": str(as_of.date()),
+        "shift_days": LATER_DAYS,
+        "fields": fields,
+        "derived": derived,
+        "affected": affected,
+    }
+
+
+def _concept_meta(sources: list[str], source_effect: np.ndarray, intercept: float) -> dict:
+    """truth.json's "concept": how conversion depends on the lead now, against today."""
+    return {
+        "lead_source_effect": {
+            "before": dict(zip(SOURCES, SOURCE_EFFECT, strict=True)),
+            "after": {s: float(e) for s, e in zip(sources, source_effect, strict=True)},
+        },
+        "engagement_weight_factor": CONCEPT_ENGAGEMENT_FACTOR,
+        "engagement_weight": {
+            name: {"before": w, "after": w * CONCEPT_ENGAGEMENT_FACTOR}
+            for name, (_r, _l, w) in KINDS.items()
+        },
+        "intercept": intercept,
+        "intercept_note": f"re-fitted so {TARGET_RATE:.0%} of eligible leads convert per "
+        "snapshot (before any drift)",
+    }
 
 
 def write_crm(
