@@ -34,6 +34,7 @@ SUBJECTS = (
     "dask",
     "input",
     "store",
+    "monitor",
 )
 
 

@@ -26,6 +26,7 @@ EPILOG = """examples:
   leadml score --data data/big --out out/scores.parquet --engine dask
   leadml promote --version 3
   leadml rollback
+  leadml monitor --data data/later
   leadml serve --port 8000
   leadml rules compare --rules data/rules/sample_rules.yaml
   leadml history 100042
@@ -321,6 +322,71 @@ def add_rollback(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=commands.rollback)
 
 
+MONITOR_HELP = """\
+How the champion's kept scores did against what really happened, whether its inputs still
+look like its training data, and what to do about it.
+
+For the scores kept in the score store (LEADML_STORE_URL; `leadml score` and /predict keep
+them) with an as-of in the period, and the outcomes (--data: a CRM folder's leads, or
+--outcomes: a CSV/Parquet of lead_id, converted, converted_at), it reports:
+  - ranking: AUC with a bootstrap interval vs the model's own test-slice AUC;
+  - calibration: observed vs predicted conversion per band and per grid cell;
+  - score drift: share of leads per band, now vs at training, per week;
+  - input drift: each feature against the reference profile saved with the model (PSI,
+    missing rates, categories unseen in training);
+  - a verdict with the reasons in words and the actions.
+A lead counts once (its first score in the period), when it had not converted before it
+was scored; it converted if it did within the model's horizon after the score's as-of.
+Default period: the last monitor.window_days (90) whose scores have matured, i.e. as-of +
+horizon <= the time the outcomes are known until.
+
+Readiness: with fewer than monitor.min_leads (1,000) judged leads or monitor.min_conversions
+(100) conversions it says so and exits 0: never an alarm on too little data.
+
+Writes <home>/monitor/monitor-<time>.html (offline report) and .json (the same figures,
+the drifted features), latest.json / latest.html (read by the service's /metrics), the
+outcomes' rejects, and an MLflow run.
+
+exit codes: 0 ok (or not enough data to judge), 1 warn, 2 alert, 3 could not judge (bad
+input or no scores: the message says what to fix). For cron and CI: see the README,
+"Monitor and adjust".
+"""
+
+
+def add_monitor(sub: argparse._SubParsersAction) -> None:
+    m = sub.add_parser(
+        "monitor",
+        help="judge the kept scores against outcomes and the inputs against training; exit 0/1/2",
+        description=MONITOR_HELP,
+        formatter_class=FMT,
+    )
+    got = m.add_mutually_exclusive_group()
+    got.add_argument("--data", type=Path, help="CRM folder whose leads carry the outcomes")
+    got.add_argument(
+        "--outcomes", type=Path, help="CSV/Parquet with lead_id, converted, converted_at"
+    )
+    m.add_argument(
+        "--observed-until",
+        help="outcomes known until this time (default: the data's latest activity, or the "
+        "outcomes file's latest conversion)",
+    )
+    m.add_argument("--since", help="first as-of judged, ISO 8601 (default: see above)")
+    m.add_argument("--until", help="as-of judged up to (not including) this time")
+    m.add_argument("--model", help=MODEL_HELP)
+    m.add_argument(
+        "--config",
+        type=Path,
+        help="YAML training config whose monitor: section sets the thresholds",
+    )
+    m.add_argument(
+        "--out", type=Path, help="folder for the report and JSON (default: <home>/monitor)"
+    )
+    m.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
+    _input_options(m)
+    _name_option(m)
+    m.set_defaults(func=commands.monitor, error_exit=3)
+
+
 def add_serve(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "serve",
@@ -517,6 +583,7 @@ COMMANDS = (
     add_history,
     add_promote,
     add_rollback,
+    add_monitor,
     add_serve,
     add_rules,
     add_store,
@@ -565,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return getattr(args, "error_exit", 2)  # monitor: 2 means alert, so its errors are 3
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during training
         signum = getattr(exc, "signum", signal.SIGINT)
         print(f"leadml {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)

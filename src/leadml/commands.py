@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -484,3 +485,112 @@ def _print_outbox(store: Any, webhooks: Any, status: str, limit: int) -> None:
     print(f"latest {len(entries)}{'' if status == 'all' else ' ' + status}:")
     for r in table:
         print("  " + "  ".join(r[c].ljust(widths[c]) for c in columns).rstrip())
+
+
+def _outcomes(args: argparse.Namespace, options: Any) -> tuple[Any, Any, str]:
+    """What happened to the leads: a CRM folder's leads (--data) or an outcomes file
+    (--outcomes), and until when that is known (the latest time the data shows, or
+    --observed-until)."""
+    import pandas as pd
+
+    from leadml import dataset
+    from leadml.monitor import naive_utc
+
+    if args.data:
+        data = dataset.load_crm(dataset.require_input(args.data), options)
+        leads, events = data.leads, data.events
+        times = [leads["created_at"].max(), leads["converted_at"].max()]
+        if events is not None and len(events):
+            times.append(events["occurred_at"].max())
+        seen, where = max(t for t in times if pd.notna(t)), "the data's latest activity"
+    else:
+        data = dataset.load_outcomes(Path(args.outcomes), options)
+        seen, where = data.leads["converted_at"].max(), "the outcomes' latest conversion"
+    data.check_reject_share(options.max_reject_share)
+    if args.observed_until is not None:
+        seen, where = args.observed_until, "--observed-until"
+    if pd.isna(seen):
+        raise ConfigError(
+            f"{args.outcomes}: no conversion dates, so it is unknown until when the outcomes "
+            "are known; pass --observed-until YYYY-MM-DD"
+        )
+    return data, naive_utc(pd.Timestamp(seen)), where
+
+
+def monitor(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from leadml import monitor, monitor_report, report
+    from leadml.dataset import MAX_REJECT_SHARE, ReadOptions
+    from leadml.files import write_frame, write_text
+    from leadml.metrics import monitor_latest
+    from leadml.score_io import load_model
+
+    if bool(args.data) == bool(args.outcomes):
+        raise ConfigError("pass the outcomes: --data CRM_FOLDER or --outcomes FILE (one of them)")
+    from leadml.config import TrainConfig
+
+    settings, config = _settings(args), TrainConfig.from_yaml(args.config).monitor
+    share = MAX_REJECT_SHARE if args.max_reject_share is None else args.max_reject_share
+    options = ReadOptions(sep=args.sep, date_format=args.date_format, max_reject_share=share)
+    scorer, uri = load_model(settings, args.model)
+    data, seen, where = _outcomes(args, options)
+    horizon = int(scorer.card.get("horizon_days") or 30)
+    since = None if args.since is None else monitor.naive_utc(pd.Timestamp(args.since))
+    until = None if args.until is None else monitor.naive_utc(pd.Timestamp(args.until))
+    period = monitor.Period.default(seen, horizon, config, since, until)
+    store = _open_store(settings)
+    registry = scorer.card.get("registry") or {}
+    name, version = registry.get("name", settings.model_name), registry.get("version")
+    scores = store.scores_between(
+        period.since.tz_localize("UTC"), period.until.tz_localize("UTC"), name
+    )
+    if version is not None:
+        scores = scores[scores["model_version"] == str(version)]
+    if scores.empty:
+        raise ConfigError(
+            f"no scores of {name} v{version} kept with an as-of from {period.since:%Y-%m-%d} to "
+            f"{period.until:%Y-%m-%d} (outcomes known until {seen:%Y-%m-%d}, {where}; scores "
+            f"mature {horizon} days after their as-of). Score leads first (`leadml score` and "
+            "/predict keep them), or pick the period with --since / --until"
+        )
+    result = monitor.judge(scores, data.leads, store.fingerprints, scorer, period, config)
+    out = Path(args.out) if args.out else monitor_latest(settings.home).parent
+    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(result, indent=1, default=str)
+    paths = [write_text(out / f"monitor-{stamp}.json", text)]
+    paths.append(monitor_report.write_html(result, out / f"monitor-{stamp}.html"))
+    write_text(out / "latest.json", text)
+    write_text(out / "latest.html", paths[1].read_text())
+    rejects = write_frame(data.rejects.frame, out / f"monitor-{stamp}-rejects.csv")
+    report.print_input(data.counts(), data.notes, rejects)
+    run_id = None
+    if not args.no_mlflow and settings.store_exists():
+        from leadml import tracking
+
+        run_id = tracking.log_monitor(settings, result, paths)
+    _print_verdict(result, paths, run_id)
+    return int(result["exit_code"])
+
+
+def _print_verdict(result: dict, paths: list[Path], run_id: str | None) -> None:
+    p, c = result["period"], result["counts"]
+    print(
+        f"{result['model']['name']} v{result['model']['version']}, scores as of "
+        f"{p['since'][:10]} to {p['until'][:10]}: {c['leads']:,} leads, {c['matured']:,} "
+        f"judged ({c['converted_before']:,} had converted before, {c['no_outcome']:,} not "
+        f"in the outcomes); {result['readiness']['reason']}"
+    )
+    d = result["discrimination"]
+    if d:
+        print(
+            f"AUC {d['auc']:.3f} (90% {d['low']:.3f}-{d['high']:.3f}) vs {d['expected']:.3f} at training"
+        )
+    drifted = (result["drift"] or {}).get("drifted", [])
+    print(f"drifted features: {', '.join(drifted) if drifted else 'none'}")
+    print(f"verdict: {result['verdict'].upper()} (exit code {result['exit_code']})")
+    for reason in result["reasons"]:
+        print(f"  - {reason}")
+    for action in result["actions"]:
+        print(f"  -> {action}")
+    print(f"report: {paths[1]}\njson: {paths[0]}" + (f"\nMLflow run {run_id}" if run_id else ""))

@@ -623,6 +623,52 @@ def load_flat(
     )
 
 
+def load_outcomes(path: Path, options: ReadOptions | None = None) -> LeadData:
+    """An outcomes file (`leadml monitor --outcomes`): lead_id, converted (0/1, yes/no,
+    true/false) and converted_at, one row per lead. Rows that break it go to the rejects:
+    a missing id, an unreadable outcome, a conversion without its date (the monitor cannot
+    tell whether it fell within the horizon), a repeated id."""
+    options = options or ReadOptions()
+    path = require_input(path)
+    rejects, dates = Rejects(), DateOrders(options.date_format)
+    piece = pieces(path)[0]
+    raw = read_piece(piece, options.sep)
+    frame = raw.frame
+    for col in ("lead_id", "converted", "converted_at"):
+        if col not in frame:
+            raise _missing_column(
+                path, col, frame, "an outcomes file has lead_id, converted and converted_at"
+            )
+    rows = _RowCheck("outcomes", piece, raw, "lead_id", rejects, options.max_reject_share)
+    frame["lead_id"] = id_text(frame["lead_id"])
+    rows.reject(frame["lead_id"].isna().to_numpy(bool), "lead_id", "missing lead id")
+    conv, bad = parse_binary(frame["converted"])
+    rows.check(bad, "converted", BINARY, "Map the outcome to 0/1.", "not 0/1, yes/no or true/false")
+    when = dates.parse(frame["converted_at"], f"{piece.name}: converted_at")
+    no_date = (conv == 1) & when.stamps.isna().to_numpy(bool)
+    rows.reject(
+        when.bad | no_date, "converted_at", "converted lead without a valid conversion date"
+    )
+    rows.future(when.stamps, "converted_at", options.clock())
+    out = pd.DataFrame(
+        {"lead_id": frame["lead_id"], "converted": conv, "converted_at": when.stamps},
+        index=frame.index,
+    ).loc[rows.keep]
+    (out,) = drop_duplicate_ids([(piece, out)], rejects, table="outcomes")
+    return LeadData(
+        kind="outcomes",
+        leads=out,
+        events=None,
+        id_column="lead_id",
+        target="converted",
+        date_column=None,
+        rejects=rejects,
+        source={"paths": [str(path)], "hash": file_hash([path])},
+        read={"outcomes": raw.rows},
+        notes=[f"{piece.name}: {n}" for n in raw.notes] + dates.notes(),
+    )
+
+
 def require_input(path: Path | str) -> Path:
     """`path` when it exists; else the one-line error every command gives for a missing --data."""
     path = Path(path)

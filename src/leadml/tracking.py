@@ -527,3 +527,33 @@ def rollback(settings: Settings) -> tuple[str, str, Path]:
             )
         # the previous champion served before, so its input contract is not re-checked
         return current, before, promote(settings, before, force=True)
+
+
+def log_monitor(settings: Settings, result: dict, files: list[Path]) -> str:
+    """One MLflow run per `leadml monitor`, in the model's experiment, tagged with the model
+    version it judged: the verdict, the headline figures as metrics, the report and JSON as
+    artefacts. Returns the run id."""
+    d = result.get("discrimination") or {}
+    metrics = {
+        "monitor_exit_code": float(result["exit_code"]),
+        "matured_leads": float(result["readiness"]["leads"]),
+        "conversions": float(result["readiness"]["conversions"]),
+        "drifted_features": float(len((result.get("drift") or {}).get("drifted", []))),
+    }
+    metrics |= {f"auc_{k}": float(d[k]) for k in ("auc", "low", "high") if d.get(k) is not None}
+    for row in (result.get("calibration") or {}).get("bands", []):
+        metrics[f"observed_{row['band']}"] = float(row["observed"])
+        metrics[f"predicted_{row['band']}"] = float(row["predicted"])
+    model = result["model"]
+    tags = {
+        "leadml.run": "monitor",
+        "leadml.verdict": result["verdict"],
+        "leadml.model_version": str(model.get("version")),
+        "leadml.period": f"{result['period']['since'][:10]} to {result['period']['until'][:10]}",
+    }
+    with mlflow.start_run(experiment_id=connect(settings), tags=tags) as run:
+        mlflow.log_metrics(metrics)
+        mlflow.log_text("\n".join(result["reasons"]) or "no findings", "reasons.txt")
+        for path in files:
+            mlflow.log_artifact(str(path))
+        return run.info.run_id
