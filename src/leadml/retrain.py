@@ -61,8 +61,8 @@ class Retraining:
                 "conversions": self.readiness.conversions,
                 "reason": self.readiness.reason,
             },
-            "challenger": {"version": self.challenger, "roc_auc": c and c.challenger_auc},
-            "champion": {"version": self.champion, "roc_auc": c and c.champion_auc},
+            "challenger": {"version": self.challenger, "roc_auc": c.challenger_auc if c else None},
+            "champion": {"version": self.champion, "roc_auc": c.champion_auc if c else None},
             "difference": None
             if c is None
             else {"roc_auc": c.difference, "interval_90": [c.low, c.high], "leads": c.leads},
