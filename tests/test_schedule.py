@@ -73,9 +73,7 @@ def run(script: str, codes: dict[str, int], tmp_path: Path) -> tuple[int, list[s
     return done.returncode, ran
 
 
-@pytest.mark.parametrize(
-    ("monitor", "retrains"), [(0, False), (1, False), (2, True), (3, False)]
-)
+@pytest.mark.parametrize(("monitor", "retrains"), [(0, False), (1, False), (2, True), (3, False)])
 def test_the_monitor_job_retrains_on_alert_only_and_keeps_its_code(tmp_path, monitor, retrains):
     code, ran = run(containers()["leadml-monitor"], {"monitor": monitor}, tmp_path)
     assert code == monitor  # the Job fails on warn / alert / error, so it shows

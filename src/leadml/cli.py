@@ -27,6 +27,7 @@ EPILOG = """examples:
   leadml promote --version 3
   leadml rollback
   leadml monitor --data data/later
+  leadml retrain --data data/latest
   leadml serve --port 8000
   leadml rules compare --rules data/rules/sample_rules.yaml
   leadml history 100042
@@ -387,6 +388,62 @@ def add_monitor(sub: argparse._SubParsersAction) -> None:
     m.set_defaults(func=commands.monitor, error_exit=3)
 
 
+RETRAIN_HELP = """\
+Retrain on the latest data, and promote the new version only when it is not worse than the
+champion on the most recent matured period (the newest cut-off whose horizon has passed,
+which training holds out as its test slice).
+
+Readiness first: fewer matured leads or conversions in that period than the config's
+monitor.min_leads / monitor.min_conversions (default 1000 and 100) and nothing is trained
+into the registry. Then the guard, the same as leadml promote's refusals plus: the
+challenger's AUC may be lower than the champion's by at most the tolerance, judged on the
+low end of the 90% bootstrap interval of the difference. Why goes to
+LEADML_HOME/retrain/latest.json (and a dated copy), to the version's registry tag
+leadml.retrain, and to the screen.
+
+exit codes:
+  0  promoted: the challenger is champion (or there was none)
+  1  kept: registered as challenger, the champion stays (the sentence says why)
+  2  a mistake to fix (data, config, store), in one line
+  3  not ready: not enough matured data, nothing registered
+
+examples:
+  leadml retrain --data data/latest
+  leadml retrain --data data/latest --tolerance 0.01 --dry-run
+"""
+
+
+def add_retrain(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser(
+        "retrain",
+        help="retrain when there is enough matured data; promote only if not worse (exit 0/1/3)",
+        description=RETRAIN_HELP,
+        formatter_class=FMT,
+    )
+    r.add_argument("--data", required=True, type=Path, help="CRM folder or flat export file")
+    r.add_argument(
+        "--config",
+        type=Path,
+        help="YAML training config; its monitor: section holds the readiness thresholds "
+        "and auc_tolerance (`leadml config` prints the defaults)",
+    )
+    r.add_argument(
+        "--tolerance",
+        type=_share,
+        metavar="AUC",
+        help="AUC the challenger may lose against the champion (default: the config's "
+        "monitor.auc_tolerance, 0.02)",
+    )
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="fit, check readiness and compare with the champion; register, promote and "
+        "write nothing (exit code as it would be)",
+    )
+    _name_option(r)
+    r.set_defaults(func=commands.retrain)
+
+
 def add_serve(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "serve",
@@ -584,6 +641,7 @@ COMMANDS = (
     add_promote,
     add_rollback,
     add_monitor,
+    add_retrain,
     add_serve,
     add_rules,
     add_store,

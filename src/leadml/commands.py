@@ -296,6 +296,28 @@ def rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def retrain(args: argparse.Namespace) -> int:
+    """Exit 0 promoted, 1 champion kept, 3 not enough matured data (see `leadml retrain -h`)."""
+    from leadml.config import TrainConfig
+    from leadml.retrain import retrain
+
+    settings = _settings(args)
+    done = retrain(
+        args.data,
+        TrainConfig.from_yaml(args.config),
+        settings,
+        tolerance=args.tolerance,
+        dry_run=args.dry_run,
+        progress=not args.quiet,
+    )
+    print(f"{settings.model_name}: {done.sentence}")
+    if done.dry_run:
+        print("dry run: nothing registered, promoted or written")
+    elif done.report_path is not None:
+        print(f"why: {done.report_path} (and {done.report_path.parent / 'latest.json'})")
+    return done.exit_code
+
+
 def _workers(args: argparse.Namespace) -> int:
     """--workers, else LEADML_WORKERS, else 2 (one per core here)."""
     from leadml.config import ServeSettings

@@ -44,6 +44,7 @@ from leadml.records import to_tables
 log = logging.getLogger(__name__)
 CHALLENGER, CHAMPION, PREVIOUS = "challenger", "champion", "previous"
 LEAKAGE_TAG = "leadml.leakage"  # on a registry version: why it is never promoted automatically
+RETRAIN_TAG = "leadml.retrain"  # on a registry version: what `leadml retrain` decided and why
 HOST_TAG, PID_TAG, STARTED_TAG = "leadml.host", "leadml.pid", "leadml.process_started"
 
 
@@ -274,6 +275,11 @@ def client(settings: Settings):
 
 def set_alias(settings: Settings, alias: str, version: str) -> None:
     client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
+
+
+def set_version_tag(settings: Settings, version: str, key: str, value: str) -> None:
+    """Tag a registered version (MLflow keeps tag values up to 5,000 characters)."""
+    client(settings).set_model_version_tag(settings.model_name, str(version), key, value[:5000])
 
 
 def alias_version(settings: Settings, alias: str) -> str | None:

@@ -275,30 +275,65 @@ def train(
     before the data is read, so a training stopped or crashed half-way says so in MLflow.
     `engine`: None for in memory, or a `leadml.dask_engine.DaskEngine` (see `fit`)."""
     data_path = Path(data_path)
-    rejects_path = settings.home / "out" / "train-rejects.csv"
     run: contextlib.AbstractContextManager = contextlib.nullcontext()
     if register:  # MLflow is imported only then
         from leadml import tracking
 
         run = tracking.training_run(settings)
     with run as run_id:
-        try:
-            result, files = fit(data_path, config, progress, engine)
-        except accounting.TooManyRejects as exc:
-            write_frame(exc.rejects, rejects_path)
-            if run_id:  # the failed run shows what was rejected
-                tracking.log_artifact(run_id, settings, rejects_path)
-            raise errors.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
-        result.rejects_path = write_frame(files.rejects, rejects_path)
+        result, files = fit_keeping_rejects(data_path, config, settings, progress, engine, run_id)
         if register:
             _register(settings, config, result, files)
     return result
+
+
+def fit_keeping_rejects(
+    data_path: Path,
+    config: TrainConfig,
+    settings: Settings,
+    progress: bool = False,
+    engine: Engine | None = None,
+    run_id: str | None = None,
+) -> tuple[TrainResult, Artefacts]:
+    """`fit`, with the rejected rows written to `<home>/out/train-rejects.csv` (and attached
+    to the open MLflow run `run_id`, when there is one, if there were too many)."""
+    rejects_path = settings.home / "out" / "train-rejects.csv"
+    try:
+        result, files = fit(data_path, config, progress, engine)
+    except accounting.TooManyRejects as exc:
+        write_frame(exc.rejects, rejects_path)
+        if run_id:  # the failed run shows what was rejected
+            from leadml import tracking
+
+            tracking.log_artifact(run_id, settings, rejects_path)
+        raise errors.ContractError(f"{exc} Rejected rows: {rejects_path}") from None
+    result.rejects_path = write_frame(files.rejects, rejects_path)
+    return result, files
 
 
 def _register(
     settings: Settings, config: TrainConfig, result: TrainResult, files: Artefacts
 ) -> None:
     """Log the training to its MLflow run, register the model, promote it when it may be."""
+    log_version(settings, config, result, files)
+    assert result.version is not None
+    decided = promote_if_better(
+        settings,
+        result.version,
+        result.metrics[config.promote_metric],
+        files.test,
+        files.y_test,
+        config.promote_metric,
+    )
+    result.promoted, result.promotion_note = decided.promoted, decided.note
+    result.export_path = decided.export_path
+
+
+def log_version(
+    settings: Settings, config: TrainConfig, result: TrainResult, files: Artefacts
+) -> None:
+    """Log a fitted training to the open MLflow run and register it as challenger (fills
+    `result.run_id` and `result.version`); promotion is decided after."""
     from leadml import tracking
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -325,17 +360,6 @@ def _register(
             },
             version_tags=version_tags(result.warnings),
         )
-    assert result.version is not None
-    decided = promote_if_better(
-        settings,
-        result.version,
-        result.metrics[config.promote_metric],
-        files.test,
-        files.y_test,
-        config.promote_metric,
-    )
-    result.promoted, result.promotion_note = decided.promoted, decided.note
-    result.export_path = decided.export_path
 
 
 def _row_metrics(summary: dict) -> dict[str, float]:
