@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, overload
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
+    import pandas as pd
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -47,7 +48,11 @@ scores = sa.Table(
     sa.Column("temperature", sa.String(10)),
     sa.Column("stage", sa.String(10)),
     sa.Column("pql", sa.Boolean),
+    # the moment the score describes (issue 17): a backfill's --as-of, the data's "now" of a
+    # batch, else scored_at; nullable only because revision 0002 added it to filled tables
+    sa.Column("as_of", sa.DateTime(timezone=True)),
     sa.Index("ix_scores_lead_time", "lead_id", "scored_at"),
+    sa.Index("ix_scores_as_of", "as_of"),
 )
 # band changes waiting for (or done with) delivery: one row per event and receiver, written in
 # the same transaction as the score that changed the band, so none is lost between the two
@@ -67,11 +72,36 @@ outbox = sa.Table(
     sa.Index("ix_outbox_due", "status", "next_at"),
 )
 GRADE_FIELDS = ("fit", "engagement", "grid", "temperature", "stage", "pql")
+# what `ScoreStore.scores_between` reads, and the types it hands them back in
+PERIOD_COLUMNS = (
+    "id",
+    "lead_id",
+    "as_of",
+    "scored_at",
+    "model_name",
+    "model_version",
+    "probability",
+    "score",
+    "band",
+    "grid",
+)
+_TIMES = ("as_of", "scored_at")
+_PERIOD_DTYPES = {
+    "id": "int64",
+    "lead_id": object,
+    "model_name": object,
+    "model_version": object,
+    "probability": "float64",
+    "score": "int64",
+    "band": object,
+    "grid": object,
+}
 
 
 @dataclass(frozen=True)
 class ScoreRecord:
-    """One score as stored: reasons are (field, points); the fingerprint maps feature -> value."""
+    """One score as stored: reasons are (field, points); the fingerprint maps feature -> value.
+    `as_of` is the moment the score describes; None (a live score) stores `scored_at`."""
 
     lead_id: str
     scored_at: datetime
@@ -88,6 +118,7 @@ class ScoreRecord:
     temperature: str | None = None
     stage: str | None = None
     pql: bool | None = None
+    as_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +205,7 @@ class ScoreStore:
             {
                 "lead_id": r.lead_id,
                 "scored_at": r.scored_at.astimezone(UTC),
+                "as_of": (r.as_of or r.scored_at).astimezone(UTC),
                 "model_name": r.model_name,
                 "model_version": r.model_version,
                 "probability": r.probability,
@@ -305,6 +337,55 @@ class ScoreStore:
         found = self.history(lead_id, limit=1)
         return found[0] if found else None
 
+    def scores_between(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        model_name: str | None = None,
+        chunk: int = 100_000,
+    ) -> pd.DataFrame:
+        """The scores whose as-of lies in [since, until) (a None bound: open), optionally one
+        model's, oldest as-of first: the monitor joins them to outcomes. Read as plain rows a
+        chunk at a time and turned into columns at once (no object per row), times parsed
+        vectorised: SQLite hands them back as text, PostgreSQL in the session's zone."""
+        import pandas as pd
+
+        c = scores.c
+        # times as the driver gives them: SQLAlchemy's SQLite parser costs ~2 us a value
+        raw = {name: sa.type_coerce(c[name], sa.String).label(name) for name in _TIMES}
+        query = sa.select(*(raw.get(name, c[name]) for name in PERIOD_COLUMNS))
+        if since is not None:
+            query = query.where(c.as_of >= since.astimezone(UTC))
+        if until is not None:
+            query = query.where(c.as_of < until.astimezone(UTC))
+        if model_name is not None:
+            query = query.where(c.model_name == model_name)
+        frames = [pd.DataFrame([], columns=list(PERIOD_COLUMNS))]
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(
+                query.order_by(c.as_of, c.id)
+            )
+            while part := result.fetchmany(chunk):
+                frames.append(pd.DataFrame(list(map(tuple, part)), columns=list(PERIOD_COLUMNS)))
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        for name in _TIMES:
+            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+        return frame.astype(_PERIOD_DTYPES)
+
+    def fingerprints(self, ids: list[int], chunk: int = 900) -> dict[int, dict[str, float]]:
+        """Stored scores' features (feature -> value; a feature missing when scored is absent)
+        by score id, for the ids that exist. IN lists of at most 900: SQLite allows 999 bound
+        values in older builds."""
+        query = sa.select(scores.c.id, scores.c.fingerprint)
+        found: dict[int, dict[str, float]] = {}
+        wanted = sorted({int(i) for i in ids})
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), chunk):
+                part = wanted[start : start + chunk]
+                for score_id, text in conn.execute(query.where(scores.c.id.in_(part))):
+                    found[score_id] = {f: float(v) for f, v in json.loads(text)}
+        return found
+
     def prune(self, days: int, now: datetime | None = None) -> int:
         """Delete scores older than `days`; returns how many went."""
         cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
@@ -395,6 +476,7 @@ def _record(row: sa.RowMapping) -> ScoreRecord:
         reasons=tuple((f, float(p)) for f, p in json.loads(row["reasons"])),
         fingerprint=tuple((f, float(v)) for f, v in json.loads(row["fingerprint"])),
         **{name: row[name] for name in GRADE_FIELDS},
+        as_of=_utc(row["as_of"]),
     )
 
 
