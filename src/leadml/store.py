@@ -86,15 +86,17 @@ PERIOD_COLUMNS = (
     "grid",
 )
 _TIMES = ("as_of", "scored_at")
-_PERIOD_DTYPES = {
+_PERIOD_DTYPES = {  # text as pandas' own str dtype (a missing grid: NaN), as dataset reads it
     "id": "int64",
-    "lead_id": object,
-    "model_name": object,
-    "model_version": object,
+    "lead_id": "str",
+    "as_of": "datetime64[us, UTC]",  # the resolution fixed: pandas infers it from the values
+    "scored_at": "datetime64[us, UTC]",
+    "model_name": "str",
+    "model_version": "str",
     "probability": "float64",
     "score": "int64",
-    "band": object,
-    "grid": object,
+    "band": "str",
+    "grid": "str",
 }
 
 
