@@ -353,8 +353,8 @@ class ScoreStore:
         import pandas as pd
 
         c = scores.c
-        # times as the driver gives them: SQLAlchemy's SQLite parser costs ~2 us a value
-        raw = {name: sa.type_coerce(c[name], sa.String).label(name) for name in _TIMES}
+        epoch = self.engine.dialect.name == "postgresql"
+        raw = {name: _raw_time(c[name], epoch) for name in _TIMES}
         query = sa.select(*(raw.get(name, c[name]) for name in PERIOD_COLUMNS))
         if since is not None:
             query = query.where(c.as_of >= since.astimezone(UTC))
@@ -371,7 +371,7 @@ class ScoreStore:
                 frames.append(pd.DataFrame(list(map(tuple, part)), columns=list(PERIOD_COLUMNS)))
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         for name in _TIMES:
-            frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+            frame[name] = _parse_times(frame[name], epoch)
         return frame.astype(_PERIOD_DTYPES)
 
     def fingerprints(self, ids: list[int], chunk: int = 900) -> dict[int, dict[str, float]]:
@@ -393,6 +393,24 @@ class ScoreStore:
         cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
         with self.engine.begin() as conn:
             return conn.execute(scores.delete().where(scores.c.scored_at < cutoff)).rowcount
+
+
+def _raw_time(column: sa.Column, epoch: bool) -> sa.ColumnElement:
+    """A time column as pandas parses it fast: PostgreSQL's as microseconds since the epoch
+    (a datetime object per value, in the session's zone, costs ~12 us each to convert);
+    SQLite's as the text it keeps (SQLAlchemy's own parser costs ~2 us a value)."""
+    if epoch:
+        micros = sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
+        return micros.label(column.name)
+    return sa.type_coerce(column, sa.String).label(column.name)
+
+
+def _parse_times(values: pd.Series, epoch: bool) -> pd.Series:
+    import pandas as pd
+
+    if epoch:
+        return pd.to_datetime(pd.to_numeric(values), unit="us", utc=True)
+    return pd.to_datetime(values, utc=True, format="ISO8601")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
