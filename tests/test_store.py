@@ -297,7 +297,8 @@ def test_fingerprints_come_back_by_id_with_missing_features_left_out(url):
 @pytest.mark.slow
 def test_batch_scores_describe_the_as_of_they_were_scored_at(home, crm_model, crm_dir, capsys):
     """`leadml score --as-of` (a backfill) keeps that day as each score's as_of; without it,
-    the cut-off the run printed (the data's latest activity), not the moment it ran."""
+    the cut-off the run printed (the data's latest activity), not the moment it ran; `leadml
+    history` shows it."""
     import os
     import re
 
@@ -318,3 +319,5 @@ def test_batch_scores_describe_the_as_of_they_were_scored_at(home, crm_model, cr
     assert (backfill["scored_at"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=10)).all()
     latest = scores.scores_between(default, None)
     assert len(latest) == scored and set(latest["as_of"]) == {default}
+    assert main(["history", str(latest["lead_id"].iloc[0])]) == 0  # says which moment each is
+    assert "(as of 2026-05-31 00:00:00)" in capsys.readouterr().out
