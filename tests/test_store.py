@@ -207,14 +207,8 @@ def test_a_store_of_revision_0001_gets_as_of_from_scored_at_when_upgraded(url):
 
 def _row(record: ScoreRecord) -> dict:
     """The row record() would write, without as_of: for a table of revision 0001."""
-    return {
-        "lead_id": record.lead_id,
-        "scored_at": record.scored_at,
-        "model_name": record.model_name,
-        "model_version": record.model_version,
-        "probability": record.probability,
-        "score": record.score,
-        "band": record.band,
+    same = ("lead_id", "scored_at", "model_name", "model_version", "probability", "score", "band")
+    return {name: getattr(record, name) for name in same} | {
         "reasons": "[]",
         "fingerprint": json.dumps([list(x) for x in record.fingerprint]),
     }
@@ -223,13 +217,7 @@ def _row(record: ScoreRecord) -> dict:
 def test_a_score_keeps_its_as_of_and_a_live_one_its_scored_at(url):
     scores = ScoreStore(url)
     auckland = timezone(timedelta(hours=13))
-    scores.record(
-        [
-            _as_of(3, 40).__class__(
-                **_as_of(3, 40).__dict__ | {"as_of": _day(3).astimezone(auckland)}
-            )
-        ]
-    )
+    scores.record([_as_of(3, 40, as_of=_day(3).astimezone(auckland))])  # given in any zone
     scores.record([_score(31, 50)])  # as /predict keeps it: no as_of
     live, batch = scores.history("L1")
     assert batch.as_of == _day(3) and batch.as_of.utcoffset() == timedelta(0)
