@@ -1,4 +1,5 @@
-"""Store: a lead's history read from 1,000,000 stored scores, on SQLite and on PostgreSQL.
+"""Store: a lead's history, and a period for the monitor, read from 1,000,000 stored scores,
+on SQLite and on PostgreSQL.
 
     .venv/bin/python benchmarks/bench_store.py            # 100,000 leads x 10 scores, 2,000 reads
     .venv/bin/python benchmarks/bench_store.py --quick    # 2,000 leads x 10 scores, 200 reads
@@ -8,7 +9,9 @@ scores, written round by round as a service would write them (each lead's scores
 through the table, not side by side), bulk-loaded (executemany on SQLite, COPY on
 PostgreSQL). Then times `ScoreStore.history(lead_id)` for random leads (p50 / p99 / max; aim
 p99 < 20 ms at 1M scores on both) and `record()` of batches of 1 and 100 scores for known
-leads with one webhook URL (the band-change lookup and outbox included). PostgreSQL is a
+leads with one webhook URL (the band-change lookup and outbox included); then the monitor's
+reads (issue 17): `scores_between` of one round's as-of (a tenth of the table) and of the whole
+table, and `fingerprints` of --store-fingerprints random score ids. PostgreSQL is a
 throwaway server (tests/pg.py, fsync on as a real one) and is left out, said so, where none is
 installed. Reads are warm: the database fits in memory here, as it would on a real server.
 `others` counts the PostgreSQL server's own processes too (they are not this script's children).
@@ -32,7 +35,7 @@ from measure import contention, say, timed, wait_for_quiet, warn_contended
 
 NAME = "store"
 DEFAULT = False  # starts a PostgreSQL server and writes ~1 GB: only when named
-QUICK = {"store_leads": 2000, "store_reads": 200}
+QUICK = {"store_leads": 2000, "store_reads": 200, "store_fingerprints": 2000}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FEATURES = [f"feature_{i:02d}" for i in range(12)]  # a fingerprint about as long as a real one
 REASONS = ["visits_30d", "pricing_views", "job_title", "company_size", "email_opens"]
@@ -42,6 +45,12 @@ def add_options(p: argparse._ArgumentGroup) -> None:
     p.add_argument("--store-leads", type=int, default=100_000, help="store: leads stored")
     p.add_argument("--store-per-lead", type=int, default=10, help="store: scores per lead")
     p.add_argument("--store-reads", type=int, default=2000, help="store: history reads timed")
+    p.add_argument(
+        "--store-fingerprints",
+        type=int,
+        default=50_000,
+        help="store: score ids whose fingerprints are read at once",
+    )
     p.add_argument(
         "--store-backends",
         default="sqlite,postgresql",
@@ -82,6 +91,7 @@ def _rows(leads: int, per_lead: int, seed: int = 7):
                 "warm",
                 "MoFu",
                 False,
+                start,  # as_of: each round a batch scored as of its day
             )
 
 
@@ -175,6 +185,7 @@ def _measure(url: str, args: argparse.Namespace) -> dict:
             times.append(time.perf_counter() - t)
             lengths.append(len(found))
     out["history"] = _ms(times) | {"entries_per_read": round(statistics.mean(lengths), 2)}
+    out |= _monitor_reads(reader, args, rng)  # before record() adds to the filled table
     when = T0 + timedelta(days=args.store_per_lead + 1)
     for size, reps in ((1, 50), (100, 20)):
         took = []
@@ -195,6 +206,31 @@ def _measure(url: str, args: argparse.Namespace) -> dict:
     return out
 
 
+def _monitor_reads(reader, args: argparse.Namespace, rng: random.Random) -> dict:
+    """`scores_between` of one round (the 2nd: each round is a day) and of everything, and
+    `fingerprints` of random ids; each once after one warm-up read of the same period."""
+    out: dict = {}
+    periods = {
+        "period_day": (T0 + timedelta(days=1), T0 + timedelta(days=2)),
+        "period_all": (None, None),
+    }
+    for key, (since, until) in periods.items():
+        reader.scores_between(since, until)
+        t = time.perf_counter()
+        frame = reader.scores_between(since, until)
+        out[key] = {"s": round(time.perf_counter() - t, 3), "rows": len(frame)}
+    total = args.store_leads * args.store_per_lead
+    ids = rng.sample(range(1, total + 1), min(args.store_fingerprints, total))
+    t = time.perf_counter()
+    found = reader.fingerprints(ids)
+    out["fingerprints"] = {
+        "s": round(time.perf_counter() - t, 3),
+        "ids": len(ids),
+        "found": len(found),
+    }
+    return out
+
+
 def _report(name: str, r: dict) -> None:
     h = r["history"]
     say(
@@ -208,6 +244,12 @@ def _report(name: str, r: dict) -> None:
         f"[store] {name}: record() of 1 score p50 {r['record_1']['p50_ms']:.2f} ms, "
         f"of 100 scores p50 {r['record_100']['p50_ms']:.2f} ms "
         f"(p99 {r['record_100']['p99_ms']:.2f} ms)"
+    )
+    day, every, fp = r["period_day"], r["period_all"], r["fingerprints"]
+    say(
+        f"[store] {name}: scores_between() of one day {day['s']:.2f} s ({day['rows']:,} rows), "
+        f"of all {every['s']:.2f} s ({every['rows']:,} rows); fingerprints() of "
+        f"{fp['ids']:,} ids {fp['s']:.2f} s ({fp['found']:,} found)"
     )
     warn_contended(r)
 
@@ -252,6 +294,15 @@ def markdown(d: dict) -> list[str]:
             (
                 f"{name}: record() 1 score / 100 scores, p50 (ms)",
                 f"{r['record_1']['p50_ms']} / {r['record_100']['p50_ms']}",
+            ),
+            (
+                f"{name}: scores_between() one day / all (s)",
+                f"{r['period_day']['s']} ({r['period_day']['rows']:,} rows) / "
+                f"{r['period_all']['s']} ({r['period_all']['rows']:,} rows)",
+            ),
+            (
+                f"{name}: fingerprints() of {r['fingerprints']['ids']:,} ids (s)",
+                f"{r['fingerprints']['s']}",
             ),
             (f"{name}: others (cores) during the reads", runner.contended(r)),
         ]

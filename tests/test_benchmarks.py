@@ -111,6 +111,8 @@ def test_the_store_subject_times_history_reads_on_both_databases(tmp_path):
     sqlite = figures["sqlite"]
     assert sqlite["scores"] == 20_000 and sqlite["history"]["n"] == 200
     assert sqlite["history"]["entries_per_read"] == 10  # every lead found with all its scores
+    assert sqlite["period_day"]["rows"] == 2000 and sqlite["period_all"]["rows"] == 20_000
+    assert sqlite["fingerprints"]["found"] == sqlite["fingerprints"]["ids"] == 2000
     postgresql = figures["postgresql"]  # measured, or left out with the reason
     assert "skipped" in postgresql or postgresql["history"]["entries_per_read"] == 10
     assert "### store" in (tmp_path / "store.md").read_text()

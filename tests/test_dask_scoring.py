@@ -4,7 +4,10 @@ folder replaced whole. Scoring on a real cluster: test_dask.py (slow)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
+import pytest
 
 from leadml import dask_scoring
 
@@ -61,3 +64,20 @@ def test_the_output_folder_is_replaced_whole(tmp_path):
         assert (target / "part-00000.parquet").read_text() == run
         assert not new.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]  # no .old left behind
+
+
+@pytest.mark.slow
+def test_a_kept_partition_describes_the_cut_off_it_was_scored_at(tmp_path, crm_model, crm_small):
+    """What a worker keeps for the score store carries the run's as-of, as the in-memory
+    engine's does, so a backfill on the cluster is judged at its own date."""
+    import pickle
+
+    cut = pd.Timestamp("2026-05-31")
+    leads, events = crm_small.leads.head(50), crm_small.events
+    frame, feats = crm_model.scorer.score_leads(leads, events, as_of=cut)
+    where = dask_scoring._Parts(str(tmp_path), True, str(tmp_path), "leadml")
+    dask_scoring._finish_part(crm_model.scorer, frame, feats.X, where, 3, cut)
+    with open(tmp_path / "kept-00003.pickle", "rb") as fh:
+        kept = pickle.load(fh)
+    assert kept.as_of == datetime(2026, 5, 31, tzinfo=UTC)
+    assert kept.lead_ids == frame["lead_id"].astype(str).tolist()

@@ -192,3 +192,11 @@ def test_passes_are_joined_each_lead_keeping_its_own_time_and_model():
     ]
     assert [r.scored_at for r in rows[:2]] == [first.scored_at, second.scored_at]
     assert rows[2].fingerprint == (("seniority", 0.123), ("visits_7d", 4.0))
+    assert [r.as_of for r in rows] == [None] * 4  # live passes: the store keeps scored_at
+
+
+def test_joined_passes_keep_each_pass_its_own_as_of():
+    day = datetime(2026, 6, 30, tzinfo=UTC)
+    backfill = Scored(**{**vars(scored("L-1", "L-2")), "as_of": day})
+    rows = records(backfill, scored("L-3"))
+    assert [r.as_of for r in rows] == [day, day, None]

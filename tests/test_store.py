@@ -5,6 +5,7 @@ read, history order, time zones, trend, changes, prune, the outbox."""
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -174,3 +175,137 @@ def test_an_in_memory_sqlite_store_is_migrated_on_its_own_connection():
     scores = ScoreStore("sqlite://")  # one connection's database: migrated there, not elsewhere
     scores.record([_score(0, 40)])
     assert scores.latest("L1").score == 40 and _revision(scores) == HEAD
+
+
+# ---- as_of and the monitor's readers (issue 17) ---------------------------------------------
+
+
+def _as_of(day: int, score: int, lead: str = "L1", model: str = "leads", **extra) -> ScoreRecord:
+    """A batch score made now (day 30) describing day `day`."""
+    fields = _score(30, score, lead=lead).__dict__ | {"model_name": model, "as_of": _day(day)}
+    return ScoreRecord(**fields | extra)
+
+
+def _day(day: int) -> datetime:
+    return T0 + timedelta(days=day)
+
+
+def test_a_store_of_revision_0001_gets_as_of_from_scored_at_when_upgraded(url):
+    scores = ScoreStore(url)
+    with scores.engine.begin() as conn:
+        command.downgrade(store.alembic_config(conn), "0001")
+        assert "as_of" not in {c["name"] for c in sa.inspect(conn).get_columns("scores")}
+        conn.execute(store.scores.insert(), [_row(_score(2, 40))])  # the columns 0001 has
+    reopened = ScoreStore(url)
+    assert _revision(reopened) == HEAD
+    (kept,) = reopened.history("L1")
+    assert kept.as_of == kept.scored_at == _day(2)
+    with reopened.engine.connect() as conn:  # the column and its index, as store.py says
+        assert compare_metadata(MigrationContext.configure(conn), store.metadata) == []
+    assert list(reopened.scores_between(_day(2), _day(3))["id"]) == [1]
+
+
+def _row(record: ScoreRecord) -> dict:
+    """The row record() would write, without as_of: for a table of revision 0001."""
+    same = ("lead_id", "scored_at", "model_name", "model_version", "probability", "score", "band")
+    return {name: getattr(record, name) for name in same} | {
+        "reasons": "[]",
+        "fingerprint": json.dumps([list(x) for x in record.fingerprint]),
+    }
+
+
+def test_a_score_keeps_its_as_of_and_a_live_one_its_scored_at(url):
+    scores = ScoreStore(url)
+    auckland = timezone(timedelta(hours=13))
+    scores.record([_as_of(3, 40, as_of=_day(3).astimezone(auckland))])  # given in any zone
+    scores.record([_score(31, 50)])  # as /predict keeps it: no as_of
+    live, batch = scores.history("L1")
+    assert batch.as_of == _day(3) and batch.as_of.utcoffset() == timedelta(0)
+    assert batch.scored_at == _day(30)
+    assert live.as_of == live.scored_at == _day(31)
+
+
+def test_scores_between_takes_since_and_leaves_out_until(url):
+    scores = ScoreStore(url)
+    scores.record([_as_of(day, 10 + day, lead=f"L{day}") for day in range(5)])
+
+    def leads(since, until):
+        return list(scores.scores_between(since, until)["lead_id"])
+
+    assert leads(_day(1), _day(3)) == ["L1", "L2"]
+    assert leads(None, _day(2)) == ["L0", "L1"]
+    assert leads(_day(3), None) == ["L3", "L4"]
+    assert leads(None, None) == [f"L{d}" for d in range(5)]
+    auckland = timezone(timedelta(hours=13))  # the bounds are instants, whatever their zone
+    assert leads(
+        _day(1).astimezone(auckland), (_day(2) + timedelta(seconds=1)).astimezone(auckland)
+    ) == ["L1", "L2"]
+    assert leads(_day(4) + timedelta(microseconds=1), None) == []
+
+
+def test_scores_between_filters_by_model_and_hands_back_typed_columns(url):
+    scores = ScoreStore(url)
+    scores.record(
+        [
+            _as_of(1, 80, lead="L1", grid="A1"),
+            _as_of(1, 30, lead="L2", model="other"),
+            _as_of(2, 55, lead="L3"),
+        ]
+    )
+    frame = scores.scores_between(_day(0), _day(5), model_name="leads")
+    assert list(frame.columns) == list(store.PERIOD_COLUMNS)
+    assert list(frame["lead_id"]) == ["L1", "L3"]
+    assert list(frame["score"]) == [80, 55]
+    assert frame["grid"].iloc[0] == "A1" and pd.isna(frame["grid"].iloc[1])
+    assert list(frame["as_of"]) == [_day(1), _day(2)]
+    assert set(frame["scored_at"]) == {_day(30)}
+    assert str(frame["as_of"].dtype) == str(frame["scored_at"].dtype) == "datetime64[us, UTC]"
+    assert frame["id"].dtype == frame["score"].dtype == "int64"
+    assert frame["probability"].dtype == "float64"
+    assert frame["lead_id"].dtype == frame["band"].dtype == "str"
+    assert list(frame["model_version"]) == ["3", "3"]
+    empty = scores.scores_between(_day(3), _day(4), model_name="leads")
+    assert empty.empty and empty.dtypes.equals(frame.dtypes)
+
+
+def test_fingerprints_come_back_by_id_with_missing_features_left_out(url):
+    scores = ScoreStore(url)
+    partial = _as_of(1, 40, fingerprint=(("visits", 3.0),))  # "pages" was missing
+    many = [_as_of(2, 50, lead=f"M{i}", fingerprint=(("visits", float(i)),)) for i in range(2000)]
+    scores.record([_as_of(1, 60), partial, *many])
+    ids = list(scores.scores_between(None, None)["id"])
+    found = scores.fingerprints([*ids, 999_999])  # more than one IN list; an unknown id
+    assert len(found) == 2002 and 999_999 not in found
+    assert found[ids[0]] == {"pages": 2.0, "visits": 1.0}
+    assert found[ids[1]] == {"visits": 3.0}
+    assert found[ids[-1]] == {"visits": 1999.0}
+    assert scores.fingerprints([]) == {}
+
+
+@pytest.mark.slow
+def test_batch_scores_describe_the_as_of_they_were_scored_at(home, crm_model, crm_dir, capsys):
+    """`leadml score --as-of` (a backfill) keeps that day as each score's as_of; without it,
+    the cut-off the run printed (the data's latest activity), not the moment it ran; `leadml
+    history` shows it."""
+    import os
+    import re
+
+    from leadml.cli import main
+
+    argv = ["-q", "score", "--data", str(crm_dir), "--out", str(home / "s.csv")]
+    assert main([*argv, "--model", crm_model.uri, "--as-of", "2026-05-31"]) == 0
+    assert main([*argv, "--model", crm_model.uri]) == 0
+    printed = re.findall(r"\(as of ([^)]+)\)", capsys.readouterr().out)
+    default = pd.Timestamp(printed[-1], tz="UTC")
+    assert default != pd.Timestamp("2026-05-31", tz="UTC")
+    scored = len(pd.read_csv(home / "s.csv"))
+    scores = ScoreStore(os.environ["LEADML_STORE_URL"])
+    backfill = scores.scores_between(datetime(2026, 5, 31, tzinfo=UTC), default)
+    assert len(backfill) == scored and set(backfill["as_of"]) == {
+        pd.Timestamp("2026-05-31", tz="UTC")
+    }
+    assert (backfill["scored_at"] > pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=10)).all()
+    latest = scores.scores_between(default, None)
+    assert len(latest) == scored and set(latest["as_of"]) == {default}
+    assert main(["history", str(latest["lead_id"].iloc[0])]) == 0  # says which moment each is
+    assert "(as of 2026-05-31 00:00:00)" in capsys.readouterr().out

@@ -194,7 +194,7 @@ def _crm_part(
     leads = leads.drop(columns=BUCKET).reset_index(drop=True)
     frame, feats = scorer.score_leads(leads, aligned(leads, events), as_of=cut)
     number = partition_info["number"] if partition_info else 0
-    return _finish_part(scorer, frame, feats.X, where, number)
+    return _finish_part(scorer, frame, feats.X, where, number, cut)
 
 
 def _flat_part(
@@ -207,11 +207,17 @@ def _flat_part(
 
 
 def _finish_part(
-    scorer: LeadScorer, frame: pd.DataFrame, X: pd.DataFrame, where: _Parts, number: int
+    scorer: LeadScorer,
+    frame: pd.DataFrame,
+    X: pd.DataFrame,
+    where: _Parts,
+    number: int,
+    as_of: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Write one partition's output part (and, when kept, what it scored); how many per band."""
+    """Write one partition's output part (and, when kept, what it scored at `as_of`); how
+    many per band."""
     if where.kept is not None:
-        scored = score_io.scored(scorer, frame, X, where.name, where.reasons)
+        scored = score_io.scored(scorer, frame, X, where.name, where.reasons, as_of)
         target = Path(where.kept) / f"kept-{number:05d}.pickle"
         with files.atomic_path(target) as tmp, open(tmp, "wb") as fh:
             pickle.dump(scored, fh, protocol=pickle.HIGHEST_PROTOCOL)

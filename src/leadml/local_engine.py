@@ -297,7 +297,7 @@ class LocalEngine:
         write_frame(result, out)
         write_frame(data.rejects.frame, rpath)
         if keep is not None:  # after the files: a store problem never costs the scores
-            keep(score_io.scored(scorer, frame, feats.X, settings.model_name, keep_reasons))
+            keep(score_io.scored(scorer, frame, feats.X, settings.model_name, keep_reasons, as_of))
         return score_io.ScoreSummary(
             out_path=out,
             rejects_path=rpath,

@@ -72,7 +72,7 @@ def records(*passes: Scored) -> list[ScoreRecord]:
     return rows
 
 
-def _same_model(a: Scored, b: Scored) -> bool:
+def _same_model(a: Scored, b: Scored) -> bool:  # as_of may differ: it is kept per pass
     return (a.model, a.model_version, a.features) == (b.model, b.model_version, b.features)
 
 
@@ -82,6 +82,7 @@ def _rows(group: tuple[Scored, ...]) -> list[ScoreRecord]:
     out = {name: np.concatenate([np.asarray(s.out[name]) for s in group]) for name in first.out}
     ids = [lead_id for s in group for lead_id in s.lead_ids]
     times = [s.scored_at for s in group for _ in s.lead_ids]
+    as_of = [s.as_of for s in group for _ in s.lead_ids]
     reasons = [why for s in group for why in s.reasons]
     order = sorted(range(len(first.features)), key=first.features.__getitem__)
     names = [first.features[j] for j in order]
@@ -104,6 +105,7 @@ def _rows(group: tuple[Scored, ...]) -> list[ScoreRecord]:
             ScoreRecord(
                 lead_id=lead_id,
                 scored_at=times[k],
+                as_of=as_of[k],
                 model_name=first.model,
                 model_version=first.model_version,
                 probability=probability[k],

@@ -86,14 +86,18 @@ def print_grades(tables: dict, notes: dict) -> None:
 
 def print_history(view: Any) -> None:
     """A lead's history (`history.LeadHistory`): one line per score, newest first, the trend,
-    and what changed between consecutive scores."""
+    and what changed between consecutive scores. A batch score that describes another moment
+    than it was made at (`leadml score --as-of`) says which."""
     print(f"lead {view.lead_id}: {len(view.entries)} score(s), newest first")
     print(f"  {'scored at (UTC)':<20} {'score':>5}  {'band':<12}{'grid':<6}{'p':>9}  model")
     for r in view.entries:
         grid = r.grid or "-"
+        as_of = (
+            f" (as of {r.as_of:%Y-%m-%d %H:%M:%S})" if r.as_of not in (None, r.scored_at) else ""
+        )
         print(
             f"  {r.scored_at:%Y-%m-%d %H:%M:%S}  {r.score:>5}  {r.band:<12}{grid:<6}"
-            f"{r.probability:>9.4f}  {r.model_name} v{r.model_version}"
+            f"{r.probability:>9.4f}  {r.model_name} v{r.model_version}{as_of}"
         )
     print(f"trend: {view.trend} ({view.slope:+g} points per score over the last {view.trend_over})")
     for c in view.changes:

@@ -8,6 +8,7 @@ hands back (`ScoreSummary`). `score.score_file` picks the engine; `local_engine`
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -131,15 +132,15 @@ def scored(
     X: pd.DataFrame,
     name: str,
     reasons: bool = False,
+    as_of: pd.Timestamp | None = None,
     chunk: int = 50_000,
 ):
     """What a scoring run computed, as the score store keeps it (`scoring.Scored`): the
     scores and grades of `frame`, the derived features `X`, and with `reasons` the score's
     reasons (computed here, a chunk at a time: LightGBM's SHAP pass makes scoring about 3x
     slower); `name`: the model's when its card has no registry entry. A flat model without an id column numbers its rows: those are
-    no ids to keep a history of."""
-    from datetime import UTC, datetime
-
+    no ids to keep a history of. `as_of`: the cut-off the run scored at (the data's times
+    carry no zone: UTC), so the monitor knows which moment the scores describe."""
     from leadml.scoring import Scored
 
     registry = scorer.card.get("registry", {})
@@ -162,4 +163,11 @@ def scored(
         X=values,
         out={name: frame[name].to_numpy() for name in OUTPUT_COLUMNS},
         reasons=why,
+        as_of=None if as_of is None else _utc(as_of),
     )
+
+
+def _utc(as_of: pd.Timestamp) -> datetime:
+    stamp = pd.Timestamp(as_of)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()

@@ -49,6 +49,8 @@ class Scored:
     X: np.ndarray  # the derived features, one row per scored lead
     out: dict[str, np.ndarray]  # probability, score, band and the grades (Scorer.score_features)
     reasons: list[dict | None]  # the score's reasons where asked for
+    # the moment the scores describe: a batch's as-of; None for a live request (= scored_at)
+    as_of: datetime | None = None
 
 
 Keep = Callable[[Scored], None]
