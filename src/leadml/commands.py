@@ -529,6 +529,8 @@ def _outcomes(args: argparse.Namespace, options: Any) -> tuple[Any, Any, str]:
         data = dataset.load_outcomes(Path(args.outcomes), options)
         seen, where = data.leads["converted_at"].max(), "the outcomes' latest conversion"
     data.check_reject_share(options.max_reject_share)
+    # an export holds the whole day of its latest activity: known through that day's end
+    seen = pd.Timestamp(seen).ceil("D") if pd.notna(seen) else seen
     if args.observed_until is not None:
         seen, where = args.observed_until, "--observed-until"
     if pd.isna(seen):
