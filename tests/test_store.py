@@ -3,6 +3,7 @@ one, see tests/pg.py; skipped with the reason where none is installed): migratio
 read, history order, time zones, trend, changes, prune, the outbox."""
 
 import json
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
@@ -225,7 +226,7 @@ def test_a_score_keeps_its_as_of_and_a_live_one_its_scored_at(url):
     assert live.as_of == live.scored_at == _day(31)
 
 
-def test_scores_between_takes_since_and_leaves_out_until(url):
+def test_scores_between_takes_since_and_leaves_out_until(url, monkeypatch):
     scores = ScoreStore(url)
     scores.record([_as_of(day, 10 + day, lead=f"L{day}") for day in range(5)])
 
@@ -241,6 +242,14 @@ def test_scores_between_takes_since_and_leaves_out_until(url):
         _day(1).astimezone(auckland), (_day(2) + timedelta(seconds=1)).astimezone(auckland)
     ) == ["L1", "L2"]
     assert leads(_day(4) + timedelta(microseconds=1), None) == []
+    monkeypatch.setenv("TZ", "Pacific/Auckland")  # a bound without a zone is UTC, not local
+    time.tzset()
+    try:
+        naive = (_day(4) + timedelta(hours=1)).replace(tzinfo=None)  # as local: 13 h earlier
+        assert leads(naive - timedelta(hours=2), naive) == ["L4"]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_scores_between_filters_by_model_and_hands_back_typed_columns(url):

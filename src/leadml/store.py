@@ -349,8 +349,8 @@ class ScoreStore:
         model_name: str | None = None,
         chunk: int = 100_000,
     ) -> pd.DataFrame:
-        """The scores whose as-of lies in [since, until) (a None bound: open), optionally one
-        model's, oldest as-of first: the monitor joins them to outcomes. Read a chunk of rows
+        """The scores whose as-of lies in [since, until) (a None bound: open; a bound without a
+        zone is UTC, as the data's times are), optionally one model's, oldest as-of first: the monitor joins them to outcomes. Read a chunk of rows
         at a time, each chunk turned into typed columns at once (no pandas inference, no
         object of ours per row), times parsed vectorised (see `_raw_time`)."""
         import numpy as np
@@ -361,9 +361,9 @@ class ScoreStore:
         raw = {name: _raw_time(c[name], epoch) for name in _TIMES}
         query = sa.select(*(raw.get(name, c[name]) for name in PERIOD_COLUMNS))
         if since is not None:
-            query = query.where(c.as_of >= since.astimezone(UTC))
+            query = query.where(c.as_of >= _utc(since))
         if until is not None:
-            query = query.where(c.as_of < until.astimezone(UTC))
+            query = query.where(c.as_of < _utc(until))
         if model_name is not None:
             query = query.where(c.model_name == model_name)
         parts: list[list[np.ndarray]] = [[_array(name, [])] for name in PERIOD_COLUMNS]
