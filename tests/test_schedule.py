@@ -39,7 +39,8 @@ def cron_line() -> str:
 
 
 def calls(script: str) -> list[list[str]]:
-    return [shlex.split(m) for m in re.findall(r"(?:\S*/)?leadml (-q [^;|]*|[^;|]*)", script)]
+    found = re.findall(r"(?:^|[\s;|])(?:\S*/bin/)?leadml ([^;|&]*)", script)
+    return [shlex.split(m) for m in found]
 
 
 @pytest.mark.parametrize("script", [*containers().values(), cron_line()])
