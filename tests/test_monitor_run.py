@@ -94,10 +94,10 @@ def test_a_concept_change_is_seen_in_the_outcomes_logged_and_reported(
     assert any(a.startswith("retrain") for a in result["actions"])
     html = (tmp_path / "report" / "latest.html").read_text()
     assert result["verdict"].upper() in html and "http://" not in html
+    import mlflow
+
     from leadml import tracking
     from leadml.config import Settings
-
-    import mlflow
 
     experiment = tracking.connect(Settings.from_env())
     runs = mlflow.search_runs([experiment], filter_string="tags.`leadml.run` = 'monitor'")
