@@ -59,9 +59,11 @@ def _pool(work: Path, leads: int):
     scorer.card["registry"] = {"name": "leadml", "version": "1"}
     model = scorer.save(work / "model")
     raw = synth.make_crm(leads, seed=6)  # other leads of the same world: no drift
-    ids = raw.leads["lead_id"].astype(str)
+    # the leads a monitor judges: not converted before the cut-off (the profile's population)
+    open_ = raw.leads[~(raw.leads["converted_at"] <= pd.Timestamp(CUT_OFF))]
+    ids = open_["lead_id"].astype(str)
     frame, feats = scorer.score_leads(
-        raw.leads.assign(lead_id=ids).drop(columns=["converted", "converted_at"]),
+        open_.assign(lead_id=ids).drop(columns=["converted", "converted_at"]),
         raw.events.assign(lead_id=raw.events["lead_id"].astype(str)),
         as_of=pd.Timestamp(CUT_OFF),
     )
@@ -82,7 +84,7 @@ def _fill(url: str, n: int, frame, X, outcomes: Path) -> None:
     ]
     pick = rng.integers(0, len(frame), n)
     cut = pd.Timestamp(CUT_OFF, tz="UTC")
-    as_of = cut - pd.to_timedelta(rng.uniform(0, 60, n), unit="D")
+    as_of = (cut - pd.to_timedelta(rng.uniform(0, 60, n), unit="D")).floor("s")
     p = frame["probability"].to_numpy()[pick]
     columns = [c.name for c in store.scores.columns if c.name != "id"]
     scores = store.ScoreStore(url)
@@ -108,9 +110,11 @@ def _fill(url: str, n: int, frame, X, outcomes: Path) -> None:
                 )
             conn.execute(store.scores.insert(), [{c: r.get(c) for c in columns} for r in rows])
     scores.engine.dispose()
-    converts = rng.random(n) < p
-    after = pd.to_timedelta(rng.uniform(0.1, 40, n), unit="D")  # some beyond the horizon
-    when = (as_of + after).tz_convert(None).where(converts)
+    converts = rng.random(n) < p  # calibrated: within the horizon with the probability
+    late = ~converts & (rng.random(n) < 0.1)  # and some convert after it (not counted)
+    days = np.where(converts, rng.uniform(0.1, 30, n), rng.uniform(31, 60, n))
+    when = (as_of + pd.to_timedelta(days, unit="D")).tz_convert(None).where(converts | late)
+    converts = converts | late
     pd.DataFrame(
         {
             "lead_id": [f"L{i:08d}" for i in range(n)],
