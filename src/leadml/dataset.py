@@ -327,6 +327,27 @@ class _RowCheck:
         self.reject((stamps.to_numpy("datetime64[ns]") > now), column, FUTURE)
 
 
+def _id_rows(
+    table: str,
+    piece: Piece,
+    raw: readers.RawTable,
+    rejects: Rejects,
+    options: ReadOptions,
+    needed,
+    why: str,
+) -> _RowCheck:
+    """The start of every per-lead table's check: the columns it needs (else one error
+    naming the missing one), ids as text, rows without an id rejected."""
+    frame = raw.frame
+    for col in needed:
+        if col not in frame:
+            raise _missing_column(piece.path, col, frame, why)
+    rows = _RowCheck(table, piece, raw, "lead_id", rejects, options.max_reject_share)
+    frame["lead_id"] = id_text(frame["lead_id"])
+    rows.reject(frame["lead_id"].isna().to_numpy(bool), "lead_id", "missing lead id")
+    return rows
+
+
 def check_leads(
     raw: readers.RawTable,
     piece: Piece,
@@ -338,14 +359,9 @@ def check_leads(
     """The rows of one piece of the leads table that keep the contract, typed; the rest go to
     `rejects`. Repeated ids are found over the whole table by `drop_duplicate_ids`."""
     leads, path = raw.frame, piece.path
-    for col in LEAD_COLUMNS + (OUTCOME_COLUMNS[:1] if require_outcome else []):
-        if col not in leads:
-            raise _missing_column(
-                path, col, leads, "lead id, creation time and outcome are required"
-            )
-    rows = _RowCheck("leads", piece, raw, "lead_id", rejects, options.max_reject_share)
-    leads["lead_id"] = id_text(leads["lead_id"])
-    rows.reject(leads["lead_id"].isna().to_numpy(bool), "lead_id", "missing lead id")
+    needed = LEAD_COLUMNS + (OUTCOME_COLUMNS[:1] if require_outcome else [])
+    why = "lead id, creation time and outcome are required"
+    rows = _id_rows("leads", piece, raw, rejects, options, needed, why)
     _missing_words(
         leads, [c for c in PROFILE_COLUMNS if c in leads], (*NA_WORDS, *options.missing_values)
     )
@@ -634,14 +650,9 @@ def load_outcomes(path: Path, options: ReadOptions | None = None) -> LeadData:
     piece = pieces(path)[0]
     raw = read_piece(piece, options.sep)
     frame = raw.frame
-    for col in ("lead_id", "converted", "converted_at"):
-        if col not in frame:
-            raise _missing_column(
-                path, col, frame, "an outcomes file has lead_id, converted and converted_at"
-            )
-    rows = _RowCheck("outcomes", piece, raw, "lead_id", rejects, options.max_reject_share)
-    frame["lead_id"] = id_text(frame["lead_id"])
-    rows.reject(frame["lead_id"].isna().to_numpy(bool), "lead_id", "missing lead id")
+    needed = ("lead_id", "converted", "converted_at")
+    why = "an outcomes file has lead_id, converted and converted_at"
+    rows = _id_rows("outcomes", piece, raw, rejects, options, needed, why)
     conv, bad = parse_binary(frame["converted"])
     rows.check(bad, "converted", BINARY, "Map the outcome to 0/1.", "not 0/1, yes/no or true/false")
     when = dates.parse(frame["converted_at"], f"{piece.name}: converted_at")

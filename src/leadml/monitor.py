@@ -343,23 +343,15 @@ def _findings(result: dict, no_outcome_share: float) -> list[Finding]:
             )
         )
     cal = result["calibration"] or {"bands": [], "grid": []}
-    for r in cal["bands"]:
+    rates = [(f"{r['band']} band", r) for r in cal["bands"]]
+    rates += [(f"grid cell {r['cell']}", r) for r in cal["grid"]]
+    for name, r in rates:
         if r["status"] != "ok":
             found.append(
                 Finding(
                     r["status"],
-                    f"{r['band']} band converts {r['observed']:.0%} vs {r['predicted']:.0%} "
-                    f"expected ({r['leads']:,} leads)",
-                    "retrain: the probabilities no longer match what happens",
-                )
-            )
-    for r in cal["grid"]:
-        if r["status"] != "ok":
-            found.append(
-                Finding(
-                    r["status"],
-                    f"grid cell {r['cell']} converts {r['observed']:.0%} vs "
-                    f"{r['predicted']:.0%} expected ({r['leads']:,} leads)",
+                    f"{name} converts {r['observed']:.0%} vs {r['predicted']:.0%} expected "
+                    f"({r['leads']:,} leads)",
                     "retrain: the probabilities no longer match what happens",
                 )
             )
