@@ -81,7 +81,7 @@ def fit(
         from leadml.local_engine import LocalEngine
 
         engine = LocalEngine()
-    steps = Stages(6, progress)
+    steps = Stages(7, progress)  # 4 engine steps (read, label, features, boost) + finish's 3
     prep, test = engine.prepare(Path(data_path), config, steps, progress)
     return finish(Path(data_path), config, prep, test, steps)
 
