@@ -39,6 +39,7 @@ from leadml import (
     routes_model,
     routes_pages,
     routes_predict,
+    routes_workspace,
     schemas,
     webhooks,
 )
@@ -118,6 +119,7 @@ def create_app(
         metrics.model_loaded(model, None)
     for routes in (routes_admin, routes_predict, routes_leads, routes_model, routes_pages):
         app.include_router(routes.router)
+    routes_workspace.install(app)
     _error_handlers(app)
     app.add_middleware(_Guard, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -55,6 +55,7 @@ class Environment(BaseSettings):
     # how the service runs: ServeSettings
     model_uri: str | None = Field(default=None, validation_alias="LEADML_MODEL_URI")
     api_key: str | None = Field(default=None, validation_alias="LEADML_API_KEY")
+    admin_key: str | None = Field(default=None, validation_alias="LEADML_ADMIN_KEY")
     reload_seconds: str | None = Field(default=None, validation_alias="LEADML_RELOAD_SECONDS")
     max_batch: str | None = Field(default=None, validation_alias="LEADML_MAX_BATCH")
     max_body_mb: str | None = Field(default=None, validation_alias="LEADML_MAX_BODY_MB")
@@ -128,6 +129,7 @@ class ServeSettings(BaseModel):
 
     model_uri: str | None = None  # None: the registry's champion alias
     api_key: str | None = None
+    admin_key: str | None = None  # the workspace's saving forms (band lines) need it
     reload_seconds: float = Field(30.0, ge=0)  # 0: no polling, only POST /admin/reload
     max_batch: int = Field(10_000, ge=1)
     max_body_mb: float = Field(64.0, gt=0)
@@ -141,6 +143,7 @@ class ServeSettings(BaseModel):
         values = {
             "model_uri": env.model_uri or None,
             "api_key": env.api_key or None,
+            "admin_key": env.admin_key or None,
             "reload_seconds": env.reload_seconds,
             "max_batch": env.max_batch,
             "max_body_mb": env.max_body_mb,

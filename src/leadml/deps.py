@@ -45,9 +45,21 @@ async def ready_model(holder: Holder) -> LoadedModel:
 Model = Annotated[LoadedModel, Depends(ready_model)]
 
 
-async def require_key(key: Annotated[str | None, Depends(_key_header)], serve: Serve) -> None:
-    """401 unless the request carries the API key (when LEADML_API_KEY is set)."""
-    if serve.api_key and not (key and secrets.compare_digest(key, serve.api_key)):
+async def require_key(
+    request: Request, key: Annotated[str | None, Depends(_key_header)], serve: Serve
+) -> None:
+    """401 unless the request carries the API key (when LEADML_API_KEY is set), or the
+    workspace's session cookie (the page's own scripts: SameSite=Strict, so never another
+    site's)."""
+    if not serve.api_key or (key and secrets.compare_digest(key, serve.api_key)):
+        return
+    from leadml.workspace_auth import SESSION_COOKIE, session_token
+
+    cookie = request.cookies.get(SESSION_COOKIE) or ""
+    tokens = [session_token(serve.api_key, "user")]
+    if serve.admin_key:
+        tokens.append(session_token(serve.admin_key, "admin"))
+    if not any(secrets.compare_digest(cookie, t) for t in tokens):
         raise RequestError(401, f"missing or wrong API key: send it in {API_KEY_HEADER}")
 
 

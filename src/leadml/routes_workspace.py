@@ -1,0 +1,171 @@
+"""The marketer's workspace: pages served by `leadml serve` itself, offline.
+
+Server-rendered Jinja2 templates (`templates/workspace/`), one stylesheet and a little plain
+JavaScript from `static/`, nothing from a CDN. Every page goes through `render`, which
+checks the visitor (`workspace_auth.visitor`: the service's API-key rule) and hands the
+template the visitor and the CSRF token its forms echo. Pages: overview, rules, bands and
+lead lookup (each adds its route here); login and logout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from leadml.deps import Serve
+from leadml.workspace_auth import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    LoginRequired,
+    Visitor,
+    check_csrf,
+    check_origin,
+    key_role,
+    login_url,
+    session_token,
+    visitor,
+)
+
+PACKAGE = Path(__file__).resolve().parent
+TEMPLATES = PACKAGE / "templates"
+STATIC = PACKAGE / "static"
+PAGES = (  # the navigation, in order: (path, label)
+    ("/workspace/overview", "Overview"),
+    ("/workspace/rules", "Rules"),
+    ("/workspace/bands", "Bands"),
+    ("/workspace/lead", "Lead lookup"),
+)
+
+router = APIRouter(prefix="/workspace", include_in_schema=False)
+
+
+def templates(request: Request):
+    """The app's Jinja2 environment (made once by `install`, kept on app.state)."""
+    return request.app.state.templates
+
+
+def render(
+    request: Request,
+    template: str,
+    who: Visitor,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A workspace page: the template with the visitor, the CSRF token and the navigation;
+    the CSRF cookie is set when the browser has none yet."""
+    response = templates(request).TemplateResponse(
+        request,
+        template,
+        {"who": who, "csrf_field": CSRF_FIELD, "csrf": who.csrf, "pages": PAGES} | context,
+        status_code=status,
+    )
+    if request.cookies.get(CSRF_COOKIE) != who.csrf:
+        response.set_cookie(CSRF_COOKIE, who.csrf, httponly=True, samesite="strict")
+    return response
+
+
+async def checked_form(request: Request) -> dict[str, Any]:
+    """A POSTed form from one of our pages: same origin and the CSRF token echoed."""
+    check_origin(request)
+    form = await request.form()
+    check_csrf(request, str(form.get(CSRF_FIELD) or ""))
+    return dict(form)
+
+
+def page_visitor(request: Request, serve: Serve) -> Visitor:
+    return visitor(request, serve)
+
+
+@router.get("")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/workspace/overview", 303)
+
+
+@router.get("/login")
+async def login_page(request: Request, serve: Serve, next: str = "/workspace/overview") -> Response:
+    import secrets
+
+    who = Visitor("anonymous", request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24))
+    return render(
+        request,
+        "workspace/login.html",
+        who,
+        next=_local(next),
+        error=None,
+        keys=bool(serve.api_key or serve.admin_key),
+    )
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    serve: Serve,
+    key: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/workspace/overview",
+) -> Response:
+    await checked_form(request)
+    role = key_role(key, serve)
+    if role is None:
+        import secrets
+
+        who = Visitor("anonymous", request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24))
+        return render(
+            request,
+            "workspace/login.html",
+            who,
+            401,
+            next=_local(next),
+            error="That key is not the service's API key or admin key.",
+            keys=True,
+        )
+    secret = serve.admin_key if role == "admin" else serve.api_key
+    response = RedirectResponse(_local(next), 303)
+    assert secret is not None
+    response.set_cookie(
+        SESSION_COOKIE, session_token(secret, role), httponly=True, samesite="strict"
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    response = RedirectResponse("/workspace/login", 303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _local(path: str) -> str:
+    """Only a path of this site: `next` is never an open redirect."""
+    return path if path.startswith("/") and not path.startswith("//") else "/workspace/overview"
+
+
+def install(app) -> None:
+    """The workspace on an app: its templates, its static files, the login redirect."""
+    from fastapi.staticfiles import StaticFiles
+    from fastapi.templating import Jinja2Templates
+
+    app.state.templates = Jinja2Templates(directory=str(TEMPLATES))
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.include_router(router)
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        if request.headers.get("accept", "").startswith("application/json"):
+            return Response(
+                '{"error": "missing or wrong API key"}', 401, media_type="application/json"
+            )
+        return RedirectResponse(login_url(exc.next_path), 303)
+
+
+@router.get("/overview")
+async def overview(request: Request, serve: Serve) -> Response:
+    """Placeholder-free start page until the overview lands: the champion's name and version."""
+    who = page_visitor(request, serve)
+    holder = request.app.state.holder
+    model = holder.model
+    return render(request, "workspace/overview.html", who, model=model)
