@@ -179,7 +179,7 @@ def reliability_svg(reliability: list[dict]) -> Markup:
         )
     body.append(
         f'<line class="ideal" x1="{_x(0)}" y1="{_y(0)}" x2="{_x(1)}" y2="{_y(1)}"/>'
-        f'<text class="note-text" x="{_x(0.62)}" y="{_y(0.7)}">where they agree</text>'
+        f'<text class="note-text" x="{_x(0.1)}" y="{_y(0.22)}">where they agree</text>'
     )
     points = [r for r in reliability if _finite(r.get("observed")) is not None]
     path = " ".join(f"{_x(r['predicted'])},{_y(r['observed'])}" for r in points)
