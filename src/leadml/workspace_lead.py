@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from leadml import history
+from leadml import history as lead_history
+from leadml.history import Change, LeadHistory
 from leadml.store import ScoreRecord
 
 LIMIT = 50  # the newest this many scores are drawn
@@ -29,7 +30,8 @@ class Reason:
     def words(self) -> str:
         name = self.field.replace("_", " ")
         verb = "adds" if self.points >= 0 else "takes off"
-        return f"{name} {verb} {abs(self.points):g} points"
+        points = abs(self.points)
+        return f"{name} {verb} {points:g} point{'' if points == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,11 @@ class LeadView:
     latest: ScoreRecord
     positive: list[Reason]  # largest first
     negative: list[Reason]  # most negative first
-    history: history.LeadHistory
+    history: LeadHistory
     chart: Markup
 
     @property
-    def last_change(self) -> history.Change | None:
+    def last_change(self) -> Change | None:
         return self.history.changes[0] if self.history.changes else None
 
 
@@ -58,7 +60,7 @@ def describe(lead_id: str, entries: list[ScoreRecord], lines: dict) -> LeadView:
         latest,
         positive,
         negative,
-        history.describe(lead_id, entries),
+        lead_history.describe(lead_id, entries),
         history_svg(entries, lines),
     )
 
@@ -116,7 +118,7 @@ def history_svg(entries: list[ScoreRecord], lines: dict) -> Markup:
     latest = entries[0]
     head = (
         f'<svg class="chart wide" viewBox="0 0 {W} {H}" role="img" '
-        'aria-labelledby="history-title history-desc" xmlns="http://www.w3.org/2000/svg">'
+        'aria-labelledby="history-title history-desc">'
         '<title id="history-title">The lead\'s score over time</title>'
         f'<desc id="history-desc">{n} scores; the latest is {latest.score} ({latest.band}). '
         "The dashed lines are where the SQL and MQL bands start.</desc>"

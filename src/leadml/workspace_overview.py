@@ -144,7 +144,7 @@ def svg(name: str, title: str, desc: str, body: list[str]) -> Markup:
     """An accessible inline chart: role img, a title and a description read out."""
     head = (
         f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" '
-        f'aria-labelledby="{name}-title {name}-desc" xmlns="http://www.w3.org/2000/svg">'
+        f'aria-labelledby="{name}-title {name}-desc">'
         f'<title id="{name}-title">{escape(title)}</title>'
         f'<desc id="{name}-desc">{escape(desc)}</desc>'
     )
@@ -210,7 +210,9 @@ def lift_svg(lift: list[dict]) -> Markup:
     top = max([r["lift"] for r in rows] + [1.0]) * 1.15
     step = 1 if top < 6 else 2
     ticks = [(_y(v, top), f"×{v}") for v in range(0, int(top) + 1, step)]
-    body = _axes("Leads ranked by score, in tenths (1 = the top 10%)", "Conversion vs average", ticks)
+    body = _axes(
+        "Leads ranked by score, in tenths (1 = the top 10%)", "Conversion vs average", ticks
+    )
     n = max(len(lift), 1)
     width = (W - LEFT - RIGHT) / n
     for i, r in enumerate(lift):
@@ -222,9 +224,7 @@ def lift_svg(lift: list[dict]) -> Markup:
         value = _finite(r.get("lift"))
         if value is None:
             continue
-        tip = (
-            f"tenth {r['decile']}: {percent(r['observed'])} converted, ×{value:.1f} the average"
-        )
+        tip = f"tenth {r['decile']}: {percent(r['observed'])} converted, ×{value:.1f} the average"
         body.append(
             f'<rect class="bar" x="{x + 3:.1f}" y="{_y(value, top)}" width="{width - 6:.1f}" '
             f'height="{_y(0, top) - _y(value, top):.1f}"><title>{escape(tip)}</title></rect>'
