@@ -96,8 +96,10 @@ def test_two_scores_show_the_history_and_what_changed(crm_model, crm_records, tm
 def test_an_unknown_lead_and_a_store_that_is_off(crm_model, tmp_path):
     with TestClient(app(crm_model, tmp_path)) as c:
         r = c.get("/workspace/lead", params={"lead_id": "L-404"})
+        typed = c.get("/workspace/lead", params={"lead_id": "<b>L</b>"})
     assert r.status_code == 404
     assert "No score kept for lead L-404." in r.text and "Check the id" in r.text
+    assert "&lt;b&gt;L&lt;/b&gt;" in typed.text and "<b>L</b>" not in typed.text  # escaped
     with TestClient(app(crm_model, tmp_path, url="off")) as c:
         r = c.get("/workspace/lead", params={"lead_id": "L-1"})
     assert r.status_code == 404 and "LEADML_STORE_URL=off" in r.text
