@@ -34,7 +34,7 @@ _RESPONSES: dict[int | str, dict] = {
 @router.get("/leads/{lead_id}", response_model=schemas.StoredScore, responses=_RESPONSES)
 async def latest_score(request: Request, lead_id: str) -> Any:
     """The lead's latest score: probability, score, band, grades, model version, time, reasons."""
-    found = await _read(request, lead_id, 1)
+    found = await read_scores(request, lead_id, 1)
     return _entry(found[0])
 
 
@@ -48,7 +48,7 @@ async def lead_history(
 ) -> Any:
     """The lead's scores newest first, the trend (rising / falling / flat, with its slope in
     points per score) and what changed between consecutive scores, in words."""
-    view = history.describe(lead_id, await _read(request, lead_id, limit))
+    view = history.describe(lead_id, await read_scores(request, lead_id, limit))
     return {
         "lead_id": lead_id,
         "entries": [_entry(r) for r in view.entries],
@@ -57,7 +57,9 @@ async def lead_history(
     }
 
 
-async def _read(request: Request, lead_id: str, limit: int) -> list[ScoreRecord]:
+async def read_scores(request: Request, lead_id: str, limit: int) -> list[ScoreRecord]:
+    """The lead's newest `limit` scores, newest first; the API and the workspace's lead page
+    both read through here, so both say the same when the store is off, down or has none."""
     recorder: Recorder | None = request.app.state.recorder
     if recorder is None:
         raise NotFoundError("the score store is off (LEADML_STORE_URL=off): no scores are kept")

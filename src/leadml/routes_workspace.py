@@ -162,10 +162,75 @@ def install(app) -> None:
         return RedirectResponse(login_url(exc.next_path), 303)
 
 
+# ---- overview ----
+
+
 @router.get("/overview")
 async def overview(request: Request, serve: Serve) -> Response:
-    """Placeholder-free start page until the overview lands: the champion's name and version."""
+    """The champion in plain words, its bands, charts and grid, the monitor's verdict."""
+    from leadml import workspace_overview
+    from leadml.metrics import monitor_latest
+
     who = page_visitor(request, serve)
-    holder = request.app.state.holder
-    model = holder.model
-    return render(request, "workspace/overview.html", who, model=model)
+    model = request.app.state.holder.model
+    if model is None:
+        return render(request, "workspace/overview.html", who, 503, model=None)
+    monitor = workspace_overview.read_monitor(monitor_latest(request.app.state.settings.home))
+    v = workspace_overview.view(model.card(), model.scorer.card, monitor)
+    return render(request, "workspace/overview.html", who, model=model, v=v, monitor=monitor)
+
+
+@router.get("/monitor-report")
+async def monitor_report(request: Request, serve: Serve) -> Response:
+    """The monitor's last report (`leadml monitor` writes <home>/monitor/latest.html)."""
+    from leadml.metrics import monitor_latest
+
+    page_visitor(request, serve)
+    report = monitor_latest(request.app.state.settings.home).with_suffix(".html")
+    if not report.exists():
+        return HTMLResponse(
+            "<p>No monitor report yet: run <code>leadml monitor</code>.</p>", status_code=404
+        )
+    return HTMLResponse(report.read_text())
+
+
+# ---- lead ----
+
+
+@router.get("/lead")
+async def lead_page(request: Request, serve: Serve, lead_id: str = "") -> Response:
+    """Lead lookup: the latest score in words, the history chart, what changed."""
+    from leadml import workspace_lead
+    from leadml.errors import LeadmlError
+    from leadml.routes_leads import read_scores
+
+    who = page_visitor(request, serve)
+    lead_id = lead_id.strip()
+    if not lead_id:
+        return render(request, "workspace/lead.html", who, lead_id="", lead=None, problem=None)
+    try:
+        entries = await read_scores(request, lead_id, workspace_lead.LIMIT)
+    except LeadmlError as exc:
+        status = int(getattr(exc, "status", 400))
+        problem, hint = str(exc), None
+        if status == 404 and "store is off" not in problem:
+            problem = f"No score kept for lead {lead_id}."
+            hint = (
+                "Check the id (as your CRM spells it); a lead is found once it was scored with "
+                "an id by /predict or `leadml score`, and until its scores are pruned "
+                "(LEADML_STORE_RETENTION_DAYS)."
+            )
+        return render(
+            request,
+            "workspace/lead.html",
+            who,
+            status,
+            lead_id=lead_id,
+            lead=None,
+            problem=problem,
+            hint=hint,
+        )
+    model = request.app.state.holder.model  # its band lines on the chart (none: no lines)
+    lines = {} if model is None else model.card()["thresholds"]
+    lead = workspace_lead.describe(lead_id, entries, lines)
+    return render(request, "workspace/lead.html", who, lead_id=lead_id, lead=lead, problem=None)

@@ -195,6 +195,9 @@ def finish(
         "bayes_metrics": bayes,
         "thresholds": thresholds.as_dict(),
         "band_backtest": band_table.to_dict("records"),
+        # the workspace draws its reliability and lift charts from these (the test leads)
+        "reliability": reliability.to_dict("records"),
+        "lift": lift.to_dict("records"),
         "features": [{"name": n, "label": spec.labels.get(n, n)} for n in spec.feature_names],
         "target": prep.target,
         "missing_values": list(config.flat.missing_values),
