@@ -86,8 +86,14 @@ def load_rules(path: Path | str, fields: list[str] | None = None) -> RuleSet:
             f"{path}: rules file not found. Pass a YAML file to --rules "
             "(see data/rules/sample_rules.yaml)"
         )
+    return parse_rules(path.read_text(), path, fields)
+
+
+def parse_rules(text: str, path: Path | str, fields: list[str] | None = None) -> RuleSet:
+    """`load_rules` on text already read (a file uploaded to the workspace); `path` names it
+    in the messages."""
     try:
-        raw = yaml.load(path.read_text(), Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
+        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -114,7 +120,13 @@ def load_rules(path: Path | str, fields: list[str] | None = None) -> RuleSet:
     return RuleSet(rules, float(mql), float(sql), caps, str(path))
 
 
-def _rule(raw: Any, i: int, path: Path, fields: list[str] | None, caps: dict) -> Rule:
+def field_hint(name: str, fields: list[str]) -> str:
+    """What to write instead of a field the model does not know: the closest names."""
+    close = difflib.get_close_matches(name, fields, n=3)
+    return f"did you mean {', '.join(close)}?" if close else "`leadml rules fields` lists them"
+
+
+def _rule(raw: Any, i: int, path: Path | str, fields: list[str] | None, caps: dict) -> Rule:
     line = raw.get("__line__", 0) if isinstance(raw, dict) else 0
     lines = raw.get("__lines__", {}) if isinstance(raw, dict) else {}
     name = str(raw.get("name") or f"rule {i + 1}") if isinstance(raw, dict) else f"rule {i + 1}"
@@ -129,11 +141,7 @@ def _rule(raw: Any, i: int, path: Path, fields: list[str] | None, caps: dict) ->
         raise fail(f"missing {', '.join(missing)}")
     fld, op, value, points = str(raw["field"]), str(raw["op"]), raw.get("value"), raw["points"]
     if fields is not None and fld not in fields:
-        close = difflib.get_close_matches(fld, fields, n=3)
-        hint = (
-            f"; did you mean {', '.join(close)}?" if close else "; `leadml rules fields` lists them"
-        )
-        raise fail(f"unknown field {fld!r}{hint}", "field")
+        raise fail(f"unknown field {fld!r}; {field_hint(fld, fields)}", "field")
     if op not in OPS:
         raise fail(f"unknown operator {op!r}; use one of {', '.join(OPS)}", "op")
     if not isinstance(points, int | float) or isinstance(points, bool):
