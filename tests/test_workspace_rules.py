@@ -1,0 +1,178 @@
+"""The Rules page: a marketer's point rules against what the served model finds them worth,
+rule by rule, from the model alone (no training data in the service)."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from leadml import rules
+from leadml.api import create_app
+from leadml.config import ServeSettings
+from leadml.workspace_rules import MAX_BYTES
+
+BASE = "http://testserver"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "rules" / "sample_rules.yaml"
+
+
+def client(model, **serve) -> TestClient:
+    app = create_app(serve=ServeSettings(reload_seconds=0, **serve), model=model)
+    return TestClient(app, base_url=BASE, follow_redirects=False)
+
+
+def token(c: TestClient) -> str:
+    page = c.get("/workspace/rules")
+    assert page.status_code == 200
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def upload(c: TestClient, content: bytes, name: str = "my_rules.yaml", **form):
+    return c.post(
+        "/workspace/rules",
+        data={"csrf_token": token(c), "rules_text": ""} | form,
+        files={"rules_file": (name, content, "application/yaml")},
+    )
+
+
+def rows(page: str) -> list[dict]:
+    """The verdict table as the page shows it: one dict per rule."""
+    body = page.split('<table class="rules-table">', 1)[1].split("</table>", 1)[0]
+    out = []
+    for tr in re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S):
+        name = re.search(r'<th scope="row">(.*?)</th>', tr).group(1)
+        cells = re.findall(r'<td class="num">(.*?)</td>', tr)
+        verdict = re.search(r'class="verdict verdict-[^"]+">(.*?)</span>', tr).group(1)
+        sentence = re.search(r'class="verdict-sentence">(.*?)</span>', tr, re.S).group(1)
+        out.append({"rule": name, "yours": cells[0], "learned": cells[1], "verdict": verdict,
+                    "sentence": sentence})
+    return out
+
+
+def test_the_page_offers_a_labelled_upload_and_an_editor_with_the_sample(crm_model):
+    with client(crm_model) as c:
+        page = c.get("/workspace/rules")
+    assert page.status_code == 200
+    assert '<label for="rules_file">' in page.text and '<label for="rules_text">' in page.text
+    assert 'enctype="multipart/form-data"' in page.text and 'name="csrf_token"' in page.text
+    assert "Visited the pricing page" in page.text  # the editor starts with the sample rules
+
+
+def test_the_sample_rules_get_both_point_columns_and_a_verdict_each(crm_model):
+    ruleset = rules.load_rules(SAMPLE)
+    with client(crm_model) as c:
+        r = upload(c, SAMPLE.read_bytes(), "sample_rules.yaml")
+    assert r.status_code == 200, r.text
+    shown = rows(r.text)
+    assert sorted(x["rule"] for x in shown) == sorted(x.name for x in ruleset.rules)
+    points = {x.name: x.points for x in ruleset.rules}
+    verdicts = {"about right", "over-weighted", "under-weighted", "no evidence", "needs data"}
+    for x in shown:
+        assert float(x["yours"]) == points[x["rule"]]
+        assert x["verdict"] in verdicts
+        assert x["sentence"].startswith(f"You give {points[x['rule']]:g} points for")
+    judged = [x for x in shown if x["learned"] != "-"]
+    assert len(judged) >= len(shown) - 2  # only the job-title rules need the data
+    assert {x["verdict"] for x in shown if x["learned"] == "-"} <= {"needs data"}
+    assert any("the model finds it worth" in x["sentence"] for x in judged)
+    gaps = [abs(float(x["yours"]) - float(x["learned"])) for x in judged]
+    assert gaps == sorted(gaps, reverse=True)  # the biggest disagreement first
+    assert "Download suggested rules (YAML)" in r.text
+
+
+def test_an_unknown_field_gets_a_did_you_mean_hint(crm_model):
+    text = SAMPLE.read_text().replace("field: industry", "field: industy")
+    with client(crm_model) as c:
+        r = upload(c, text.encode())
+    assert r.status_code == 200
+    assert "<code>industy</code>" in r.text and "did you mean industry?" in r.text
+    assert "Target industry" not in [x["rule"] for x in rows(r.text)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "not a text file"),
+        (b"# " + b"x" * MAX_BYTES, "more than the 1,000,000"),
+        (b"name: a campaign\nbudget: 1000\n", "expected `thresholds`"),
+        (b"rule,field,points\nwebinar,webinar_90d,10\n", "expected `thresholds`"),
+        (b"thresholds: {mql: 40, sql: 70}\nrules:\n  - name: x\n    field: webinar_90d\n"
+         b"    op: '>='\n    value: 1\n", "line 3, rule 'x': missing points"),
+        (b"rules: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_files_are_a_422_with_the_reason_on_the_page(crm_model, content, message):
+    with client(crm_model) as c:
+        r = upload(c, content, "bad.yaml")
+    assert r.status_code == 422
+    assert 'role="alert"' in r.text and message in html.unescape(r.text)
+    assert "bad.yaml" in r.text  # the message names the file
+
+
+def test_the_editor_is_compared_when_no_file_is_chosen(crm_model):
+    text = SAMPLE.read_text()
+    with client(crm_model) as c:
+        r = c.post(
+            "/workspace/rules",
+            data={"csrf_token": token(c), "rules_text": text.replace("points: 30", "points: 31")},
+            files={"rules_file": ("", b"", "application/octet-stream")},
+        )
+    assert r.status_code == 200
+    assert "You give 31 points for “Requested a demo”" in r.text
+    assert "points: 31" in r.text  # the editor keeps what was compared
+
+
+def test_the_download_is_a_rules_file_the_parser_reads_back(crm_model):
+    with client(crm_model) as c:
+        r = upload(c, SAMPLE.read_bytes())
+        link = re.search(r'href="(/workspace/rules/suggested/[^"]+\.yaml)"', r.text).group(1)
+        got = c.get(link)
+        missing = c.get("/workspace/rules/suggested/nothing.yaml")
+    assert got.status_code == 200 and "attachment" in got.headers["content-disposition"]
+    back = rules.parse_rules(got.text, "suggested_rules.yaml", rules.rule_fields(crm_model.scorer.spec))
+    original = rules.load_rules(SAMPLE)
+    assert [x.name for x in back.rules] == [x.name for x in original.rules]
+    assert (back.mql, back.sql) == (original.mql, original.sql)
+    learned = {x["rule"]: x["learned"] for x in rows(r.text)}
+    for rule in back.rules:  # the model's points where it judged, yours where it could not
+        want = rule.points if learned[rule.name] == "-" else round(float(learned[rule.name]))
+        assert rule.points == pytest.approx(want, abs=1)
+    assert yaml.safe_load(got.text)["rules"]
+    assert missing.status_code == 404 and "compare the rules again" in missing.text
+
+
+def test_an_upload_without_the_csrf_token_is_refused(crm_model):
+    with client(crm_model) as c:
+        c.get("/workspace/rules")
+        r = c.post(
+            "/workspace/rules",
+            data={"rules_text": SAMPLE.read_text()},
+            files={"rules_file": ("r.yaml", SAMPLE.read_bytes(), "application/yaml")},
+        )
+    assert r.status_code == 403
+
+
+def test_the_page_keeps_the_services_key_rule(crm_model):
+    with client(crm_model, api_key="reader-key") as c:
+        r = c.get("/workspace/rules")
+        assert r.status_code == 303 and r.headers["location"].startswith("/workspace/login")
+        assert c.get("/workspace/rules/suggested/x.yaml").status_code == 303
+
+
+def test_a_comparison_is_quick_and_then_cached(crm_model):
+    with client(crm_model) as c:
+        t0 = time.perf_counter()
+        first = upload(c, SAMPLE.read_bytes())
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = upload(c, SAMPLE.read_bytes())
+        warm = time.perf_counter() - t0
+    assert first.status_code == again.status_code == 200
+    assert rows(first.text) == rows(again.text)  # the same reference leads: the same verdicts
+    assert warm < 0.3 and cold < 1.5, (cold, warm)
