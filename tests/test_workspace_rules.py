@@ -4,7 +4,11 @@ rule by rule, from the model alone (no training data in the service)."""
 from __future__ import annotations
 
 import html
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +20,7 @@ from leadml import rules
 from leadml.api import create_app
 from leadml.config import ServeSettings
 from leadml.workspace_rules import MAX_BYTES
+from tests.browser import browser_page, needs_chromium, serve_app
 
 BASE = "http://testserver"
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "rules" / "sample_rules.yaml"
@@ -49,8 +54,15 @@ def rows(page: str) -> list[dict]:
         cells = re.findall(r'<td class="num">(.*?)</td>', tr)
         verdict = re.search(r'class="verdict verdict-[^"]+">(.*?)</span>', tr).group(1)
         sentence = re.search(r'class="verdict-sentence">(.*?)</span>', tr, re.S).group(1)
-        out.append({"rule": name, "yours": cells[0], "learned": cells[1], "verdict": verdict,
-                    "sentence": sentence})
+        out.append(
+            {
+                "rule": name,
+                "yours": cells[0],
+                "learned": cells[1],
+                "verdict": verdict,
+                "sentence": sentence,
+            }
+        )
     return out
 
 
@@ -102,8 +114,11 @@ def test_an_unknown_field_gets_a_did_you_mean_hint(crm_model):
         (b"# " + b"x" * MAX_BYTES, "more than the 1,000,000"),
         (b"name: a campaign\nbudget: 1000\n", "expected `thresholds`"),
         (b"rule,field,points\nwebinar,webinar_90d,10\n", "expected `thresholds`"),
-        (b"thresholds: {mql: 40, sql: 70}\nrules:\n  - name: x\n    field: webinar_90d\n"
-         b"    op: '>='\n    value: 1\n", "line 3, rule 'x': missing points"),
+        (
+            b"thresholds: {mql: 40, sql: 70}\nrules:\n  - name: x\n    field: webinar_90d\n"
+            b"    op: '>='\n    value: 1\n",
+            "line 3, rule 'x': missing points",
+        ),
         (b"rules: [\n", "not valid YAML"),
     ],
 )
@@ -135,7 +150,9 @@ def test_the_download_is_a_rules_file_the_parser_reads_back(crm_model):
         got = c.get(link)
         missing = c.get("/workspace/rules/suggested/nothing.yaml")
     assert got.status_code == 200 and "attachment" in got.headers["content-disposition"]
-    back = rules.parse_rules(got.text, "suggested_rules.yaml", rules.rule_fields(crm_model.scorer.spec))
+    back = rules.parse_rules(
+        got.text, "suggested_rules.yaml", rules.rule_fields(crm_model.scorer.spec)
+    )
     original = rules.load_rules(SAMPLE)
     assert [x.name for x in back.rules] == [x.name for x in original.rules]
     assert (back.mql, back.sql) == (original.mql, original.sql)
@@ -176,3 +193,55 @@ def test_a_comparison_is_quick_and_then_cached(crm_model):
     assert first.status_code == again.status_code == 200
     assert rows(first.text) == rows(again.text)  # the same reference leads: the same verdicts
     assert warm < 0.3 and cold < 1.5, (cold, warm)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_in_a_browser_the_sample_upload_shows_verdicts_and_downloads_offline(crm_model, tmp_path):
+    app = create_app(serve=ServeSettings(reload_seconds=0), model=crm_model)
+    with serve_app(app) as base, browser_page(base) as (page, blocked):
+        page.goto(f"{base}/workspace/rules")
+        page.get_by_label("Rules file (YAML)").set_input_files(str(SAMPLE))
+        page.get_by_role("button", name="Compare with the model").click()
+        page.wait_for_selector("table.rules-table")
+        assert page.get_by_role("heading", name="Rule by rule").is_visible()
+        table = page.locator("table.rules-table tbody tr")
+        assert table.count() == len(rules.load_rules(SAMPLE).rules)
+        assert page.get_by_text("the model finds it worth").first.is_visible()
+        with page.expect_download() as done:
+            page.get_by_role("link", name="Download suggested rules (YAML)").click()
+        saved = tmp_path / "suggested_rules.yaml"
+        done.value.save_as(saved)
+        assert rules.load_rules(saved).rules
+        assert blocked == []
+
+
+def test_comparing_rules_in_the_service_imports_no_training_code(crm_model, tmp_path):
+    """The page loads `leadml.rules` on purpose (lazily); nothing else of training."""
+    from tests.test_api_imports import TRAINING
+
+    script = """
+import json, re, sys
+from fastapi.testclient import TestClient
+from leadml.api import create_app
+from leadml.config import ServeSettings
+
+app = create_app(serve=ServeSettings(model_uri=sys.argv[1], reload_seconds=0))
+with TestClient(app, base_url="http://testserver") as c:
+    page = c.get("/workspace/rules").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = c.post("/workspace/rules", data={"csrf_token": csrf, "rules_text": open(sys.argv[2]).read()})
+    assert r.status_code == 200 and "the model finds it worth" in r.text, r.text
+print(json.dumps(sorted(sys.modules)))
+"""
+    env = {**os.environ, "LEADML_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", script, crm_model.uri, str(SAMPLE)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    assert "leadml.rules" in loaded
+    assert sorted(loaded & (set(TRAINING) - {"leadml.rules"})) == []

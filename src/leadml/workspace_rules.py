@@ -85,7 +85,9 @@ def rules_text(raw: bytes, name: str) -> str:
     return text
 
 
-def compare(text: str, name: str, model_key: str, scorer: LeadScorer, cache: OrderedDict) -> Comparison:
+def compare(
+    text: str, name: str, model_key: str, scorer: LeadScorer, cache: OrderedDict
+) -> Comparison:
     """The comparison for these rules and this model, from the cache when it was made before."""
     key = hashlib.sha256(f"{model_key}\0{text}".encode()).hexdigest()[:20]
     if key in cache:
