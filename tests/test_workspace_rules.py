@@ -245,3 +245,16 @@ print(json.dumps(sorted(sys.modules)))
     loaded = set(json.loads(out.stdout.splitlines()[-1]))
     assert "leadml.rules" in loaded
     assert sorted(loaded & (set(TRAINING) - {"leadml.rules"})) == []
+
+
+def test_a_model_without_a_profile_lists_every_rule_as_needing_the_data(crm_model):
+    from dataclasses import replace
+
+    bare = replace(crm_model, scorer=replace(crm_model.scorer, profile=None), fingerprint="bare")
+    with client(bare) as c:
+        r = upload(c, SAMPLE.read_bytes())
+    assert r.status_code == 200
+    shown = rows(r.text)
+    assert shown and {x["verdict"] for x in shown} == {"needs data"}
+    assert all("leadml rules compare --data" in x["sentence"] for x in shown)
+    assert "Download suggested rules" not in r.text  # nothing learned: nothing to suggest

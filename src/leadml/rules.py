@@ -12,6 +12,7 @@ threshold means the same conversion chance as a manual score reaching it.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -296,10 +297,12 @@ class LearnedPoints:
         return self.model.predict_proba(M)[:, 1]
 
 
-def _anchor_scale(manual: np.ndarray, y: np.ndarray, mql: float, intercept: float) -> float:
+def _anchor_scale(
+    manual: np.ndarray, y: np.ndarray, mql: float, intercept: float, weight: np.ndarray | None
+) -> float:
     """Points per log-odds unit such that learned points reaching `mql` mean what manual points
     reaching `mql` mean: the chance of converting at the marketer's MQL threshold."""
-    fit = LogisticRegression(C=1e6, max_iter=1000).fit(manual.reshape(-1, 1), y)
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(manual.reshape(-1, 1), y, weight)
     logit_at_mql = float(fit.intercept_[0] + fit.coef_[0, 0] * mql)
     gap = logit_at_mql - intercept
     if gap <= 0.05:  # the manual MQL threshold is no better than no rule firing: keep a sane scale
@@ -307,19 +310,32 @@ def _anchor_scale(manual: np.ndarray, y: np.ndarray, mql: float, intercept: floa
     return mql / gap
 
 
-def learn_points(ruleset: RuleSet, M: np.ndarray, y: np.ndarray, seed: int = 7) -> LearnedPoints:
-    """Logistic scorecard over the same rules, on the marketer's point scale, with intervals."""
+def learn_points(
+    ruleset: RuleSet,
+    M: np.ndarray,
+    y: np.ndarray,
+    seed: int = 7,
+    bootstrap: int = BOOTSTRAP,
+    weight: np.ndarray | None = None,
+) -> LearnedPoints:
+    """Logistic scorecard over the same rules, on the marketer's point scale, with intervals
+    from `bootstrap` refits (fewer where a page must answer quickly: rougher intervals).
+    `weight` per row: a lead given as two rows, converted with weight p and not with 1 - p,
+    is learned from a conversion chance instead of an outcome (the workspace's model-only
+    comparison)."""
     y = np.asarray(y, float)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(M, y)
+    w = np.ones(len(y)) if weight is None else np.asarray(weight, float)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(M, y, w)
     manual = score(ruleset, M)
-    scale = _anchor_scale(manual, y, ruleset.mql, float(model.intercept_[0]))
+    scale = _anchor_scale(manual, y, ruleset.mql, float(model.intercept_[0]), w)
     rng = np.random.default_rng(seed)
     boot = []
-    for _ in range(BOOTSTRAP):
+    refit = copy.deepcopy(model).set_params(warm_start=True)  # from the fit: a few steps each
+    for _ in range(bootstrap):
         rows = rng.integers(0, len(y), len(y))
         if y[rows].min() == y[rows].max():
             continue
-        boot.append(LogisticRegression(C=1.0, max_iter=2000).fit(M[rows], y[rows]).coef_[0])
+        boot.append(refit.fit(M[rows], y[rows], w[rows]).coef_[0].copy())
     boot_pts = np.array(boot) * scale
     return LearnedPoints(
         points=model.coef_[0] * scale,
@@ -327,7 +343,7 @@ def learn_points(ruleset: RuleSet, M: np.ndarray, y: np.ndarray, seed: int = 7) 
         high=np.quantile(boot_pts, 0.95, axis=0),
         intercept=float(model.intercept_[0]),
         scale=scale,
-        fires=(M > 0).sum(axis=0),
+        fires=np.round(((M > 0) * w[:, None]).sum(axis=0)).astype(int),
         model=model,
     )
 

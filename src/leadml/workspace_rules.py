@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 MAX_BYTES = 1_000_000  # a rules file is a few KB; anything near this is not one
 REFERENCE_LEADS = 2000
 SEED = 18
+BOOTSTRAP = 12  # refits for the intervals: a page answers in well under a second
 CACHED = 32
 ENGAGED = 0.7  # how strongly one lead's activities move together in the reference leads
 NEEDS_DATA = "needs data"
@@ -101,6 +102,8 @@ def compare(
 
 
 def _compare(text: str, name: str, key: str, scorer: LeadScorer) -> Comparison:
+    from threadpoolctl import threadpool_limits
+
     from leadml import rules
 
     fields = rules.rule_fields(scorer.spec)
@@ -112,19 +115,22 @@ def _compare(text: str, name: str, key: str, scorer: LeadScorer) -> Comparison:
     ]
     known = [r for r in ruleset.rules if r.field in fields]
     if scorer.profile is None or not known:
-        return _unjudged(ruleset, known, unknown, key)
+        return _unjudged(ruleset, known, unknown, key, "the model has no training profile")
     X = reference_leads(scorer.profile, scorer, REFERENCE_LEADS)
     judged = [r for r in known if r.field in X]
     if not judged:
-        return _unjudged(ruleset, known, unknown, key)
+        return _unjudged(ruleset, known, unknown, key, "a field it sees only through others")
     undecayed = [replace(r, decay_days=None) for r in judged]  # no dates in a profile
     part = rules.RuleSet(undecayed, ruleset.mql, ruleset.sql, ruleset.caps, ruleset.path)
     M = rules.rule_matrix(part, _named(X, scorer))
     chance = scorer.probability(X.to_numpy(np.float64))
-    y = np.random.default_rng(SEED).random(len(chance)) < chance
-    if y.all() or not y.any():
-        return _unjudged(ruleset, known, unknown, key)
-    learned = rules.learn_points(part, M, y.astype(float))
+    if np.ptp(chance) == 0:
+        return _unjudged(ruleset, known, unknown, key, "the model gives every lead one answer")
+    n = len(chance)  # each lead twice: converted with weight p, not converted with 1 - p
+    both, y = np.vstack([M, M]), np.repeat([1.0, 0.0], n)
+    weight = np.concatenate([chance, 1 - chance])
+    with threadpool_limits(1, user_api="blas"):  # small fits: BLAS threads only wait (5x slower)
+        learned = rules.learn_points(part, both, y, SEED, BOOTSTRAP, weight)
     at = {r.name: j for j, r in enumerate(judged)}
     rows = []
     for r in known:
@@ -133,7 +139,7 @@ def _compare(text: str, name: str, key: str, scorer: LeadScorer) -> Comparison:
             rows.append(_row(r, None, NEEDS_DATA, 0.0))
             continue
         v = rules.verdict(
-            r.points, learned.points[j], learned.low[j], learned.high[j], int(learned.fires[j])
+            r.points, learned.points[j], learned.low[j], learned.high[j], int((M[:, j] > 0).sum())
         )
         rows.append(_row(r, float(learned.points[j]), v, float((M[:, j] > 0).mean())))
     full = rules.RuleSet(known, ruleset.mql, ruleset.sql, ruleset.caps, ruleset.path)
@@ -146,8 +152,10 @@ def _compare(text: str, name: str, key: str, scorer: LeadScorer) -> Comparison:
     )
 
 
-def _unjudged(ruleset: RuleSet, known: list[Rule], unknown: list, key: str) -> Comparison:
-    rows = [_row(r, None, NEEDS_DATA, 0.0) for r in known]
+def _unjudged(ruleset: RuleSet, known: list[Rule], unknown: list, key: str, why: str) -> Comparison:
+    """Nothing the model alone can judge: a model saved before profiles, or rules on raw
+    fields only; every known rule is listed as needing `leadml rules compare --data`."""
+    rows = [_row(r, None, NEEDS_DATA, 0.0, why) for r in known]
     return Comparison(key, rows, unknown, None, ruleset.mql, ruleset.sql, 0)
 
 
@@ -219,9 +227,15 @@ def _named(X: pd.DataFrame, scorer: LeadScorer) -> pd.DataFrame:
     return table
 
 
-def _row(rule: Rule, learned: float | None, verdict: str, fires: float) -> RuleRow:
+def _row(
+    rule: Rule,
+    learned: float | None,
+    verdict: str,
+    fires: float,
+    why: str = "a field it sees only through others",
+) -> RuleRow:
     value = ", ".join(map(str, rule.value)) if isinstance(rule.value, list) else rule.value
-    said = sentence(rule.name, rule.points, learned, verdict)
+    said = sentence(rule.name, rule.points, learned, verdict, why)
     if learned is not None and rule.decay_days:
         said += f" (Judged without its {rule.decay_days:g}-day decay: a profile has no dates.)"
     return RuleRow(
@@ -229,12 +243,11 @@ def _row(rule: Rule, learned: float | None, verdict: str, fires: float) -> RuleR
     )
 
 
-def sentence(name: str, manual: float, learned: float | None, verdict: str) -> str:
+def sentence(name: str, manual: float, learned: float | None, verdict: str, why: str = "") -> str:
     """The verdict as a marketer says it."""
     yours = f"You give {manual:g} points for “{name}”"
     if learned is None:
-        why = "the model alone cannot judge it (a field it sees only through derived features)"
-        return f"{yours}; {why}: run `leadml rules compare --data` to measure it on your leads."
+        return f"{yours}; the model alone cannot judge it ({why}): run `leadml rules compare --data` to measure it on your leads."
     theirs = f"the model finds it worth {learned:.0f}"
     if verdict == "no evidence":
         return f"{yours}; {theirs}, but it fires too rarely to tell."
