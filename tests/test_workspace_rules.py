@@ -258,3 +258,26 @@ def test_a_model_without_a_profile_lists_every_rule_as_needing_the_data(crm_mode
     assert shown and {x["verdict"] for x in shown} == {"needs data"}
     assert all("leadml rules compare --data" in x["sentence"] for x in shown)
     assert "Download suggested rules" not in r.text  # nothing learned: nothing to suggest
+
+
+def test_points_far_from_the_models_get_the_matching_verdict(crm_model):
+    """The synthetic truth rewards a demo request: 300 points overrate it, -30 underrate it."""
+    sample = SAMPLE.read_text()
+    verdicts = {}
+    with client(crm_model) as c:
+        for points in (300, -30):
+            text = sample.replace("points: 30\n", f"points: {points}\n")
+            shown = {x["rule"]: x for x in rows(upload(c, text.encode()).text)}
+            verdicts[points] = shown["Requested a demo"]
+    assert float(verdicts[300]["learned"]) > 0 and float(verdicts[-30]["learned"]) > 0
+    assert verdicts[300]["verdict"] == "over-weighted"
+    assert ": you overrate it." in verdicts[300]["sentence"]
+    assert verdicts[-30]["verdict"] == "under-weighted"
+
+
+def test_rules_on_fields_of_another_model_say_so(flat_model):
+    with client(flat_model) as c:
+        r = upload(c, SAMPLE.read_bytes())
+    assert r.status_code == 200
+    assert "None of these rules tests a field this model has" in r.text
+    assert "did you mean" in r.text or "leadml rules fields" in r.text
