@@ -261,18 +261,22 @@ def test_a_model_without_a_profile_lists_every_rule_as_needing_the_data(crm_mode
 
 
 def test_points_far_from_the_models_get_the_matching_verdict(crm_model):
-    """The synthetic truth rewards a demo request: 300 points overrate it, -30 underrate it."""
-    sample = SAMPLE.read_text()
-    verdicts = {}
+    """The synthetic truth rewards a demo request: the model finds it worth something, and
+    300 points overrate it; every sentence says what its verdict says."""
+    text = SAMPLE.read_text().replace("points: 30\n", "points: 300\n")
     with client(crm_model) as c:
-        for points in (300, -30):
-            text = sample.replace("points: 30\n", f"points: {points}\n")
-            shown = {x["rule"]: x for x in rows(upload(c, text.encode()).text)}
-            verdicts[points] = shown["Requested a demo"]
-    assert float(verdicts[300]["learned"]) > 0 and float(verdicts[-30]["learned"]) > 0
-    assert verdicts[300]["verdict"] == "over-weighted"
-    assert ": you overrate it." in verdicts[300]["sentence"]
-    assert verdicts[-30]["verdict"] == "under-weighted"
+        shown = rows(upload(c, text.encode()).text)
+    demo = next(x for x in shown if x["rule"] == "Requested a demo")
+    assert 0 < float(demo["learned"]) < 300
+    assert demo["verdict"] == "over-weighted" and ": you overrate it." in demo["sentence"]
+    words = {
+        "over-weighted": ": you overrate it.",
+        "under-weighted": ": you underrate it.",
+        "about right": ": about right.",
+        "no evidence": "fires too rarely to tell",
+        "needs data": "leadml rules compare --data",
+    }
+    assert all(words[x["verdict"]] in x["sentence"] for x in shown)
 
 
 def test_rules_on_fields_of_another_model_say_so(flat_model):
