@@ -270,13 +270,14 @@ def test_points_far_from_the_models_get_the_matching_verdict(crm_model):
     assert 0 < float(demo["learned"]) < 300
     assert demo["verdict"] == "over-weighted" and ": you overrate it." in demo["sentence"]
     words = {
-        "over-weighted": ": you overrate it.",
-        "under-weighted": ": you underrate it.",
-        "about right": ": about right.",
-        "no evidence": "fires too rarely to tell",
-        "needs data": "leadml rules compare --data",
+        "over-weighted": (": you overrate it.", ": your penalty is too harsh."),
+        "under-weighted": (": you underrate it.", ": your penalty is too mild."),
+        "about right": (": about right.",) * 2,
+        "no evidence": ("fires too rarely to tell",) * 2,
+        "needs data": ("leadml rules compare --data",) * 2,
     }
-    assert all(words[x["verdict"]] in x["sentence"] for x in shown)
+    for x in shown:  # rewards and penalties in their own words
+        assert words[x["verdict"]][float(x["yours"]) < 0] in x["sentence"], x
 
 
 def test_rules_on_fields_of_another_model_say_so(flat_model):

@@ -253,8 +253,10 @@ def sentence(name: str, manual: float, learned: float | None, verdict: str, why:
         return f"{yours}; {theirs}, but it fires too rarely to tell."
     if verdict == "about right":
         return f"{yours}; {theirs}: about right."
-    more = "underrate" if verdict == "under-weighted" else "overrate"
-    return f"{yours}; {theirs}: you {more} it."
+    under = verdict == "under-weighted"
+    if manual < 0:  # a penalty: "underrate" would read backwards
+        return f"{yours}; {theirs}: your penalty is too {'mild' if under else 'harsh'}."
+    return f"{yours}; {theirs}: you {'underrate' if under else 'overrate'} it."
 
 
 def _by_disagreement(rows: list[RuleRow]) -> list[RuleRow]:
