@@ -286,3 +286,42 @@ def test_rules_on_fields_of_another_model_say_so(flat_model):
     assert r.status_code == 200
     assert "None of these rules tests a field this model has" in r.text
     assert "did you mean" in r.text or "leadml rules fields" in r.text
+
+
+def test_reference_leads_follow_the_training_profile(crm_model):
+    """Each feature of the drawn leads falls into the profile's bins at its training shares,
+    and an activity's counts agree with each other (7 days never above 30 days)."""
+    import numpy as np
+
+    from leadml.workspace_rules import reference_leads
+
+    scorer = crm_model.scorer
+    X = reference_leads(scorer.profile, scorer, 4000)
+    assert list(X.columns) == scorer.spec.feature_names
+    for name, f in scorer.profile.features.items():
+        counts, missing = f.counts(X[name].to_numpy())
+        shares = counts / max(counts.sum(), 1)
+        assert np.abs(shares - np.asarray(f.shares)).max() < 0.05, name
+        assert abs(missing / len(X) - f.missing) < 0.03, name
+    assert (X["pricing_view_7d"] <= X["pricing_view_30d"]).mean() > 0.95
+
+
+def test_row_weights_count_like_repeated_rows():
+    """learn_points with weight 2 on a row learns what it learns from that row twice."""
+    import numpy as np
+
+    ruleset = rules.parse_rules(
+        "thresholds: {mql: 10, sql: 20}\nrules:\n"
+        "  - {name: a, field: x, op: '>=', value: 1, points: 5}\n"
+        "  - {name: b, field: y, op: '>=', value: 1, points: 5}\n",
+        "w.yaml",
+    )
+    rng = np.random.default_rng(0)
+    M = (rng.random((400, 2)) < 0.4).astype(float)
+    y = (rng.random(400) < 0.2 + 0.5 * M[:, 0]).astype(float)
+    w = np.where(np.arange(400) < 100, 2.0, 1.0)
+    weighted = rules.learn_points(ruleset, M, y, bootstrap=0, weight=w)
+    twice = np.r_[np.arange(400), np.arange(100)]
+    repeated = rules.learn_points(ruleset, M[twice], y[twice], bootstrap=0)
+    assert np.allclose(weighted.points, repeated.points, rtol=1e-3, atol=1e-3)
+    assert weighted.points[0] > weighted.points[1]  # x converts, y does not

@@ -336,9 +336,10 @@ def learn_points(
         if y[rows].min() == y[rows].max():
             continue
         boot.append(refit.fit(M[rows], y[rows], w[rows]).coef_[0].copy())
-    boot_pts = np.array(boot) * scale
+    points = model.coef_[0] * scale
+    boot_pts = np.array(boot) * scale if boot else points[None, :]  # no refits: no interval
     return LearnedPoints(
-        points=model.coef_[0] * scale,
+        points=points,
         low=np.quantile(boot_pts, 0.05, axis=0),
         high=np.quantile(boot_pts, 0.95, axis=0),
         intercept=float(model.intercept_[0]),
