@@ -234,3 +234,96 @@ async def lead_page(request: Request, serve: Serve, lead_id: str = "") -> Respon
     lines = {} if model is None else model.card()["thresholds"]
     lead = workspace_lead.describe(lead_id, entries, lines)
     return render(request, "workspace/lead.html", who, lead_id=lead_id, lead=lead, problem=None)
+    holder = request.app.state.holder
+    model = holder.model
+    return render(request, "workspace/overview.html", who, model=model)
+
+
+# ---- rules ----
+
+
+@router.get("/rules")
+async def rules_page(request: Request, serve: Serve) -> Response:
+    """The upload form and the editor, prefilled with the sample rules."""
+    who = page_visitor(request, serve)
+    from leadml import workspace_rules
+
+    return _rules_page(request, who, workspace_rules.sample_rules())
+
+
+@router.post("/rules")
+async def rules_compare(request: Request, serve: Serve) -> Response:
+    """A rules file (uploaded, or typed in the editor) against the served model."""
+    from starlette.concurrency import run_in_threadpool
+
+    from leadml import workspace_rules
+    from leadml.errors import RulesError
+
+    who = page_visitor(request, serve)
+    form = await checked_form(request)
+    upload, typed = form.get("rules_file"), str(form.get("rules_text") or "")
+    model = request.app.state.holder.model
+    text = typed
+    try:
+        if upload is not None and not isinstance(upload, str) and upload.filename:
+            name = Path(upload.filename).name or "uploaded file"
+            raw = await upload.read(workspace_rules.MAX_BYTES + 1)
+            text = workspace_rules.rules_text(raw, name)
+        else:
+            name = "the editor"
+            text = workspace_rules.rules_text(typed.encode(), name)
+        if model is None:
+            return _rules_page(request, who, text, 503, error="No model is loaded yet.")
+        cache = _rules_cache(request)
+        key = f"{model.fingerprint}:{model.version}"
+        result = await run_in_threadpool(
+            workspace_rules.compare, text, name, key, model.scorer, cache
+        )
+    except RulesError as exc:
+        return _rules_page(request, who, text, 422, error=str(exc))
+    return _rules_page(request, who, text, result=result)
+
+
+@router.get("/rules/suggested/{key}.yaml")
+async def rules_suggested(request: Request, serve: Serve, key: str) -> Response:
+    """The suggested rules file of a comparison made on this page (the rules with the
+    model's points), as `leadml rules compare` writes it."""
+    page_visitor(request, serve)
+    result = _rules_cache(request).get(key)
+    if result is None or result.suggested is None:
+        return Response(
+            "That comparison is no longer kept: compare the rules again on /workspace/rules.\n",
+            404,
+            media_type="text/plain",
+        )
+    return Response(
+        result.suggested,
+        media_type="application/yaml",
+        headers={"Content-Disposition": 'attachment; filename="suggested_rules.yaml"'},
+    )
+
+
+def _rules_cache(request: Request):
+    from collections import OrderedDict
+
+    state = request.app.state
+    if getattr(state, "rules_compared", None) is None:
+        state.rules_compared = OrderedDict()
+    return state.rules_compared
+
+
+def _rules_page(
+    request: Request, who: Visitor, text: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    from leadml import workspace_rules
+
+    return render(
+        request,
+        "workspace/rules.html",
+        who,
+        status,
+        model=request.app.state.holder.model,
+        text=text,
+        max_kb=workspace_rules.MAX_BYTES // 1000,
+        **({"result": None, "error": None} | context),
+    )

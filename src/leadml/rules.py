@@ -12,6 +12,7 @@ threshold means the same conversion chance as a manual score reaching it.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,8 +87,14 @@ def load_rules(path: Path | str, fields: list[str] | None = None) -> RuleSet:
             f"{path}: rules file not found. Pass a YAML file to --rules "
             "(see data/rules/sample_rules.yaml)"
         )
+    return parse_rules(path.read_text(), path, fields)
+
+
+def parse_rules(text: str, path: Path | str, fields: list[str] | None = None) -> RuleSet:
+    """`load_rules` on text already read (a file uploaded to the workspace); `path` names it
+    in the messages."""
     try:
-        raw = yaml.load(path.read_text(), Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
+        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -114,7 +121,13 @@ def load_rules(path: Path | str, fields: list[str] | None = None) -> RuleSet:
     return RuleSet(rules, float(mql), float(sql), caps, str(path))
 
 
-def _rule(raw: Any, i: int, path: Path, fields: list[str] | None, caps: dict) -> Rule:
+def field_hint(name: str, fields: list[str]) -> str:
+    """What to write instead of a field the model does not know: the closest names."""
+    close = difflib.get_close_matches(name, fields, n=3)
+    return f"did you mean {', '.join(close)}?" if close else "`leadml rules fields` lists them"
+
+
+def _rule(raw: Any, i: int, path: Path | str, fields: list[str] | None, caps: dict) -> Rule:
     line = raw.get("__line__", 0) if isinstance(raw, dict) else 0
     lines = raw.get("__lines__", {}) if isinstance(raw, dict) else {}
     name = str(raw.get("name") or f"rule {i + 1}") if isinstance(raw, dict) else f"rule {i + 1}"
@@ -129,11 +142,7 @@ def _rule(raw: Any, i: int, path: Path, fields: list[str] | None, caps: dict) ->
         raise fail(f"missing {', '.join(missing)}")
     fld, op, value, points = str(raw["field"]), str(raw["op"]), raw.get("value"), raw["points"]
     if fields is not None and fld not in fields:
-        close = difflib.get_close_matches(fld, fields, n=3)
-        hint = (
-            f"; did you mean {', '.join(close)}?" if close else "; `leadml rules fields` lists them"
-        )
-        raise fail(f"unknown field {fld!r}{hint}", "field")
+        raise fail(f"unknown field {fld!r}; {field_hint(fld, fields)}", "field")
     if op not in OPS:
         raise fail(f"unknown operator {op!r}; use one of {', '.join(OPS)}", "op")
     if not isinstance(points, int | float) or isinstance(points, bool):
@@ -288,10 +297,12 @@ class LearnedPoints:
         return self.model.predict_proba(M)[:, 1]
 
 
-def _anchor_scale(manual: np.ndarray, y: np.ndarray, mql: float, intercept: float) -> float:
+def _anchor_scale(
+    manual: np.ndarray, y: np.ndarray, mql: float, intercept: float, weight: np.ndarray | None
+) -> float:
     """Points per log-odds unit such that learned points reaching `mql` mean what manual points
     reaching `mql` mean: the chance of converting at the marketer's MQL threshold."""
-    fit = LogisticRegression(C=1e6, max_iter=1000).fit(manual.reshape(-1, 1), y)
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(manual.reshape(-1, 1), y, weight)
     logit_at_mql = float(fit.intercept_[0] + fit.coef_[0, 0] * mql)
     gap = logit_at_mql - intercept
     if gap <= 0.05:  # the manual MQL threshold is no better than no rule firing: keep a sane scale
@@ -299,27 +310,41 @@ def _anchor_scale(manual: np.ndarray, y: np.ndarray, mql: float, intercept: floa
     return mql / gap
 
 
-def learn_points(ruleset: RuleSet, M: np.ndarray, y: np.ndarray, seed: int = 7) -> LearnedPoints:
-    """Logistic scorecard over the same rules, on the marketer's point scale, with intervals."""
+def learn_points(
+    ruleset: RuleSet,
+    M: np.ndarray,
+    y: np.ndarray,
+    seed: int = 7,
+    bootstrap: int = BOOTSTRAP,
+    weight: np.ndarray | None = None,
+) -> LearnedPoints:
+    """Logistic scorecard over the same rules, on the marketer's point scale, with intervals
+    from `bootstrap` refits (fewer where a page must answer quickly: rougher intervals).
+    `weight` per row: a lead given as two rows, converted with weight p and not with 1 - p,
+    is learned from a conversion chance instead of an outcome (the workspace's model-only
+    comparison)."""
     y = np.asarray(y, float)
-    model = LogisticRegression(C=1.0, max_iter=2000).fit(M, y)
+    w = np.ones(len(y)) if weight is None else np.asarray(weight, float)
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(M, y, w)
     manual = score(ruleset, M)
-    scale = _anchor_scale(manual, y, ruleset.mql, float(model.intercept_[0]))
+    scale = _anchor_scale(manual, y, ruleset.mql, float(model.intercept_[0]), w)
     rng = np.random.default_rng(seed)
     boot = []
-    for _ in range(BOOTSTRAP):
+    refit = copy.deepcopy(model).set_params(warm_start=True)  # from the fit: a few steps each
+    for _ in range(bootstrap):
         rows = rng.integers(0, len(y), len(y))
         if y[rows].min() == y[rows].max():
             continue
-        boot.append(LogisticRegression(C=1.0, max_iter=2000).fit(M[rows], y[rows]).coef_[0])
-    boot_pts = np.array(boot) * scale
+        boot.append(refit.fit(M[rows], y[rows], w[rows]).coef_[0].copy())
+    points = model.coef_[0] * scale
+    boot_pts = np.array(boot) * scale if boot else points[None, :]  # no refits: no interval
     return LearnedPoints(
-        points=model.coef_[0] * scale,
+        points=points,
         low=np.quantile(boot_pts, 0.05, axis=0),
         high=np.quantile(boot_pts, 0.95, axis=0),
         intercept=float(model.intercept_[0]),
         scale=scale,
-        fires=(M > 0).sum(axis=0),
+        fires=np.round(((M > 0) * w[:, None]).sum(axis=0)).astype(int),
         model=model,
     )
 
