@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-quick bench-serve bench-scale faults monitor-picture clean
+.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-quick bench-serve bench-scale faults monitor-picture vendor-assets clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -91,6 +91,25 @@ bench-scale: $(STAMP) ## in-memory engine vs a 2-worker local Dask cluster: 10M 
 monitor-picture: ## the README's picture of the monitor report (after make demo; needs chromium: make browser)
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1500 \
 		--screenshot=docs/monitor-report.png file://$(CURDIR)/monitor/latest.html
+
+SWAGGER_UI ?= 5.35.0
+REDOC ?= 2.5.4
+vendor-assets: ## refresh the vendored Swagger UI and ReDoc files that /docs and /redoc serve offline (needs npm)
+	rm -rf .vendor-tmp && mkdir -p .vendor-tmp && cd .vendor-tmp && \
+		npm pack --silent swagger-ui-dist@$(SWAGGER_UI) redoc@$(REDOC) && \
+		tar xzf swagger-ui-dist-$(SWAGGER_UI).tgz && mv package swagger && tar xzf redoc-$(REDOC).tgz
+	cp .vendor-tmp/swagger/swagger-ui-bundle.js .vendor-tmp/swagger/swagger-ui-bundle.js.LICENSE.txt \
+		.vendor-tmp/swagger/swagger-ui.css .vendor-tmp/swagger/favicon-32x32.png src/leadml/static/vendor/
+	cp .vendor-tmp/swagger/LICENSE src/leadml/static/vendor/swagger-ui.LICENSE
+	cp .vendor-tmp/swagger/NOTICE src/leadml/static/vendor/swagger-ui.NOTICE
+	cp .vendor-tmp/package/bundles/redoc.standalone.js .vendor-tmp/package/bundles/redoc.standalone.js.LICENSE.txt \
+		src/leadml/static/vendor/
+	cp .vendor-tmp/package/LICENSE src/leadml/static/vendor/redoc.LICENSE
+	@# the one outside address in ReDoc's bundle: its side-menu logo
+	sed -i 's#https://cdn.redoc.ly/redoc/logo-mini.svg#/static/vendor/favicon-32x32.png#' \
+		src/leadml/static/vendor/redoc.standalone.js
+	rm -rf .vendor-tmp
+	cd src/leadml/static/vendor && sha256sum swagger-ui-bundle.js swagger-ui.css favicon-32x32.png redoc.standalone.js
 
 clean: ## remove generated data, models, MLflow store, score store and outputs (keeps .venv)
 	rm -rf data/sample data/later mlruns out monitor retrain benchmarks/_work store.db store.db-wal store.db-shm

@@ -95,6 +95,8 @@ def create_app(
             "and the reasons behind the score, for one lead or a batch."
         ),
         lifespan=lifespan,
+        docs_url=None,  # routes_pages serves /docs and /redoc from vendored files: offline
+        redoc_url=None,
     )
     metrics = ServiceMetrics(
         multiprocess=bool(serve.metrics_dir), monitor_file=monitor_latest(settings.home)

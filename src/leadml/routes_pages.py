@@ -24,9 +24,44 @@ async def ledger_page(model: Model) -> HTMLResponse:
     return HTMLResponse(model_page(model.card()))
 
 
+VENDOR = "/static/vendor"  # routes_workspace.install mounts src/leadml/static at /static
+
+
+@router.get("/docs", include_in_schema=False)
+async def swagger_ui() -> HTMLResponse:
+    """Swagger UI from the vendored files (static/vendor/README.md): nothing from a CDN, so
+    the page works with the network off."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="leadml scoring service: API docs",
+        swagger_js_url=f"{VENDOR}/swagger-ui-bundle.js",
+        swagger_css_url=f"{VENDOR}/swagger-ui.css",
+        swagger_favicon_url=f"{VENDOR}/favicon-32x32.png",
+    )
+
+
+@router.get("/redoc", include_in_schema=False)
+async def redoc() -> HTMLResponse:
+    """ReDoc from the vendored file, without Google's fonts: offline too."""
+    from fastapi.openapi.docs import get_redoc_html
+
+    return get_redoc_html(
+        openapi_url="/openapi.json",
+        title="leadml scoring service: API reference",
+        redoc_js_url=f"{VENDOR}/redoc.standalone.js",
+        redoc_favicon_url=f"{VENDOR}/favicon-32x32.png",
+        with_google_fonts=False,
+    )
+
+
 @router.get("/", include_in_schema=False)
 async def index() -> HTMLResponse:
-    return HTMLResponse('<p>leadml scoring service: <a href="/docs">/docs</a></p>')
+    return HTMLResponse(
+        '<p>leadml scoring service: <a href="/workspace">the workspace</a>, '
+        '<a href="/docs">API docs</a>, <a href="/redoc">API reference</a></p>'
+    )
 
 
 def model_page(card: dict) -> str:
