@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-quick bench-serve bench-scale faults monitor-picture vendor-assets clean
+.PHONY: help install demo serve notebooks browser test test-fast lint format mlflow-ui bench bench-quick bench-serve bench-scale faults screenshots monitor-picture vendor-assets clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ faults: $(STAMP) ## replay real-world faults (bad files, hostile requests, kills
 
 bench-scale: $(STAMP) ## in-memory engine vs a 2-worker local Dask cluster: 10M leads, ~100M events (about 20 GB of RAM, 15 min)
 	$(BIN)/python benchmarks/bench_dask.py
+
+screenshots: ## the README's pictures of the workspace and /docs (after make demo; needs chromium: make browser)
+	$(BIN)/python serve/screenshots.py
 
 monitor-picture: ## the README's picture of the monitor report (after make demo; needs chromium: make browser)
 	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1500 \

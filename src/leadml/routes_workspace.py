@@ -33,10 +33,9 @@ from leadml.workspace_auth import (
 PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE / "templates"
 STATIC = PACKAGE / "static"
-PAGES = (  # the navigation, in order: (path, label)
+PAGES = (  # the navigation, in order: (path, label); the Bands page is not built yet
     ("/workspace/overview", "Overview"),
     ("/workspace/rules", "Rules"),
-    ("/workspace/bands", "Bands"),
     ("/workspace/lead", "Lead lookup"),
 )
 
