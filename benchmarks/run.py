@@ -35,6 +35,7 @@ SUBJECTS = (
     "input",
     "store",
     "monitor",
+    "workspace",
 )
 
 
