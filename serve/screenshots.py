@@ -62,6 +62,7 @@ def main() -> int:
         shots = {
             "overview": "/workspace/overview",
             "rules": "/workspace/rules",
+            "bands": "/workspace/bands?sql=0.6&mql=0.25",
             "lead": f"/workspace/lead?lead_id={lead}",
             "docs": "/docs",
         }

@@ -125,6 +125,13 @@ class FakeSource:
         self.loads += 1
         return SimpleNamespace(name="m", version=fingerprint, uri="fake", fingerprint=fingerprint)
 
+    def lines_stamp(self) -> str:  # no band lines saved from the workspace
+        return "none"
+
+    def with_lines(self, model, stamp: str):
+        model.lines_stamp = stamp
+        return model
+
 
 def test_the_holder_swaps_only_a_model_that_moved_and_loaded():
     source, swaps = FakeSource(), []

@@ -8,6 +8,7 @@ the calibration slice so the test slice stays an honest backtest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -79,3 +80,53 @@ def fit_thresholds(policy: BandConfig, probability: np.ndarray) -> BandThreshold
     sql = float(np.quantile(p, 1 - sql_share)) if sql_share < 1 else 0.0
     mql = float(np.quantile(p, 1 - mql_share)) if mql_share < 1 else 0.0
     return BandThresholds(sql, min(mql, sql), "capacity")
+
+
+# ---- band lines saved from the workspace (an override of the model's own) -----------------
+
+OVERRIDE_FILE = "bands.json"
+
+
+@dataclass(frozen=True)
+class SavedLines:
+    """Band lines a person saved for one model version (the workspace's Bands page)."""
+
+    name: str
+    version: str
+    thresholds: BandThresholds
+    saved_at: str
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "saved_at": self.saved_at,
+        } | self.thresholds.as_dict()
+
+
+def read_saved(path: Path) -> SavedLines | None:
+    """The saved lines in `path`, or None when there are none (or the file is unreadable:
+    the model's own lines then stay, and the service says why in its log)."""
+    import json
+
+    try:
+        d = json.loads(path.read_text())
+        t = BandThresholds(float(d["sql"]), float(d["mql"]), str(d.get("policy", "saved")))
+        return SavedLines(str(d["name"]), str(d["version"]), t, str(d.get("saved_at", "")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        import logging
+
+        logging.getLogger("leadml.api").error("band lines in %s ignored: %s", path, exc)
+        return None
+
+
+def check_lines(sql: float, mql: float) -> None:
+    """SQL above MQL, both chances strictly between 0 and 1; a ConfigError says which is off."""
+    from leadml.errors import ConfigError
+
+    if not (0 < mql < sql < 1):
+        raise ConfigError(
+            f"band lines must be 0 < MQL < SQL < 1 (chances), got MQL {mql:g} and SQL {sql:g}"
+        )

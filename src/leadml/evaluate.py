@@ -95,6 +95,19 @@ def band_backtest(y: np.ndarray, p: np.ndarray, band: np.ndarray) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def probability_histogram(y: np.ndarray, p: np.ndarray, bins: int = 100) -> dict:
+    """Test leads and conversions per probability bin (width 1 / bins): all the workspace's
+    Bands page needs to recount any MQL / SQL lines, without a lead id (kept in the card)."""
+    idx = np.clip((np.asarray(p, float) * bins).astype(int), 0, bins - 1)
+    return {
+        "bins": bins,
+        "leads": np.bincount(idx, minlength=bins).astype(int).tolist(),
+        "conversions": np.bincount(idx, weights=np.asarray(y, float), minlength=bins)
+        .astype(int)
+        .tolist(),
+    }
+
+
 def _single_column_auc(v: np.ndarray, y: np.ndarray, folds: int = 5) -> float:
     if len(np.unique(v)) < 2 or len(np.unique(y)) < 2:
         return 0.5

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,6 +21,7 @@ from leadml.workspace_auth import (
     CSRF_COOKIE,
     CSRF_FIELD,
     SESSION_COOKIE,
+    FormRefused,
     LoginRequired,
     Visitor,
     check_csrf,
@@ -33,9 +35,10 @@ from leadml.workspace_auth import (
 PACKAGE = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE / "templates"
 STATIC = PACKAGE / "static"
-PAGES = (  # the navigation, in order: (path, label); the Bands page is not built yet
+PAGES = (  # the navigation, in order: (path, label)
     ("/workspace/overview", "Overview"),
     ("/workspace/rules", "Rules"),
+    ("/workspace/bands", "Bands"),
     ("/workspace/lead", "Lead lookup"),
 )
 
@@ -326,3 +329,107 @@ def _rules_page(
         max_kb=workspace_rules.MAX_BYTES // 1000,
         **({"result": None, "error": None} | context),
     )
+
+
+# ---- bands ----
+
+
+def _number(value: str | None, default: float | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+
+
+@router.get("/bands")
+async def bands_page(request: Request, serve: Serve) -> Response:
+    """The policy explorer: lines set by hand, by top N per week or by minimum precision,
+    recounted on the test leads; today's lines beside them."""
+    from leadml import workspace_bands as wb
+
+    who = page_visitor(request, serve)
+    model = request.app.state.holder.model
+    if model is None:
+        return render(request, "workspace/bands.html", who, 503, model=None)
+    card = model.scorer.card
+    bt = wb.Backtest.from_card(card)
+    now = model.scorer.thresholds
+    q = request.query_params
+    policy = q.get("policy", "lines")
+    volume = _number(q.get("volume"), wb.weekly_volume(card))
+    mql, sql = _number(q.get("mql"), now.mql), _number(q.get("sql"), now.sql)
+    assert mql is not None and sql is not None
+    problem = None
+    if bt is not None and policy == "top_n":
+        n = _number(q.get("n"), 20.0)
+        if volume:
+            sql = wb.top_n_line(bt, volume, n or 0.0)
+        else:
+            problem = "Type your weekly lead volume for a top-N line."
+    elif bt is not None and policy == "precision":
+        rate = _number(q.get("rate"), 50.0)
+        found = wb.precision_line(bt, (rate or 0.0) / 100)
+        if found is None:
+            problem = f"No SQL line reached {rate:g}% conversion on the test leads."
+        else:
+            sql = found
+    if not (0 < mql < sql < 1):
+        problem = problem or f"The lines must be 0 < MQL < SQL < 1; got MQL {mql:g}, SQL {sql:g}."
+    tables = None
+    if bt is not None and problem is None:
+        tables = {
+            "now": wb.table(bt, now.mql, now.sql, volume),
+            "new": wb.table(bt, mql, sql, volume),
+        }
+    return render(
+        request,
+        "workspace/bands.html",
+        who,
+        422 if problem else 200,
+        model=model,
+        bt=bt,
+        now=now,
+        mql=mql,
+        sql=sql,
+        policy=policy,
+        volume=volume,
+        tables=tables,
+        problem=problem,
+        n=q.get("n", "20"),
+        rate=q.get("rate", "50"),
+        saved=q.get("saved"),
+        saved_lines=card.get("saved_lines"),
+    )
+
+
+@router.post("/bands")
+async def bands_save(request: Request, serve: Serve) -> Response:
+    """Save the lines (admin key only): bands.json beside the champion export, applied by
+    this worker now and by the others at their next reload; tagged in MLflow."""
+    from starlette.concurrency import run_in_threadpool
+
+    from leadml import workspace_bands as wb
+
+    who = page_visitor(request, serve)
+    form = await checked_form(request)
+    if not who.admin:
+        raise FormRefused(
+            "saving band lines needs the admin key (LEADML_ADMIN_KEY): log in with it"
+        )
+    holder = request.app.state.holder
+    model = holder.model
+    if model is None:
+        raise FormRefused("no model is loaded: nothing to save lines for")
+    sql, mql = _number(form.get("sql"), None), _number(form.get("mql"), None)
+    if sql is None or mql is None:
+        raise FormRefused("send both lines, sql and mql, as chances between 0 and 1")
+    policy = str(form.get("policy") or "saved")[:40]
+    settings, path = request.app.state.settings, holder.source.lines_path()
+
+    def write() -> tuple[Path, str]:
+        return wb.save(settings, path, model.name, model.version, sql, mql, policy)
+
+    _, recorded = await run_in_threadpool(write)
+    await holder.load()  # this worker at once; siblings through the reload token
+    holder.announce()
+    return RedirectResponse(f"/workspace/bands?saved={quote(recorded)}", 303)

@@ -18,11 +18,12 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from leadml.bands import OVERRIDE_FILE, read_saved
 from leadml.champion import is_champion_path
 from leadml.config import ServeSettings, Settings
 from leadml.dataset import NA_WORDS
@@ -45,6 +46,7 @@ class LoadedModel:
     loaded_at: str
     request: RequestModel  # what /predict validates against, made from the model's spec
     missing_markers: frozenset[str]  # flat models: text that training read as missing
+    lines_stamp: str = ""  # the saved band lines' file as last applied ("" = none looked at)
 
     @classmethod
     def build(
@@ -132,6 +134,46 @@ class ModelSource:
             ) from None
         return f"{st.st_ino}-{st.st_mtime_ns}"
 
+    def lines_path(self) -> Path:
+        """Band lines saved from the workspace for this registered name (bands.py)."""
+        from leadml.champion import export_root
+
+        return export_root(self.settings) / OVERRIDE_FILE
+
+    def lines_stamp(self) -> str:
+        try:
+            st = self.lines_path().stat()
+        except OSError:
+            return "none"
+        return f"{st.st_ino}-{st.st_mtime_ns}"
+
+    def with_lines(self, model: LoadedModel, stamp: str) -> LoadedModel:
+        """`model` with the saved band lines when they were saved for this very version;
+        lines saved for another version are left alone (said once in the log)."""
+        saved = read_saved(self.lines_path())
+        if saved is None or (saved.name, saved.version) != (model.name, model.version):
+            if saved is not None:
+                log.info(
+                    "band lines saved for %s v%s, not %s v%s: the model's own lines stay",
+                    saved.name,
+                    saved.version,
+                    model.name,
+                    model.version,
+                )
+            return replace(model, lines_stamp=stamp)
+        card = model.scorer.card | {
+            "thresholds": saved.thresholds.as_dict(),
+            "saved_lines": saved.as_dict(),
+        }
+        scorer = replace(model.scorer, thresholds=saved.thresholds, card=card)
+        log.info(
+            "band lines saved %s applied: SQL %g, MQL %g",
+            saved.saved_at,
+            saved.thresholds.sql,
+            saved.thresholds.mql,
+        )
+        return replace(model, scorer=scorer, lines_stamp=stamp)
+
     def load(self, fingerprint: str) -> LoadedModel:
         if self.registry:
             from leadml import tracking
@@ -197,9 +239,15 @@ class ModelHolder:
             current = self.model
             try:
                 stamp = await asyncio.to_thread(self.source.fingerprint)
-                if not force and current is not None and stamp == current.fingerprint:
+                lines = await asyncio.to_thread(self.source.lines_stamp)
+                same = current is not None and stamp == current.fingerprint
+                if not force and same and current is not None and lines == current.lines_stamp:
                     return None
-                new = await asyncio.to_thread(self.source.load, stamp)
+                if not force and same and current is not None:  # only the band lines moved
+                    new = await asyncio.to_thread(self.source.with_lines, current, lines)
+                else:
+                    loaded = await asyncio.to_thread(self.source.load, stamp)
+                    new = await asyncio.to_thread(self.source.with_lines, loaded, lines)
             except Exception as exc:  # the service stays up on the model it has
                 error = f"{type(exc).__name__}: {exc}"
                 if error != self.last_error:  # retried every second: say it once

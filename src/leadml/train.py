@@ -195,6 +195,7 @@ def finish(
         "bayes_metrics": bayes,
         "thresholds": thresholds.as_dict(),
         "band_backtest": band_table.to_dict("records"),
+        "backtest_histogram": evaluate.probability_histogram(y_test, p_test),
         # the workspace draws its reliability and lift charts from these (the test leads)
         "reliability": reliability.to_dict("records"),
         "lift": lift.to_dict("records"),
