@@ -6,7 +6,7 @@
 Trains a model on a synthetic sample (as `make demo`), builds the service in this process with
 a score store of its own, scores 200 leads through /predict (so the lead lookup has history),
 then times each page through the ASGI app (no network, no browser: the service's own time)
-over --workspace-reps warm requests: the overview, the rules page, a rules comparison (the
+over --workspace-reps warm requests: the overview, the rules page, the bands recount, a rules comparison (the
 first one for a rules text, which refits the rules, and the repeat, which is cached), the lead
 lookup, /docs and /redoc.
 """
@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> dict:
                 "rules compare (cached)": lambda: c.post(
                     "/workspace/rules", data={"csrf_token": token, "rules_text": rules}
                 ),
+                "bands (recount)": lambda: c.get("/workspace/bands?sql=0.6&mql=0.25"),
                 "lead lookup": lambda: c.get(f"/workspace/lead?lead_id={lead}"),
                 "/docs": lambda: c.get("/docs"),
                 "/redoc": lambda: c.get("/redoc"),
