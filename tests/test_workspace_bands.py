@@ -14,6 +14,7 @@ from leadml import workspace_bands as wb
 from leadml.api import create_app
 from leadml.config import ServeSettings, Settings
 from tests.browser import browser_page, needs_chromium, serve_app
+from tests.test_workspace_overview import accessible
 
 
 def hand_made() -> wb.Backtest:
@@ -74,6 +75,7 @@ def test_moving_the_sql_line_up_moves_leads_from_sql_to_mql(served_export):
     with TestClient(served_export()) as c:
         now = c.get("/workspace/bands")
         assert now.status_code == 200 and "Recount the bands" in now.text
+        accessible(now.text)  # every input labelled, every table headed
         base = counts(now.text, "bands-now")
         higher = c.get("/workspace/bands", params={"sql": "0.8", "mql": "0.2"})
         new = counts(higher.text, "bands-new")
