@@ -4,18 +4,15 @@ the page renders the model card's numbers as the API returns them."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from html.parser import HTMLParser
 
 import httpx2
 import pytest
-import uvicorn
 
 from leadml.api import create_app
 from leadml.config import ServeSettings
+from tests.browser import serve_app
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium")
@@ -64,19 +61,8 @@ class _Tables(HTMLParser):
 
 @pytest.fixture
 def served(crm_model):
-    app = create_app(serve=ServeSettings(reload_seconds=0), model=crm_model)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(create_app(serve=ServeSettings(reload_seconds=0), model=crm_model)) as base:
+        yield base
 
 
 @pytest.mark.skipif(
